@@ -1,0 +1,1 @@
+"""The ``saesteer`` command line (typer). Heavy libraries are imported inside commands, never at import."""

@@ -1,0 +1,1 @@
+"""The DuckDB feature-statistics index: schema, collection, builds, shards."""

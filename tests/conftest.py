@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny random models and SAEs built in code (no downloads), and the real model for
+tests marked ``integration`` (loaded once per session)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    from saesteer.models import load_model
+
+    return load_model("tiny-random")
+
+
+@pytest.fixture(scope="session")
+def tiny_sae(tiny_model):
+    from saesteer.saes import load_sae
+
+    return load_sae("tiny", model=tiny_model)
+
+
+@pytest.fixture(scope="session")
+def gemma():
+    """The real Gemma 3 270M as a HookedTransformer (dequantized into the user cache on first use)."""
+    from saesteer.models import load_model
+
+    return load_model("gemma-3-270m")
+
+
+@pytest.fixture(scope="session")
+def gemma_hf():
+    """The real Gemma 3 270M as a transformers model + tokenizer (for generation)."""
+    from saesteer.models import load_hf_model
+
+    return load_hf_model("gemma-3-270m")
