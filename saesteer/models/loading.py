@@ -11,7 +11,9 @@ directory and renamed into place, so an interrupted build leaves nothing half-wr
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import json
 import logging
 import os
@@ -102,7 +104,10 @@ def load_model(
             fold_ln=False, center_writing_weights=False, center_unembed=False, fold_value_biases=False,
         )
         try:
-            model = HookedTransformer.from_pretrained(source.tl_name, **kwargs)
+            # transformer-lens prints a banner on stdout; keep stdout clean for --json output.
+            with contextlib.redirect_stdout(io.StringIO()) as banner:
+                model = HookedTransformer.from_pretrained(source.tl_name, **kwargs)
+            log.info(banner.getvalue().strip())
         except (ValueError, OSError, KeyError, NotImplementedError) as exc:
             raise ModelLoadError(
                 f"transformer-lens cannot build {source.id!r}: {exc}. "
@@ -219,7 +224,13 @@ def _build_cache(gguf: Path, target: Path, sha: str) -> None:
         files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
         manifest = {"format": _CACHE_FORMAT, "gguf_sha256": sha, "gguf_file": gguf.name, "files": files}
         (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2))
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            # Another process finished the same cache first; keep theirs if it is valid.
+            if not _cache_valid(target, sha):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

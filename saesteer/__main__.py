@@ -1,0 +1,5 @@
+"""``python -m saesteer`` == ``saesteer``."""
+
+from saesteer.cli.main import main
+
+main()

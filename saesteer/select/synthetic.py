@@ -1,0 +1,350 @@
+"""Synthetic feature-statistics indexes, written straight into the schema of ``001_init.sql``.
+
+Used by the selection tests, the search benchmark and the notebooks, so that search can be exercised
+without running a model. Every table is filled consistently with the real builder's conventions:
+
+- ``feature_stats`` is sparse (a row only where a feature fired on a counted token or on BOS);
+- ``hist`` counts the positive activations per bin of ``builds.hist_edges`` (threshold 0, so
+  ``n_active == sum(hist)``), and ``sum_act`` / ``sum_sq`` / ``max_act`` are derived from the same bins;
+- ``random=*`` conditions have ``is_random = true``;
+- ``top_examples``, ``feature_output`` and ``token_counts`` hold plausible rows for the UI.
+
+Besides the random background, features can be *planted* with exact per-condition frequencies
+(:class:`Planted`), e.g. a French feature that never fires on random tokens and a language-agnostic
+feature that fires everywhere, random tokens included.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saesteer.index.db import IndexDb
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LANGUAGES = ("en", "fr", "de", "es")
+
+
+@dataclass(frozen=True)
+class Planted:
+    """A feature with exact expected frequencies.
+
+    ``freqs`` maps a condition (``"language=fr"``, ``"random=uniform"``, or ``"*"`` for every condition
+    not named) to the fraction of counted tokens it fires on; ``level`` is its typical activation when
+    active; ``bos`` is the fraction of BOS positions it fires on (same in every condition).
+    """
+
+    feature: int
+    freqs: Mapping[str, float]
+    level: float = 2.0
+    bos: float = 0.0
+
+    def freq(self, condition: str) -> float:
+        return float(self.freqs.get(condition, self.freqs.get("*", 0.0)))
+
+
+def language_feature(feature: int, language: str, freq: float = 0.3, *, key: str = "language") -> Planted:
+    """A feature that fires on ``freq`` of the tokens of one language and nowhere else."""
+    return Planted(feature, {f"{key}={language}": freq, "*": 0.0}, level=3.0)
+
+
+def agnostic_feature(feature: int, freq: float = 0.2) -> Planted:
+    """A feature that fires on every condition alike, random tokens included (LangFIR's target)."""
+    return Planted(feature, {"*": freq}, level=2.0)
+
+
+def agnostic_language_feature(feature: int, language: str, freq: float = 0.4, *, key: str = "language") -> Planted:
+    """Selective for one language among the languages, but just as active on random tokens."""
+    return Planted(feature, {f"{key}={language}": freq, "random=uniform": freq, "random=unigram": freq, "*": 0.0})
+
+
+def bos_feature(feature: int, freq: float = 1e-4) -> Planted:
+    """A feature that fires on every BOS position and almost never on counted tokens."""
+    return Planted(feature, {"*": freq}, level=50.0, bos=1.0)
+
+
+@dataclass
+class SyntheticSpec:
+    """What :func:`build_synthetic_index` writes. Defaults give a small index for tests (seconds)."""
+
+    n_features: int = 256
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES
+    label_key: str = "language"
+    random_kinds: tuple[str, ...] = ("uniform",)
+    n_tokens: int = 5000  # counted tokens per condition
+    n_docs: int = 200
+    n_bins: int = 16
+    freq_range: tuple[float, float] = (1e-4, 3e-2)  # log-uniform background frequency
+    selective_fraction: float = 0.05  # background features that prefer one language
+    random_active_fraction: float = 0.05  # background features that fire on random tokens as elsewhere
+    planted: list[Planted] = field(default_factory=list)
+    top_k: int = 3  # top examples per feature and condition (0: none)
+    examples_max_features: int = 4096  # write top examples only for feature ids below this
+    context_window: int = 4
+    n_output_tokens: int = 5  # feature_output rows per feature (0: none)
+    d_vocab: int = 260
+    d_model: int = 64
+    n_char_tokens: int = 8  # characteristic tokens per language in token_counts
+    build_id: str = "synthetic"
+    model_id: str = "tiny-random"
+    sae_id: str = "tiny"
+    hook_name: str = "blocks.1.hook_resid_pre"
+    seed: int = 0
+
+    @property
+    def conditions(self) -> list[str]:
+        return [f"{self.label_key}={lang}" for lang in self.languages] + [f"random={k}" for k in self.random_kinds]
+
+
+@dataclass(frozen=True)
+class SyntheticIndex:
+    """What was written: the build id, the conditions, the planted features, characteristic tokens."""
+
+    path: Path | None
+    build_id: str
+    conditions: list[str]
+    planted: list[Planted]
+    char_tokens: dict[str, list[int]]  # condition -> token ids much more frequent there
+    n_rows: int  # feature_stats rows
+
+
+def hist_edges(n_bins: int) -> np.ndarray:
+    """``n_bins + 1`` log-spaced edges from 1e-2 to 1e2 (the synthetic builds' convention). ``[n_bins + 1]``"""
+    return np.logspace(-2.0, 2.0, n_bins + 1)
+
+
+def build_synthetic_index(
+    db: IndexDb | str | Path,
+    spec: SyntheticSpec | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> SyntheticIndex:
+    """Write one synthetic build (all six tables) into ``db`` (an open :class:`IndexDb` or a path).
+
+    Each condition is written in its own transaction, like the real builder. Deterministic in ``spec.seed``.
+    """
+    spec = spec or SyntheticSpec()
+    if isinstance(db, IndexDb):
+        return _build(db, spec, None, progress)
+    path = Path(db)
+    with IndexDb(path) as con:
+        return _build(con, spec, path, progress)
+
+
+def _build(con: IndexDb, spec: SyntheticSpec, path: Path | None, progress: Callable[[str], None] | None) -> SyntheticIndex:
+    import pyarrow as pa
+
+    rng = np.random.default_rng(spec.seed)
+    nf, nb = spec.n_features, spec.n_bins
+    edges = hist_edges(nb)
+    mids = np.sqrt(edges[:-1] * edges[1:])
+    conds = spec.conditions
+    langs = [c for c in conds if not c.startswith("random=")]
+
+    # Per-feature background: frequency, preferred language, random-token behaviour, activation level.
+    lo, hi = np.log(spec.freq_range[0]), np.log(spec.freq_range[1])
+    base = np.exp(rng.uniform(lo, hi, nf))
+    prefers = np.where(rng.random(nf) < spec.selective_fraction, rng.integers(0, len(langs), nf), -1)
+    on_random = rng.random(nf) < spec.random_active_fraction
+    level = np.exp(rng.normal(np.log(1.5), 0.5, nf))
+    planted = {p.feature: p for p in spec.planted}
+    for p in spec.planted:
+        if not 0 <= p.feature < nf:
+            raise ValueError(f"planted feature {p.feature} outside 0..{nf - 1}")
+        level[p.feature] = p.level
+
+    con.execute("DELETE FROM builds WHERE build_id = ?", [spec.build_id])
+    for table in ("conditions", "feature_stats", "top_examples", "feature_output", "token_counts"):
+        con.execute(f"DELETE FROM {table} WHERE build_id = ?", [spec.build_id])
+    con.execute(
+        "INSERT INTO builds (build_id, model_id, model_hash, sae_id, sae_hash, hook_name, d_model, d_sae, dtype, "
+        "tokenizer, threshold, hist_edges, top_k, context_window, exclude, max_seq_len, versions, settings) "
+        "VALUES (?, ?, 'synthetic', ?, 'synthetic', ?, ?, ?, 'float32', 'synthetic', 0.0, ?, ?, ?, "
+        "['bos', 'pad', 'special'], 128, ?, ?)",
+        [spec.build_id, spec.model_id, spec.sae_id, spec.hook_name, spec.d_model, nf, edges.tolist(), spec.top_k,
+         spec.context_window, json.dumps({"saesteer": "synthetic"}), json.dumps({"seed": spec.seed, "synthetic": True})],
+    )
+    vocab_words = _vocab(spec.d_vocab)
+    char_tokens = _char_tokens(rng, spec, langs)
+    n_rows = 0
+    for ci, cond in enumerate(conds):
+        is_random = cond.startswith("random=")
+        li = -1 if is_random else langs.index(cond)
+        freq = base * np.exp(rng.normal(0.0, 0.3, nf))
+        if is_random:
+            freq = np.where(on_random, freq, freq * 0.02)
+        else:
+            freq = np.where(prefers == li, np.minimum(freq * 30.0, 0.6), np.where(prefers >= 0, freq * 0.05, freq))
+        bos_rate = np.zeros(nf)
+        for f, p in planted.items():
+            freq[f] = p.freq(cond)
+            bos_rate[f] = p.bos
+        freq = np.clip(freq, 0.0, 1.0)
+        n_active = rng.binomial(spec.n_tokens, freq)
+        for f, p in planted.items():  # planted features are exact, not sampled
+            n_active[f] = round(p.freq(cond) * spec.n_tokens)
+        n_bos = spec.n_docs
+        n_bos_active = np.round(bos_rate * n_bos).astype(np.int64)
+        rows = np.flatnonzero((n_active > 0) | (n_bos_active > 0))
+        hist = _hist(rng, n_active[rows], level[rows], edges)
+        sum_act = hist @ mids
+        sum_sq = hist @ (mids**2)
+        top_bin = np.where(hist.sum(1) > 0, nb - 1 - np.argmax(hist[:, ::-1] > 0, axis=1), 0)
+        max_act = np.where(n_active[rows] > 0, mids[top_bin] * 1.05, 0.0)
+        docs = np.minimum(n_active[rows], np.ceil(spec.n_docs * (1 - (1 - 1 / spec.n_docs) ** n_active[rows])))
+        offsets = pa.array(np.arange(0, (len(rows) + 1) * nb, nb, dtype=np.int32))
+        stats = pa.table({
+            "build_id": _const(spec.build_id, len(rows)),
+            "condition": _const(cond, len(rows)),
+            "feature": pa.array(rows.astype(np.int32)),
+            "n_active": pa.array(n_active[rows].astype(np.int64)),
+            "n_docs_active": pa.array(docs.astype(np.int64)),
+            "sum_act": pa.array(sum_act),
+            "sum_sq": pa.array(sum_sq),
+            "max_act": pa.array(max_act),
+            "n_bos_active": pa.array(n_bos_active[rows]),
+            "hist": pa.ListArray.from_arrays(offsets, pa.array(hist.reshape(-1).astype(np.int64))),
+        })
+        source = {"generator": "saesteer.select.synthetic", "seed": spec.seed, "condition": cond}
+        key, _, value = cond.partition("=")
+        with con.transaction():
+            con.insert_arrow("feature_stats", stats)
+            if spec.top_k:
+                con.insert_arrow("top_examples", _examples(rng, spec, cond, rows, max_act, vocab_words))
+            con.insert_arrow("token_counts", _token_counts(rng, spec, cond, char_tokens))
+            con.execute(
+                "INSERT INTO conditions (build_id, condition, label_key, label_value, is_random, source, source_hash, "
+                "n_docs, n_tokens, n_bos, started_at, completed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp, current_timestamp)",
+                [spec.build_id, cond, key, value, is_random, json.dumps(source), f"synthetic-{spec.seed}-{ci}",
+                 spec.n_docs, spec.n_tokens, n_bos],
+            )
+        n_rows += len(rows)
+        if progress:
+            progress(cond)
+        log.info("synthetic %s: %d feature rows", cond, len(rows))
+    if spec.n_output_tokens:
+        with con.transaction():
+            con.insert_arrow("feature_output", _outputs(rng, spec, vocab_words))
+    return SyntheticIndex(path, spec.build_id, conds, list(spec.planted), char_tokens, n_rows)
+
+
+def _hist(rng: np.random.Generator, n: np.ndarray, level: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts per bin, ``sum == n`` exactly: a discretised Gaussian in log space around ``level``. ``[rows, n_bins]``"""
+    nb = len(edges) - 1
+    centre = np.clip(np.searchsorted(edges, level) - 1, 0, nb - 1).astype(np.int64)
+    centre = np.clip(centre + rng.integers(-1, 2, len(n)), 0, nb - 1)
+    b = np.arange(nb)[None, :]
+    prof = np.exp(-0.5 * ((b - centre[:, None]) / 1.5) ** 2)
+    prof /= prof.sum(1, keepdims=True)
+    counts = np.floor(prof * n[:, None]).astype(np.int64)
+    counts[np.arange(len(n)), centre] += n - counts.sum(1)
+    return counts
+
+
+def _vocab(d_vocab: int) -> list[str]:
+    """Token strings for ids: the tiny model's byte tokenizer layout (4 specials, then bytes) when it fits."""
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    out = []
+    for i in range(d_vocab):
+        if i < 4:
+            out.append(specials[i])
+        elif i - 4 < 256 and 32 < i - 4 < 127:
+            out.append(chr(i - 4))
+        else:
+            out.append(f"tok{i}")
+    return out
+
+
+def _char_tokens(rng: np.random.Generator, spec: SyntheticSpec, langs: list[str]) -> dict[str, list[int]]:
+    ids = rng.permutation(np.arange(4, spec.d_vocab))
+    k = spec.n_char_tokens
+    return {c: sorted(int(t) for t in ids[i * k:(i + 1) * k]) for i, c in enumerate(langs)}
+
+
+def _token_counts(rng: np.random.Generator, spec: SyntheticSpec, cond: str, char: dict[str, list[int]]) -> Any:
+    import pyarrow as pa
+
+    ranks = np.arange(1, spec.d_vocab - 3)
+    p = 1.0 / ranks
+    p = p[rng.permutation(len(p))]
+    for lang, toks in char.items():
+        for t in toks:
+            p[t - 4] *= 40.0 if lang == cond else 0.02
+    p /= p.sum()
+    counts = rng.multinomial(spec.n_tokens, p)
+    keep = np.flatnonzero(counts)
+    return pa.table({
+        "build_id": _const(spec.build_id, len(keep)),
+        "condition": _const(cond, len(keep)),
+        "token_id": pa.array((keep + 4).astype(np.int32)),
+        "count": pa.array(counts[keep].astype(np.int64)),
+    })
+
+
+def _corpus_words(cond: str) -> list[str]:
+    from saesteer.paths import package_data
+
+    lang = cond.partition("=")[2]
+    f = package_data("corpus", "data", f"{lang}.txt")
+    if not f.is_file():
+        return []
+    return f.read_text(encoding="utf-8").split()[:2000]
+
+
+def _examples(
+    rng: np.random.Generator, spec: SyntheticSpec, cond: str, rows: np.ndarray, max_act: np.ndarray, vocab: list[str]
+) -> Any:
+    import pyarrow as pa
+
+    sel = np.flatnonzero(rows < spec.examples_max_features)
+    words = _corpus_words(cond) or vocab[4:]
+    w = spec.context_window
+    n = len(sel) * spec.top_k
+    feats = np.repeat(rows[sel], spec.top_k).astype(np.int32)
+    rank = np.tile(np.arange(spec.top_k, dtype=np.int16), len(sel))
+    act = (np.repeat(max_act[sel], spec.top_k) * (0.9 ** rank)).astype(np.float32)
+    start = rng.integers(0, max(1, len(words) - 2 * w - 1), n)
+    ctx = [words[s:s + 2 * w + 1] for s in start]
+    return pa.table({
+        "build_id": _const(spec.build_id, n),
+        "condition": _const(cond, n),
+        "feature": pa.array(feats),
+        "rank": pa.array(rank),
+        "activation": pa.array(act),
+        "doc_id": pa.array(rng.integers(0, spec.n_docs, n).astype(np.int64)),
+        "position": pa.array(rng.integers(w, 40, n).astype(np.int32)),
+        "context": pa.array(ctx, pa.list_(pa.string())),
+        "context_pos": pa.array(np.array([min(w, len(c) - 1) for c in ctx], dtype=np.int16)),
+    })
+
+
+def _outputs(rng: np.random.Generator, spec: SyntheticSpec, vocab: list[str]) -> Any:
+    import pyarrow as pa
+
+    k = spec.n_output_tokens
+    nf = spec.n_features
+    tok = rng.integers(4, spec.d_vocab, (nf, k)).astype(np.int32)
+    logit = np.sort(rng.normal(3.0, 1.0, (nf, k)), axis=1)[:, ::-1].astype(np.float32)
+    vocab_arr = np.array(vocab, dtype=object)
+    return pa.table({
+        "build_id": _const(spec.build_id, (nf * k)),
+        "feature": pa.array(np.repeat(np.arange(nf, dtype=np.int32), k)),
+        "rank": pa.array(np.tile(np.arange(k, dtype=np.int16), nf)),
+        "token_id": pa.array(tok.reshape(-1)),
+        "token": pa.array(vocab_arr[tok.reshape(-1)].tolist(), pa.string()),
+        "logit": pa.array(logit.reshape(-1).copy()),
+    })
+
+
+def _const(value: str, n: int) -> Any:
+    import pyarrow as pa
+
+    return pa.repeat(pa.scalar(value, pa.string()), n)

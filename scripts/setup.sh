@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up saesteer in a local virtual environment (.venv), offline-capable after this step.
+#
+#   bash scripts/setup.sh            # creates .venv and installs saesteer with the dev tools
+#   PYTHON=python3.12 bash scripts/setup.sh
+#
+# torch is installed first and pinned to the CPU build that this machine's pip can take from disk
+# (torch==2.13.0); installing a bare `torch` would pull a multi-GB CUDA build. Override with TORCH_SPEC.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet "$TORCH_SPEC"
+.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/saesteer --version
