@@ -14,10 +14,10 @@ CACHE="${1:-/work/train_cache}"
 mkdir -p "$CACHE/debs" "$CACHE/pkgs" "$CACHE/ddtp"
 
 # Translated manual pages (one package per language; `manpages` is the English original) and packages
-# that carry many translation catalogues (.mo files: libc, coreutils, util-linux, gcc, tar, ...).
+# that carry many translation catalogues (.mo files: libc, coreutils, util-linux, tar, ...).
 MANPAGES="manpages manpages-fr manpages-de manpages-es manpages-it manpages-pt-br manpages-nl manpages-pl \
 manpages-ru manpages-tr manpages-id manpages-zh"
-CATALOGUES="locales coreutils util-linux-locales gcc-12-locales tar findutils diffutils dpkg wget"
+CATALOGUES="libc-l10n coreutils util-linux-locales tar findutils diffutils dpkg wget"
 # DDTP languages (apt's names; pt_BR and zh_CN are mapped to pt and zh by saesteer).
 DDTP_LANGS="en,fr,de,es,it,pt,pt_BR,nl,pl,ru,tr,id,zh_CN"
 
@@ -42,5 +42,9 @@ for f in /var/lib/apt/lists/*_debian_dists_*_main_i18n_Translation-*; do
     lang="${f##*Translation-}"; lang="${lang%.*}"; lang="${lang/\%5f/_}"
     /usr/lib/apt/apt-helper cat-file "$f" > "$CACHE/ddtp/Translation-$lang.tmp"
     mv "$CACHE/ddtp/Translation-$lang.tmp" "$CACHE/ddtp/Translation-$lang"
+done
+# Record which archive release the DDTP files come from (Suite, Version, Date of the InRelease file).
+for rel in /var/lib/apt/lists/*_debian_dists_bookworm_InRelease /var/lib/apt/lists/*_debian_dists_bookworm_Release; do
+    if [ -f "$rel" ]; then grep -E '^(Origin|Suite|Codename|Version|Date):' "$rel" > "$CACHE/ddtp/RELEASE"; break; fi
 done
 echo "fetched $(ls "$CACHE/pkgs" | wc -l) packages and $(ls "$CACHE/ddtp" | wc -l) DDTP files into $CACHE"

@@ -43,7 +43,7 @@ def test_validate_hook_typo_suggests(tiny_model):
 
 
 def test_local_dir_without_config(tmp_path):
-    with pytest.raises(ModelLoadError, match="no config.json"):
+    with pytest.raises(ModelLoadError, match=r"no config\.json"):
         resolve_model(str(tmp_path))
 
 
@@ -59,8 +59,8 @@ def test_hub_model_offline_is_clear(monkeypatch):
 
 
 def _fake_cache(d: Path, sha: str) -> None:
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     d.mkdir()
     save_file({"w": torch.zeros(2)}, str(d / "model.safetensors"))

@@ -9,7 +9,7 @@ import torch
 
 from saesteer.errors import DimensionMismatchError, HookError, SaeLoadError
 from saesteer.saes import check_compatible, load_sae
-from saesteer.saes.adapters import SaeFormatAdapter, adapter_for, ADAPTERS
+from saesteer.saes.adapters import ADAPTERS, SaeFormatAdapter, adapter_for
 from saesteer.testing import make_tiny_sae
 
 
@@ -76,7 +76,7 @@ def test_unknown_directory_layout(tmp_path):
 
 def test_dimension_mismatch(tiny_model):
     sae = make_tiny_sae(d_in=32)
-    with pytest.raises(DimensionMismatchError, match="d_in=32 .* d_model=64"):
+    with pytest.raises(DimensionMismatchError, match=r"d_in=32 .* d_model=64"):
         check_compatible(tiny_model, sae)
 
 

@@ -161,8 +161,10 @@ class IndexDb:
 
     def fetch_arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """Run a statement and return a pyarrow Table."""
-        res = self.execute(sql, params)
-        return res.fetch_arrow_table() if hasattr(res, "fetch_arrow_table") else res.arrow()
+        try:
+            return self.con.sql(sql, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise IndexDbError(f"DuckDB error: {exc}", sql) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[IndexDb]:

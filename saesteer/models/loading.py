@@ -115,7 +115,7 @@ def load_model(
             ) from exc
         del hf
     model.eval()
-    model.saesteer_source = source  # type: ignore[attr-defined]
+    model.saesteer_source = source  # type: ignore[assignment]
     return model
 
 
@@ -148,7 +148,8 @@ def load_hf_model(
             ) from exc
     try:
         tok = AutoTokenizer.from_pretrained(where)
-        hf = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype)).to(device)
+        hf = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype))
+        hf = hf.to(device)  # type: ignore[arg-type]
     except OSError as exc:
         if source.kind == "hub":
             raise ModelLoadError(_offline_message(where, exc)) from exc
@@ -217,8 +218,8 @@ def _build_cache(gguf: Path, target: Path, sha: str) -> None:
         # serialise the model and transformer-lens accepts it.
         if hasattr(hf.config, "quantization_config"):
             del hf.config.quantization_config
-        hf.hf_quantizer = None
-        hf.is_quantized = False
+        hf.hf_quantizer = None  # type: ignore[assignment]
+        hf.is_quantized = False  # type: ignore[assignment]
         hf.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}

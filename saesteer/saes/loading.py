@@ -89,7 +89,7 @@ def load_sae(
         sae = adapter.load(path, device=device, hook_name=hook_name)
         kind = "default" if spec_s == "default" else "local"
         source = SaeSource("default" if kind == "default" else str(path.resolve()), kind, adapter.name, _hash_dir(path))
-    sae.saesteer_source = source  # type: ignore[attr-defined]
+    sae.saesteer_source = source  # type: ignore[assignment]
     if model is not None:
         check_compatible(model, sae, hook_name)
     return sae

@@ -98,8 +98,8 @@ class PositionTracker:
             past, valid, prompt_len = 0, None, pos
         if self.prompt_len_override is not None:
             prompt_len = self.prompt_len_override
-        if prompt_len is None:
-            prompt_len = past + pos
+        if prompt_len is None:  # attached mid-sequence: what is cached is the prompt
+            prompt_len = past if past > 0 else pos
         n_prompt = max(0, min(pos, prompt_len - past))  # positions of this call that belong to the prompt
         if policy == "all":
             return ALL if valid is None else Selection("some", valid.to(device))

@@ -218,7 +218,7 @@ class SteeringVector:
         if check_id and self.model.id and info.id and self.model.id != info.id:
             raise SteeringVectorError(
                 f"steering vector {self.name!r} was built for model {self.model.id!r}, not {info.id!r}; "
-                f"use a vector built for {info.id!r} (or, deliberately, skip the check with check_model=False / --force)"
+                f"build or import one for {info.id!r} (or skip this check deliberately: check_model=False / --skip-model-check)"
             )
         if self.model.d_model != info.d_model:
             raise DimensionMismatchError(

@@ -1,0 +1,128 @@
+"""Benchmark: a full feature search (filters + score + top 20) over a synthetic 1M-feature index.
+
+    .venv/bin/python benchmarks/bench_search.py                 # 1M features x 12 languages + random
+    .venv/bin/python benchmarks/bench_search.py --profile sparse --runs 20
+
+The index is written once (``--db``, default under the system temp dir; about 90 s and 0.6 GB for the
+dense profile) and reused while its spec matches. Profiles:
+
+- ``dense``: every feature fires in (almost) every condition: ~12M ``feature_stats`` rows, the worst case;
+- ``sparse``: realistic SAE sparsity (background frequencies 1e-6..1e-3): ~45% of the rows.
+
+Each scenario runs ``--runs`` times, cycling over the 12 target languages, on one read-only connection;
+the script prints p50 / p95 wall time per scenario and the machine's load average (the numbers are only
+comparable between runs on an idle machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+LANGS = ("en", "fr", "de", "es", "it", "pt", "nl", "pl", "ru", "tr", "id", "zh")
+
+
+def _spec(args: argparse.Namespace):
+    from saesteer.select.synthetic import SyntheticSpec, agnostic_feature, language_feature
+
+    freq = (1e-4, 3e-2) if args.profile == "dense" else (1e-6, 1e-3)
+    return SyntheticSpec(
+        n_features=args.features, languages=LANGS, n_tokens=args.tokens, n_docs=200, n_bins=args.bins,
+        freq_range=freq, planted=[language_feature(1, "fr"), agnostic_feature(2)], top_k=0, n_output_tokens=5,
+        seed=0,
+    )
+
+
+def _ensure_index(path: Path, args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from saesteer.index.db import IndexDb
+    from saesteer.select.synthetic import build_synthetic_index
+
+    spec = _spec(args)
+    key = json.dumps(asdict(spec), sort_keys=True, default=str)
+    meta = path.with_suffix(".spec.json")
+    if not args.rebuild and path.exists() and meta.exists() and meta.read_text() == key:
+        with IndexDb(path, read_only=True) as db:
+            return int(db.execute("SELECT count(*) FROM feature_stats").fetchall()[0][0])
+    for p in (path, meta, path.with_suffix(path.suffix + ".wal")):
+        p.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    print(f"building the synthetic index {path} ({args.features:,} features, profile {args.profile}) ...", flush=True)
+    res = build_synthetic_index(path, spec, progress=lambda c: print(f"  {c}  {time.perf_counter() - t0:.0f}s", flush=True))
+    meta.write_text(key)
+    print(f"built in {time.perf_counter() - t0:.0f}s: {res.n_rows:,} feature_stats rows, {path.stat().st_size / 1e9:.2f} GB")
+    return res.n_rows
+
+
+def _scenarios():
+    from saesteer.select.search import Search
+
+    def default(db, lang):
+        return Search(db, f"language={lang}").drop_random().top(20)
+
+    def all_filters(db, lang):
+        return Search(db, f"language={lang}").drop_random().drop_dead().drop_dense().drop_bos_only().min_freq(1e-3).top(20)
+
+    def nu(db, lang):
+        return Search(db, f"language={lang}").drop_random().rank_by("nu").top(20)
+
+    def auroc(db, lang):
+        return Search(db, f"language={lang}").drop_random().rank_by("auroc").top(20)
+
+    return {
+        "drop_random + log_odds, top 20": default,
+        "all filters + log_odds, top 20": all_filters,
+        "drop_random + nu, top 20": nu,
+        "drop_random + auroc (histograms), top 20": auroc,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", type=Path, default=None, help="index file (default: <tmp>/saesteer-bench-search/<profile>.duckdb)")
+    ap.add_argument("--features", type=int, default=1_000_000)
+    ap.add_argument("--tokens", type=int, default=20_000, help="counted tokens per condition")
+    ap.add_argument("--bins", type=int, default=16)
+    ap.add_argument("--profile", choices=("dense", "sparse"), default="dense")
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--only", default=None, help="run only the scenarios whose name contains this text")
+    args = ap.parse_args(argv)
+
+    from saesteer.index.db import IndexDb
+
+    path = args.db or Path(tempfile.gettempdir()) / "saesteer-bench-search" / f"{args.profile}-{args.features}.duckdb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n_rows = _ensure_index(path, args)
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(f"index: {path} | {args.features:,} features x {len(LANGS)} languages + random=uniform | "
+          f"{n_rows:,} feature_stats rows | threads: DuckDB default | load average: {os.getloadavg()[0]:.2f}")
+    print(f"{'scenario':45s} {'p50 (s)':>8s} {'p95 (s)':>8s} {'min (s)':>8s}  runs")
+    with IndexDb(path, read_only=True) as db:
+        for name, make in _scenarios().items():
+            if args.only and args.only not in name:
+                continue
+            make(db, "fr").run()  # warm-up: file pages, catalog
+            times = []
+            for i in range(args.runs):
+                search = make(db, LANGS[i % len(LANGS)])
+                t0 = time.perf_counter()
+                res = search.run()
+                times.append(time.perf_counter() - t0)
+                assert len(res) == 20, name
+            t = np.asarray(times)
+            print(f"{name:45s} {np.percentile(t, 50):8.3f} {np.percentile(t, 95):8.3f} {t.min():8.3f}  {len(t)}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f} (2 cores shared: compare runs on an idle machine)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+-- The top-k features of a search (saesteer.select.search), plus how many features each filter step kept.
+-- Compiled by saesteer.select.sqlbuild.compile_search: the {{...}} slots receive generated fragments made
+-- of column names, keywords and $parameters only; every value is bound.
+-- Result: one row per returned feature (feature, score, rank) with the step counts repeated on each row,
+-- or a single row with feature = NULL when nothing is left (the counts say which step emptied it).
+WITH cond AS (
+    SELECT condition,
+           (condition = $target)::DOUBLE                                                   AS w_t,
+           list_contains($contrast::VARCHAR[], condition)::DOUBLE                                     AS w_c,
+           list_contains($random::VARCHAR[], condition)::DOUBLE                                       AS w_r,
+           (NOT is_random)::DOUBLE                                                         AS w_nr,
+           (condition = $target OR list_contains($contrast::VARCHAR[], condition))::DOUBLE            AS w_e,
+           1.0 / greatest(n_tokens, 1)                                                     AS inv_n
+    FROM conditions
+    WHERE build_id = $build
+),
+agg AS (
+    SELECT s.feature, 1 AS w,
+        {{aggregates}}
+    FROM feature_stats s
+    JOIN cond c ON s.condition = c.condition
+    WHERE s.build_id = $build
+    GROUP BY s.feature
+),
+universe AS (
+    -- features with no row at all (never active anywhere) are one pseudo-row, weighted by their number
+    SELECT * FROM agg
+    UNION ALL BY NAME
+    SELECT NULL::INTEGER AS feature, greatest($d_sae - (SELECT count(*) FROM agg), 0) AS w, {{empty}}
+),
+scored AS (
+    SELECT feature, w, {{helpers}}{{score}} AS score, {{predicates}}
+    FROM universe
+),
+counts AS (
+    SELECT {{counts}} FROM scored
+),
+top AS (
+    SELECT feature, score, row_number() OVER (ORDER BY score {{order}} NULLS LAST, feature) AS rank
+    FROM (
+        SELECT feature, score FROM scored
+        WHERE feature IS NOT NULL AND {{keep}}
+        ORDER BY score {{order}} NULLS LAST, feature
+        LIMIT $top_k
+    )
+)
+SELECT counts.*, top.feature, top.score, top.rank
+FROM counts LEFT JOIN top ON TRUE
+ORDER BY top.rank NULLS LAST

@@ -1,0 +1,191 @@
+"""``saesteer index``: build, list, export and merge feature-statistics indexes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from saesteer.cli.common import CsvOpt, DbOpt, JsonOpt, console, emit, emit_json, err_console, resolve_db
+
+if TYPE_CHECKING:
+    from saesteer.index.spec import IndexSpec
+
+app = typer.Typer(
+    help="Build and inspect the feature-statistics index (corpus -> activations -> DuckDB).", no_args_is_help=True,
+)
+
+
+def _merge_flags(spec: IndexSpec, flags: dict[str, Any]) -> IndexSpec:
+    """Flags given on the command line win over the spec file."""
+    for key, value in flags.items():
+        if value is None or value == [] or value is False:
+            continue
+        if key in ("text", "hf"):
+            setattr(spec, key, getattr(spec, key) + value)
+        else:
+            setattr(spec, key, value)
+    return spec
+
+
+@app.command()
+def build(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model (default gemma-3-270m): 'tiny-random', a local HF dir, a TL name.")] = None,
+    sae: Annotated[str | None, typer.Option("--sae", "-s", help="SAE (default 'default'): 'tiny', a directory, or 'release:sae_id'.")] = None,
+    hook: Annotated[str | None, typer.Option("--hook", help="Hook name (default: the SAE's own hook).")] = None,
+    db: DbOpt = None,
+    text: Annotated[list[str] | None, typer.Option("--text", help="A text condition LABEL=PATH, e.g. language=fr=fr.txt (file, directory, .jsonl/.csv/.parquet). Repeatable.")] = None,
+    hf: Annotated[list[str] | None, typer.Option("--hf", help="A HF dataset condition LABEL=DATASET[:CONFIG]. Repeatable.")] = None,
+    split: Annotated[str, typer.Option("--split", help="Split of --hf datasets.")] = "train",
+    column: Annotated[str | None, typer.Option("--column", help="Text column of tables and --hf datasets (default 'text').")] = None,
+    per: Annotated[str | None, typer.Option("--per", help="Plain text: one document per 'line' (file default) or per 'file' (directory default).")] = None,
+    n_docs: Annotated[int | None, typer.Option("--n-docs", help="Documents taken from each --hf dataset.")] = None,
+    streaming: Annotated[bool, typer.Option("--streaming", help="Stream --hf datasets instead of loading them.")] = False,
+    bundled: Annotated[bool, typer.Option("--bundled", help="Add every bundled language (train split) as language=<code>.")] = False,
+    random: Annotated[list[str] | None, typer.Option("--random", help="Random-token baseline: uniform | unigram. Repeatable.")] = None,
+    n_random: Annotated[int | None, typer.Option("--n-random", help="Random sequences per baseline (default 256).")] = None,
+    random_len: Annotated[int | None, typer.Option("--random-len", help="Tokens per random sequence (default 64).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the random baselines (default 0).")] = None,
+    max_docs: Annotated[int | None, typer.Option("--max-docs", help="Keep the first N documents of each text condition.")] = None,
+    max_seq_len: Annotated[int | None, typer.Option("--max-seq-len", help="Truncate documents to this many tokens (default 256).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Documents per forward pass (default 16).")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Top examples kept per feature and condition (default 10).")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", help="Build shard i/n of the documents (multi-machine builds).")] = None,
+    no_feature_output: Annotated[bool, typer.Option("--no-feature-output", help="Skip the logit-lens table.")] = False,
+    spec: Annotated[Path | None, typer.Option("--spec", help="A YAML/TOML spec file with the same fields.")] = None,
+) -> None:
+    """Index conditions: run them through the model to the SAE's hook and store per-feature statistics."""
+    from saesteer.index.spec import IndexSpec, load_spec_file, parse_hf_flag, parse_text_flag
+
+    base = load_spec_file(spec) if spec is not None else IndexSpec()
+    flags = {
+        "model": model, "sae": sae, "hook": hook, "db": str(db) if db else None,
+        "text": [parse_text_flag(t, column, per) for t in text or []],
+        "hf": [parse_hf_flag(h, split=split, column=column, n_docs=n_docs, streaming=streaming) for h in hf or []],
+        "bundled": bundled, "random": random or [], "n_random": n_random, "random_len": random_len, "seed": seed,
+        "max_docs": max_docs, "max_seq_len": max_seq_len, "batch_size": batch_size, "top_k": top_k, "shard": shard,
+    }
+    full = _merge_flags(base, flags)
+    if no_feature_output:
+        full.feature_output = False
+    run_build(full)
+
+
+def run_build(spec: IndexSpec) -> None:
+    """Validate the conditions, load the model and SAE, build with a progress bar, print a summary."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from saesteer.index.build import BuildProgress, build_index
+    from saesteer.models import load_model
+    from saesteer.saes import load_sae
+
+    conditions = spec.conditions()
+    config = spec.build_config()
+    with err_console.status("checking the corpora"):
+        for c in conditions:
+            c.validate()
+            c.source_hash()
+    db_path = resolve_db(Path(spec.db) if spec.db else None)
+    with err_console.status(f"loading {spec.model} and SAE {spec.sae}"):
+        m = load_model(spec.model)
+        s = load_sae(spec.sae, model=m, hook_name=spec.hook)
+    columns = (
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("docs  {task.fields[tokens]:>9,} tok  {task.fields[rate]:>8,.0f} tok/s"), TimeElapsedColumn(),
+    )
+    tasks: dict[str, Any] = {}
+    starts: dict[str, float] = {}
+    with Progress(*columns, console=err_console, transient=False) as bar:
+
+        def on_progress(ev: BuildProgress) -> None:
+            if ev.condition not in tasks:
+                tasks[ev.condition] = bar.add_task(ev.condition, total=ev.total_docs, tokens=0, rate=0.0)
+                starts[ev.condition] = time.monotonic()
+            task = tasks[ev.condition]
+            rate = ev.n_tokens / max(time.monotonic() - starts[ev.condition], 1e-9)
+            if ev.status == "skipped":
+                bar.update(task, description=f"{ev.condition} (done earlier)", completed=ev.total_docs or 0, total=ev.total_docs or 1)
+            elif ev.status == "feature_output":
+                bar.update(task, description="logit lens (feature_output)")
+            elif ev.status in ("written", "collected"):
+                bar.update(task, completed=ev.n_docs, total=ev.n_docs or 1, tokens=ev.n_tokens, rate=rate)
+            else:
+                bar.update(task, completed=ev.n_docs, tokens=ev.n_tokens, rate=rate)
+
+        result = build_index(db_path, m, s, conditions, config, hook_name=spec.hook, progress=on_progress)
+        for task in tasks.values():
+            bar.update(task, completed=bar.tasks[task].total or 0)
+    total = sum(result.n_tokens.values())
+    console.print(
+        f"build [bold]{result.build_id}[/] in {db_path}: {len(result.written)} condition(s) written, "
+        f"{len(result.skipped)} skipped, {total:,} tokens in {result.seconds:.1f} s",
+        soft_wrap=True,
+    )
+
+
+@app.command("ls")
+def ls(
+    db: DbOpt = None,
+    build_id: Annotated[str | None, typer.Option("--build", help="Only this build (id or prefix).")] = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """List the builds of an index and their conditions with token counts."""
+    from saesteer.index.db import IndexDb
+
+    with IndexDb(resolve_db(db), read_only=True) as con:
+        builds = con.query("index_ls_builds", [build_id or ""]).df()
+        conds = con.query("index_ls_conditions", [build_id or ""]).df()
+    if as_json:
+        emit_json({"builds": builds.to_dict(orient="records"), "conditions": conds.to_dict(orient="records")})
+        return
+    if as_csv:
+        emit(conds, as_csv=True)
+        return
+    emit(builds, title="builds")
+    if builds["build_id"].nunique() <= 1:
+        conds = conds.drop(columns=["build_id"])
+    else:
+        conds["build_id"] = conds["build_id"].str[:8]
+    emit(conds, title="conditions")
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", help="New directory for the Parquet export.")],
+    db: DbOpt = None,
+    build_id: Annotated[str | None, typer.Option("--build", help="Export only this build (id or prefix).")] = None,
+) -> None:
+    """Export builds as Parquet (one file per table + manifest.json), e.g. to merge shards elsewhere."""
+    from saesteer.index.shards import export_build
+
+    res = export_build(resolve_db(db), out, build_id)
+    rows = ", ".join(f"{t} {n:,}" for t, n in res.rows.items())
+    console.print(f"exported build(s) {', '.join(res.build_ids)} to {res.out_dir}: {rows}", soft_wrap=True)
+
+
+@app.command()
+def merge(
+    shard_dirs: Annotated[list[Path], typer.Argument(help="Export directories (from `saesteer index export`).")],
+    db: DbOpt = None,
+) -> None:
+    """Merge shard exports into one index (statistics summed, top examples re-ranked)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from saesteer.index.shards import merge_shards
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err_console) as bar:
+        task = bar.add_task("merging", total=None)
+
+        def on_progress(what: str, k: int, n: int) -> None:
+            bar.update(task, description=f"merging {what}", completed=k, total=n)
+
+        res = merge_shards(shard_dirs, resolve_db(db), progress=on_progress)
+        bar.update(task, completed=bar.tasks[task].total or 0)
+    console.print(
+        f"merged into {res.db_path}: {len(res.written)} condition(s) written, {len(res.skipped)} already there",
+        soft_wrap=True,
+    )

@@ -1,0 +1,325 @@
+"""``saesteer steer``: build, generate (side by side), sweep, export, import, info."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from saesteer.cli.common import (
+    CacheOpt,
+    DbOpt,
+    JsonOpt,
+    ModelOpt,
+    SaeOpt,
+    console,
+    emit,
+    emit_json,
+    err_console,
+)
+
+app = typer.Typer(help="Steering vectors: build from features or DiffMean, generate side by side, sweep, export/import.",
+                  no_args_is_help=True)
+
+VectorArg = Annotated[Path, typer.Option("--vector", "-V", help="A native steering vector (.safetensors).")]
+BackendOpt = Annotated[str, typer.Option("--backend", help="auto (transformers, or transformer-lens for tiny-random), hf, tl.")]
+SkipCheckOpt = Annotated[bool, typer.Option("--skip-model-check", help="Apply a vector built for another model id (width and layers are still checked).")]
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err_console, transient=True)
+
+
+def _strength_list(text: str) -> list[float]:
+    from saesteer.errors import SteeringVectorError
+
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise SteeringVectorError(f"--strengths must be comma-separated numbers, got {text!r}") from exc
+
+
+def _prompts(prompts: list[str] | None, prompts_file: Path | None, n: int | None) -> list[str]:
+    from saesteer.errors import CorpusError
+    from saesteer.paths import package_data
+
+    out = list(prompts or [])
+    if prompts_file is not None:
+        try:
+            out += [ln.strip() for ln in prompts_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        except OSError as exc:
+            raise CorpusError(f"cannot read prompts file {prompts_file}: {exc}") from exc
+    if not out:
+        path = package_data("corpus", "data", "prompts_en.txt")
+        out = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    return out[:n] if n else out
+
+
+def _backend(model: str | None, vector: Any, backend: str, cache: Path | None, skip_check: bool) -> Any:
+    from saesteer.steer.generate import make_backend
+
+    name = model or vector.model.id
+    b = make_backend(name, backend, cache=cache)
+    b.check_model = not skip_check
+    return b
+
+
+def _sae_for_vector(vector: Any, sae: str | None) -> Any:
+    if vector.operator != "clamp":
+        return None
+    from saesteer.saes import load_sae
+
+    return load_sae(sae or vector.clamp.sae_id, hook_name=vector.components[0].hook_name)
+
+
+@app.command()
+def build(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the vector (.safetensors).")],
+    features: Annotated[Path | None, typer.Option("--features", "-f", help="A saved feature set (JSON from `saesteer features`).")] = None,
+    diffmean: Annotated[bool, typer.Option("--diffmean", help="Build the DiffMean baseline on the bundled corpus instead.")] = False,
+    target: Annotated[str | None, typer.Option("--target", help="DiffMean target language, e.g. fr or language=fr.")] = None,
+    others: Annotated[str | None, typer.Option("--others", help="DiffMean other languages, comma-separated (default: all other bundled).")] = None,
+    n_texts: Annotated[int, typer.Option("--n-texts", help="DiffMean: sentences per language (train split).")] = 200,
+    model: ModelOpt = "gemma-3-270m",
+    sae: SaeOpt = "default",
+    hook: Annotated[list[str] | None, typer.Option("--hook", help="Hook(s) for DiffMean (repeatable); default: the SAE's hook.")] = None,
+    weights: Annotated[str, typer.Option("--weights", help="given | uniform | mean_act | score:<name>.")] = "given",
+    rows: Annotated[str, typer.Option("--rows", help="Decoder rows: unit (normalised) or raw.")] = "unit",
+    scale: Annotated[str, typer.Option("--scale", help="residual_norm (strength 1 = typical residual norm) or raw.")] = "residual_norm",
+    operator: Annotated[str, typer.Option("--operator", help="add | norm_preserving_add | ablate | clamp.")] = "add",
+    positions: Annotated[str, typer.Option("--positions", help="all | prompt | generated.")] = "all",
+    name: Annotated[str | None, typer.Option("--name", help="A name for the vector.")] = None,
+    db: DbOpt = None,
+    model_cache: CacheOpt = None,
+) -> None:
+    """Build a steering vector from a feature set (SAE decoder rows) or the DiffMean baseline."""
+    from saesteer.cli.common import resolve_db
+    from saesteer.errors import SaeLoadError, SteeringVectorError
+    from saesteer.models import load_model
+    from saesteer.saes import load_sae
+    from saesteer.steer.export import save_vector
+
+    if (features is None) == (not diffmean):
+        raise SteeringVectorError("give exactly one of --features FILE or --diffmean --target LANG")
+    m = load_model(model, cache=model_cache)
+    if diffmean:
+        from saesteer.steer.baselines import diffmean_bundled
+
+        if not target:
+            raise SteeringVectorError("--diffmean needs --target (a bundled language such as fr)")
+        hooks = list(hook or [])
+        if not hooks:
+            try:
+                hooks = [str(load_sae(sae, model=m).cfg.metadata.hook_name)]
+            except SaeLoadError as exc:
+                raise SteeringVectorError(f"--diffmean needs --hook (the SAE {sae!r} to take it from did not load: {exc})") from exc
+        other_langs = [o.strip() for o in others.split(",") if o.strip()] if others else None
+        with _progress() as prog:
+            task = prog.add_task("DiffMean residuals", total=None)
+            vec = diffmean_bundled(
+                m, hooks, target, other_langs, n_texts=n_texts, scale_mode=scale,  # type: ignore[arg-type]
+                operator=operator, positions=positions, name=name,  # type: ignore[arg-type]
+                progress=lambda done, total: prog.update(task, completed=done, total=total),
+            )
+    else:
+        from saesteer.select.featureset import FeatureSet
+        from saesteer.steer.build import from_feature_set
+
+        assert features is not None
+        fs = FeatureSet.load(features)
+        s = load_sae(sae, model=m, hook_name=fs.hook_name)
+        vec = from_feature_set(
+            fs, s, m, weighting=weights, unit_rows=rows == "unit", scale_mode=scale,  # type: ignore[arg-type]
+            operator=operator, positions=positions, db=resolve_db(db) if weights == "mean_act" else None,  # type: ignore[arg-type]
+            name=name,
+        )
+    path = save_vector(vec, out)
+    _print_summary(vec, f"wrote {path}")
+
+
+@app.command()
+def generate(
+    vector: VectorArg,
+    prompts: Annotated[list[str] | None, typer.Argument(help="Prompts (default: the bundled English prompts).")] = None,
+    strength: Annotated[float | None, typer.Option("--strength", "-S", help="Strength (default: the vector's).")] = None,
+    prompts_file: Annotated[Path | None, typer.Option("--prompts-file", help="One prompt per line.")] = None,
+    n_prompts: Annotated[int | None, typer.Option("--n-prompts", help="Use the first N prompts.")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n")] = 40,
+    sample: Annotated[bool, typer.Option("--sample", help="Sample instead of greedy decoding.")] = False,
+    temperature: Annotated[float, typer.Option("--temperature")] = 1.0,
+    top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model (default: the one the vector was built for).")] = None,
+    sae: Annotated[str | None, typer.Option("--sae", "-s", help="SAE for clamp vectors (default: the vector's).")] = None,
+    backend: BackendOpt = "auto",
+    skip_model_check: SkipCheckOpt = False,
+    model_cache: CacheOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show steered and unsteered continuations side by side (same prompts, same seeds)."""
+    from saesteer.steer.export import load_vector
+    from saesteer.steer.generate import GenerationConfig, side_by_side
+
+    vec = load_vector(vector)
+    s = vec.default_strength if strength is None else strength
+    texts = _prompts(prompts, prompts_file, n_prompts)
+    b = _backend(model, vec, backend, model_cache, skip_model_check)
+    cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, top_p=top_p,
+                           seed=seed, batch_size=batch_size)
+    with _progress() as prog:
+        task = prog.add_task(f"generating ({b.name})", total=2 * len(texts))
+        seen = {"phase": 0, "last": 0}
+
+        def tick(done: int, total: int) -> None:  # side_by_side runs two generations, each counting up
+            if done <= seen["last"]:
+                seen["phase"] += 1
+            seen["last"] = done
+            prog.update(task, completed=seen["phase"] * total + done)
+
+        rows = side_by_side(b, texts, (vec, s), cfg, sae=_sae_for_vector(vec, sae), progress=tick)
+    if as_json:
+        emit_json({"vector": vec.name, "strength": s, "model": b.info.id, "backend": b.name,
+                   "rows": [r.__dict__ for r in rows]})
+        return
+    table = Table(title=f"{vec.name} at strength {s:g} on {b.info.id} ({b.name}, seed {seed})", show_lines=True)
+    table.add_column("prompt", style="bold", overflow="fold")
+    table.add_column("unsteered", overflow="fold")
+    table.add_column(f"steered (x{s:g})", overflow="fold", style="green")
+    for r in rows:
+        table.add_row(r.prompt, r.unsteered, r.steered)
+    console.print(table)
+
+
+@app.command()
+def sweep(
+    vector: VectorArg,
+    strengths: Annotated[str, typer.Option("--strengths", help="Comma-separated strengths.")] = "0.5,1,2,4,8",
+    metric: Annotated[str | None, typer.Option("--metric", help="lang:<code> (language-ID accuracy); default: the vector's target language.")] = None,
+    max_ppl_ratio: Annotated[float | None, typer.Option("--max-ppl-ratio", help="Fluency budget: max perplexity / unsteered perplexity.")] = 2.0,
+    max_ppl: Annotated[float | None, typer.Option("--max-ppl", help="Fluency budget: max absolute perplexity.")] = None,
+    prompts_file: Annotated[Path | None, typer.Option("--prompts-file", help="One prompt per line.")] = None,
+    n_prompts: Annotated[int, typer.Option("--n-prompts")] = 8,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n")] = 30,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model (default: the vector's).")] = None,
+    sae: Annotated[str | None, typer.Option("--sae", "-s", help="SAE for clamp vectors.")] = None,
+    backend: BackendOpt = "auto",
+    skip_model_check: SkipCheckOpt = False,
+    model_cache: CacheOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sweep strengths: target metric and fluency (perplexity under the unsteered model) per strength."""
+    from saesteer.errors import SteeringVectorError
+    from saesteer.steer.calibrate import language_accuracy
+    from saesteer.steer.calibrate import sweep as run_sweep
+    from saesteer.steer.export import load_vector
+    from saesteer.steer.generate import GenerationConfig
+
+    vec = load_vector(vector)
+    spec = metric or ("lang:" + str(vec.provenance.get("target", "")).removeprefix("language=")
+                      if str(vec.provenance.get("target", "")).startswith("language=") else None)
+    if not spec or not spec.startswith("lang:") or len(spec) <= 5:
+        raise SteeringVectorError("pass --metric lang:<code> (the vector does not name a language=<code> target)")
+    b = _backend(model, vec, backend, model_cache, skip_model_check)
+    texts = _prompts(None, prompts_file, n_prompts)
+    cfg = GenerationConfig(max_new_tokens=max_new_tokens, seed=seed)
+    levels = _strength_list(strengths)
+    with _progress() as prog:
+        task = prog.add_task(f"sweeping ({b.name})", total=len(levels) + 1)
+        res = run_sweep(b, vec, texts, levels, language_accuracy(spec[5:]), cfg=cfg, max_ppl_ratio=max_ppl_ratio,
+                        max_ppl=max_ppl, sae=_sae_for_vector(vec, sae),
+                        progress=lambda done, total: prog.update(task, completed=done))
+    rows = [{"strength": r.strength, "metric": r.metric, "perplexity": r.perplexity, "ppl_ratio": r.ppl_ratio,
+             "within_budget": r.within_budget, "example": r.examples[0] if r.examples else ""}
+            for r in (res.baseline, *res.rows)]
+    if as_json:
+        emit_json({"metric": spec, "budget": res.budget, "chosen": res.chosen.strength if res.chosen else None, "rows": rows})
+        return
+    emit(rows, title=f"{vec.name}: {spec} and fluency by strength (first row: unsteered)")
+    chosen = f"{res.chosen.strength:g}" if res.chosen else "none within budget"
+    console.print(f"chosen strength: [bold]{chosen}[/] (budget: perplexity ratio <= {max_ppl_ratio}, perplexity <= {max_ppl})")
+
+
+@app.command("export")
+def export_cmd(
+    vector: Annotated[Path, typer.Argument(help="A native steering vector (.safetensors).")],
+    fmt: Annotated[str, typer.Option("--format", "-F", help="native | gguf | neuronpedia | npy.")] = "gguf",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: the vector's name with the format's suffix).")] = None,
+    strength: Annotated[float | None, typer.Option("--strength", help="Default strength for the target tool (GGUF: baked into the tensors).")] = None,
+) -> None:
+    """Export a vector: native safetensors, llama.cpp GGUF (direction.N), Neuronpedia JSON, or numpy."""
+    from saesteer.steer.export import export_vector, get_format, load_vector
+
+    vec = load_vector(vector)
+    f = get_format(fmt)
+    target = out or vector.with_suffix(f.suffixes[0])
+    if target.resolve() == vector.resolve():
+        target = vector.with_name(f"{vector.stem}.{fmt}{f.suffixes[0]}")
+    written = export_vector(vec, target, fmt, strength=strength)
+    for p in written:
+        console.print(f"wrote {p}")
+    if fmt == "gguf":
+        from saesteer.steer.export.llamacpp import gguf_layer_for_hook
+
+        for c in vec.components:
+            console.print(f"  {c.hook_name} -> direction.{gguf_layer_for_hook(c.hook_name)}")
+
+
+@app.command("import")
+def import_cmd(
+    path: Annotated[Path, typer.Argument(help="A vector file: GGUF control vector, Neuronpedia JSON, .npy or native.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Native output (.safetensors).")],
+    fmt: Annotated[str | None, typer.Option("--format", "-F", help="Format (default: detected from the content).")] = None,
+    model_id: Annotated[str | None, typer.Option("--model-id", help="The model the vector is for, if the file does not say.")] = None,
+    n_layers: Annotated[int | None, typer.Option("--n-layers", help="The model's layer count (enables range checks).")] = None,
+    hook: Annotated[str | None, typer.Option("--hook", help="Hook name(s) for a bare .npy, comma-separated.")] = None,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+) -> None:
+    """Import a vector from another format into the native format."""
+    from saesteer.steer.export import ImportHints, import_vector, save_vector
+
+    vec = import_vector(path, fmt, ImportHints(model_id=model_id, n_layers=n_layers, hook_name=hook, name=name))
+    p = save_vector(vec, out)
+    _print_summary(vec, f"wrote {p}")
+
+
+@app.command()
+def info(
+    vector: Annotated[Path, typer.Argument(help="A steering vector file (any supported format).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a vector's manifest: hooks, layers, operator, positions, scale and provenance."""
+    from saesteer.steer.export import import_vector
+
+    vec = import_vector(vector)
+    if as_json:
+        emit_json(vec.manifest())
+        return
+    _print_summary(vec, str(vector))
+
+
+def _print_summary(vec: Any, title: str) -> None:
+    man = vec.manifest()
+    t = Table(title=title, show_header=False, title_justify="left")
+    t.add_column("key", style="bold")
+    t.add_column("value", overflow="fold")
+    t.add_row("name", vec.name)
+    t.add_row("model", f"{vec.model.id} (d_model {vec.model.d_model}, {vec.model.n_layers} layers)")
+    t.add_row("operator / positions", f"{vec.operator} / {vec.positions}")
+    t.add_row("scale", f"{vec.scale_mode}, default strength {vec.default_strength:g}")
+    for c in man["components"]:
+        tn = f", typical norm {c['typical_norm']:.4g}" if c["typical_norm"] else ""
+        t.add_row(c["hook_name"], f"layer {c['layer']} {c['hook_semantics']}, norm {c['norm']:.4g}{tn}")
+    prov = man["provenance"]
+    t.add_row("method", str(prov.get("method", "")))
+    if "features" in prov:
+        t.add_row("features", f"{len(prov['features'])}: {', '.join(map(str, prov['features'][:12]))}")
+    for key in ("target", "build_id", "others"):
+        if prov.get(key):
+            t.add_row(key, str(prov[key]))
+    console.print(t)

@@ -1,0 +1,540 @@
+"""Text sources and labelled conditions.
+
+A :class:`TextSource` yields :class:`Document` s (a stable integer id and the text) in a fixed order, and
+has a content hash that changes exactly when the documents would. Blank documents are skipped; a
+document's id is its 0-based index among the documents the source yields, so the same file always
+gives the same ids (sharding and top examples rely on that).
+
+Variants: :class:`TextFileSource` (a file or a directory of files, one document per line or per file),
+:class:`TableSource` (JSONL / CSV / Parquet with a text column), :class:`HFDatasetSource` (a ``datasets``
+dataset by hub name or local path) and :class:`ListSource` (texts in memory). :func:`text_source` picks
+the variant for a path.
+
+A :class:`Condition` is a label (``key=value``, e.g. ``language=fr``) and a source.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
+
+from saesteer.errors import CorpusError
+
+if TYPE_CHECKING:
+    from saesteer.corpus.random_tokens import RandomTokens
+
+TABLE_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".parquet")
+_READ_BLOCK = 1 << 20
+
+
+class Document(NamedTuple):
+    """One document: its stable id inside the source and its text."""
+
+    doc_id: int
+    text: str
+
+
+@runtime_checkable
+class TextSource(Protocol):
+    """Anything that yields documents in a stable order."""
+
+    def documents(self) -> Iterator[Document]:
+        """The non-blank documents, ids 0, 1, 2, ... in a fixed order."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description (recorded as the condition's provenance)."""
+        ...
+
+    def content_hash(self) -> str:
+        """A hash that changes when the documents would; raises CorpusError on unreadable input."""
+        ...
+
+    def validate(self) -> None:
+        """Cheap checks (exists, column present, not empty); raises CorpusError."""
+        ...
+
+    def count(self) -> int | None:
+        """The number of documents if cheaply known (for progress bars), else None."""
+        ...
+
+
+def _number(texts: Iterable[str]) -> Iterator[Document]:
+    i = 0
+    for t in texts:
+        if t.strip():
+            yield Document(i, t)
+            i += 1
+
+
+def _first_or_empty(source: TextSource, what: str) -> None:
+    for _ in source.documents():
+        return
+    raise CorpusError(f"empty corpus: {what} holds no non-blank documents")
+
+
+def _hash_files(files: Sequence[Path], root: Path, *, check_utf8: bool) -> str:
+    """sha256 over names and bytes; with ``check_utf8`` also a strict incremental UTF-8 check."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.relative_to(root) if f != root else f.name).encode())
+        h.update(b"\0")
+        dec = codecs.getincrementaldecoder("utf-8")("strict")
+        offset = 0
+        try:
+            with f.open("rb") as fh:
+                for block in iter(lambda: fh.read(_READ_BLOCK), b""):
+                    h.update(block)
+                    if check_utf8:
+                        dec.decode(block)
+                    offset += len(block)
+                if check_utf8:
+                    dec.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise CorpusError(
+                f"undecodable text: {f} is not valid UTF-8 (byte {offset + exc.start}: {exc.reason}); "
+                "re-encode it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
+            ) from exc
+        except OSError as exc:
+            raise CorpusError(f"cannot read {f}: {exc}") from exc
+    return h.hexdigest()
+
+
+def _read_lines(path: Path) -> Iterator[str]:
+    lineno = 0
+    try:
+        with path.open("r", encoding="utf-8", errors="strict", newline=None) as fh:
+            for line in fh:
+                lineno += 1
+                yield line.rstrip("\n")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"undecodable text: {path} is not valid UTF-8 near line {lineno + 1} ({exc.reason})") from exc
+    except OSError as exc:
+        raise CorpusError(f"cannot read {path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class TextFileSource:
+    """Plain text: a file or a directory of files (sorted by path, hidden files skipped).
+
+    ``per="line"``: one document per line; ``per="file"``: one document per file. The default is
+    ``"line"`` for a single file and ``"file"`` for a directory. ``pattern`` selects files in a directory.
+    """
+
+    path: Path
+    per: Literal["line", "file"] | None = None
+    pattern: str = "*.txt"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path).expanduser())
+        if self.per not in (None, "line", "file"):
+            raise CorpusError(f"per must be 'line' or 'file', not {self.per!r}")
+
+    @property
+    def mode(self) -> str:
+        return self.per or ("file" if self.path.is_dir() else "line")
+
+    def files(self) -> list[Path]:
+        if self.path.is_dir():
+            return sorted(
+                p for p in self.path.rglob(self.pattern)
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.path).parts)
+            )
+        return [self.path]
+
+    def validate(self) -> None:
+        if not self.path.exists():
+            raise CorpusError(f"no such file or directory: {self.path}")
+        if self.path.is_dir() and not self.files():
+            raise CorpusError(f"empty corpus: no {self.pattern} files in {self.path}")
+        _first_or_empty(self, str(self.path))
+
+    def documents(self) -> Iterator[Document]:
+        if self.mode == "line":
+            return _number(line for f in self.files() for line in _read_lines(f))
+        return _number(self._whole(f) for f in self.files())
+
+    @staticmethod
+    def _whole(f: Path) -> str:
+        try:
+            return f.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorpusError(f"undecodable text: {f} is not valid UTF-8 (byte {exc.start}: {exc.reason})") from exc
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "text", "path": str(self.path.resolve()), "per": self.mode, "pattern": self.pattern}
+
+    def content_hash(self) -> str:
+        root = self.path if self.path.is_dir() else self.path.parent
+        return _hash_files(self.files(), root, check_utf8=True) + f":{self.mode}"
+
+    def count(self) -> int | None:
+        if self.mode == "file":
+            return len(self.files())
+        return None
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """JSONL / CSV / Parquet with a text column (the format comes from the suffix unless ``fmt`` is given)."""
+
+    path: Path
+    column: str = "text"
+    fmt: Literal["jsonl", "csv", "parquet"] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path).expanduser())
+        if self.fmt is None:
+            suffix = self.path.suffix.lower()
+            fmt = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(suffix)
+            if fmt is None:
+                raise CorpusError(f"{self.path}: unknown table format {suffix!r}; expected .jsonl, .csv or .parquet")
+            object.__setattr__(self, "fmt", fmt)
+
+    def columns(self) -> list[str]:
+        """The column names (JSONL: the keys of the first record)."""
+        if self.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                return list(pq.ParquetFile(self.path).schema_arrow.names)
+            except Exception as exc:  # pyarrow raises several types for a bad file
+                raise CorpusError(f"{self.path} is not a readable Parquet file: {exc}") from exc
+        if self.fmt == "csv":
+            with self._text() as fh:
+                header = next(csv.reader(fh), None)
+            return list(header or [])
+        for lineno, rec in self._json_records():
+            del lineno
+            return list(rec)
+        return []
+
+    def validate(self) -> None:
+        if not self.path.is_file():
+            raise CorpusError(f"no such file: {self.path}")
+        cols = self.columns()
+        if self.column not in cols:
+            raise CorpusError(
+                f"unknown column {self.column!r} in {self.path}; available columns: {', '.join(cols) or '(none)'}; "
+                "pass --column NAME"
+            )
+        _first_or_empty(self, f"column {self.column!r} of {self.path}")
+
+    def _text(self) -> io.TextIOWrapper:
+        return self.path.open("r", encoding="utf-8", errors="strict", newline="")
+
+    def _json_records(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        lineno = 0
+        try:
+            with self._text() as fh:
+                for line in fh:
+                    lineno += 1
+                    if not line.strip():
+                        continue
+                    rec = json.loads(line)
+                    if not isinstance(rec, dict):
+                        raise CorpusError(f"{self.path} line {lineno}: expected a JSON object, got {type(rec).__name__}")
+                    yield lineno, rec
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"{self.path} line {lineno}: invalid JSON ({exc.msg})") from exc
+        except UnicodeDecodeError as exc:
+            raise CorpusError(f"undecodable text: {self.path} is not valid UTF-8 near line {lineno + 1}") from exc
+
+    def _cell(self, value: Any, where: str) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise CorpusError(f"{self.path} {where}: column {self.column!r} holds {type(value).__name__}, not text")
+        return value
+
+    def _texts(self) -> Iterator[str]:
+        if self.fmt == "jsonl":
+            for lineno, rec in self._json_records():
+                if self.column not in rec:
+                    raise CorpusError(f"{self.path} line {lineno}: no column {self.column!r} (has {', '.join(rec)})")
+                yield self._cell(rec[self.column], f"line {lineno}")
+        elif self.fmt == "csv":
+            try:
+                with self._text() as fh:
+                    reader = csv.DictReader(fh)
+                    if self.column not in (reader.fieldnames or []):
+                        raise CorpusError(f"unknown column {self.column!r} in {self.path}")
+                    for row in reader:
+                        yield self._cell(row[self.column], f"line {reader.line_num}")
+            except UnicodeDecodeError as exc:
+                raise CorpusError(f"undecodable text: {self.path} is not valid UTF-8 ({exc.reason})") from exc
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(self.path)
+            field = pf.schema_arrow.field(self.column)
+            if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+                raise CorpusError(f"{self.path}: column {self.column!r} has type {field.type}, not text")
+            for batch in pf.iter_batches(columns=[self.column], batch_size=4096):
+                for value in batch.column(0).to_pylist():
+                    yield value or ""
+
+    def documents(self) -> Iterator[Document]:
+        return _number(self._texts())
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.fmt, "path": str(self.path.resolve()), "column": self.column}
+
+    def content_hash(self) -> str:
+        check = self.fmt != "parquet"
+        return _hash_files([self.path], self.path.parent, check_utf8=check) + f":{self.column}"
+
+    def count(self) -> int | None:
+        if self.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(self.path).metadata.num_rows)
+        return None
+
+
+@dataclass(frozen=True)
+class HFDatasetSource:
+    """A Hugging Face ``datasets`` dataset: a hub name (needs the local cache offline) or a local path
+    (a ``save_to_disk`` directory, or a directory/file ``load_dataset`` understands).
+
+    ``n`` keeps the first ``n`` non-blank documents; ``streaming`` avoids materialising the dataset.
+    """
+
+    name: str
+    config: str | None = None
+    split: str = "train"
+    column: str = "text"
+    streaming: bool = False
+    n: int | None = None
+
+    def _load(self) -> Any:
+        import datasets
+
+        path = Path(self.name).expanduser()
+        try:
+            if path.is_dir() and ((path / "state.json").exists() or (path / "dataset_dict.json").exists()):
+                ds = datasets.load_from_disk(str(path))
+                if isinstance(ds, datasets.DatasetDict):
+                    if self.split not in ds:
+                        raise CorpusError(f"{path} has no split {self.split!r}; splits: {', '.join(ds)}")
+                    ds = ds[self.split]
+                if self.streaming:
+                    ds = ds.to_iterable_dataset()
+                return ds
+            return datasets.load_dataset(self.name, self.config, split=self.split, streaming=self.streaming)
+        except CorpusError:
+            raise
+        except (FileNotFoundError, ValueError, ConnectionError, OSError) as exc:
+            raise CorpusError(
+                f"cannot load dataset {self.name!r} (config {self.config!r}, split {self.split!r}): {exc}. "
+                "Offline, a hub dataset must already be in the local Hugging Face cache; or pass a local path."
+            ) from exc
+
+    def _column_names(self, ds: Any) -> list[str]:
+        names = getattr(ds, "column_names", None)
+        if names:
+            return list(names)
+        first = next(iter(ds), None)
+        return list(first) if first else []
+
+    def validate(self) -> None:
+        if self.n is not None and self.n <= 0:
+            raise CorpusError(f"n must be positive, got {self.n}")
+        ds = self._load()
+        cols = self._column_names(ds)
+        if self.column not in cols:
+            raise CorpusError(
+                f"unknown column {self.column!r} in dataset {self.name!r}; available columns: {', '.join(cols)}"
+            )
+        _first_or_empty(self, f"dataset {self.name!r} split {self.split!r}")
+
+    def documents(self) -> Iterator[Document]:
+        ds = self._load()
+        names = getattr(ds, "column_names", None)
+        if names is not None and self.column not in names:
+            raise CorpusError(f"unknown column {self.column!r} in dataset {self.name!r}; available: {', '.join(names)}")
+        texts = (self._cell(row) for row in ds.select_columns([self.column]))
+        return islice(_number(texts), self.n)
+
+    def _cell(self, row: dict[str, Any]) -> str:
+        value = row.get(self.column)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise CorpusError(f"dataset {self.name!r}: column {self.column!r} holds {type(value).__name__}, not text")
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "hf", "name": self.name, "config": self.config, "split": self.split, "column": self.column,
+            "streaming": self.streaming, "n": self.n,
+        }
+
+    def content_hash(self) -> str:
+        desc = json.dumps(self.describe(), sort_keys=True)
+        fingerprint = ""
+        if not self.streaming:
+            fingerprint = str(getattr(self._load(), "_fingerprint", "") or "")
+        return hashlib.sha256((desc + fingerprint).encode()).hexdigest()
+
+    def count(self) -> int | None:
+        if self.streaming:
+            return self.n
+        try:
+            total = len(self._load())
+        except TypeError:
+            return self.n
+        return min(total, self.n) if self.n is not None else total
+
+
+@dataclass(frozen=True)
+class ListSource:
+    """Texts held in memory (bundled corpora, tests, notebooks)."""
+
+    texts: tuple[str, ...]
+    name: str = "list"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "texts", tuple(self.texts))
+        for i, t in enumerate(self.texts):
+            if not isinstance(t, str):
+                raise CorpusError(f"{self.name}: item {i} is {type(t).__name__}, not text")
+
+    def validate(self) -> None:
+        _first_or_empty(self, self.name)
+
+    def documents(self) -> Iterator[Document]:
+        return _number(self.texts)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "list", "name": self.name, **self.meta}
+
+    def content_hash(self) -> str:
+        h = hashlib.sha256()
+        for t in self.texts:
+            h.update(t.encode("utf-8", errors="surrogatepass"))
+            h.update(b"\0")
+        return h.hexdigest()
+
+    def count(self) -> int | None:
+        return sum(1 for t in self.texts if t.strip())
+
+
+def text_source(path: str | Path, *, column: str | None = None, per: Literal["line", "file"] | None = None) -> TextSource:
+    """The source for a path: a table for ``.jsonl/.csv/.parquet``, plain text otherwise."""
+    p = Path(path).expanduser()
+    if p.suffix.lower() in TABLE_SUFFIXES and not p.is_dir():
+        return TableSource(p, column or "text")
+    if column is not None:
+        raise CorpusError(f"--column applies to .jsonl/.csv/.parquet files, not to plain text {p}")
+    return TextFileSource(p, per)
+
+
+def parse_label(label: str) -> tuple[str, str]:
+    """Split ``key=value``; raises CorpusError on a malformed label."""
+    key, sep, value = label.partition("=")
+    if not sep or not key.strip() or not value.strip() or any(c.isspace() for c in label):
+        raise CorpusError(f"condition label {label!r} must look like key=value without spaces, e.g. language=fr")
+    return key, value
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A labelled corpus. ``max_docs`` keeps the first documents of the source (before any sharding)."""
+
+    label: str
+    source: TextSource | RandomTokens
+    max_docs: int | None = None
+
+    def __post_init__(self) -> None:
+        parse_label(self.label)
+        if self.max_docs is not None and self.max_docs <= 0:
+            raise CorpusError(f"{self.label}: max_docs must be positive, got {self.max_docs}")
+
+    @property
+    def key(self) -> str:
+        return parse_label(self.label)[0]
+
+    @property
+    def value(self) -> str:
+        return parse_label(self.label)[1]
+
+    @property
+    def is_random(self) -> bool:
+        from saesteer.corpus.random_tokens import RandomTokens
+
+        return isinstance(self.source, RandomTokens)
+
+    def validate(self) -> None:
+        try:
+            self.source.validate()
+        except CorpusError as exc:
+            raise CorpusError(f"condition {self.label}: {exc}") from exc
+
+    def documents(self) -> Iterator[Document]:
+        """The text documents (first ``max_docs``); not for random-token conditions."""
+        from saesteer.corpus.random_tokens import RandomTokens
+
+        if isinstance(self.source, RandomTokens):
+            raise CorpusError(f"{self.label} is a random-token condition: it has token sequences, not texts")
+        return islice(self.source.documents(), self.max_docs)
+
+    def source_hash(self) -> str:
+        try:
+            base = self.source.content_hash()
+        except CorpusError as exc:
+            raise CorpusError(f"condition {self.label}: {exc}") from exc
+        return hashlib.sha256(f"{base}|max_docs={self.max_docs}".encode()).hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.source.describe(), "max_docs": self.max_docs}
+
+    def count(self) -> int | None:
+        n = self.source.count()
+        if n is None:
+            return self.max_docs
+        return min(n, self.max_docs) if self.max_docs is not None else n
+
+
+@dataclass(frozen=True)
+class ConcatSource:
+    """The documents of several text conditions one after the other (e.g. the reference corpus of the
+    unigram random-token baseline: every text condition of a build)."""
+
+    conditions: tuple[Condition, ...]
+    name: str = "concat"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conditions", tuple(self.conditions))
+        if not self.conditions:
+            raise CorpusError(f"{self.name}: no conditions to concatenate")
+
+    def validate(self) -> None:
+        for c in self.conditions:
+            c.validate()
+
+    def documents(self) -> Iterator[Document]:
+        return _number(d.text for c in self.conditions for d in c.documents())
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "concat", "name": self.name, "parts": [c.label for c in self.conditions]}
+
+    def content_hash(self) -> str:
+        h = hashlib.sha256()
+        for c in self.conditions:
+            h.update(f"{c.label}:{c.source_hash()}\0".encode())
+        return h.hexdigest()
+
+    def count(self) -> int | None:
+        counts = [c.count() for c in self.conditions]
+        return None if any(n is None for n in counts) else sum(n for n in counts if n is not None)

@@ -1,0 +1,1 @@
+"""Evaluation: language-ID accuracy, fluency, accuracy-vs-strength, the ablation matrix, reports."""

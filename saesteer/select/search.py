@@ -1,0 +1,415 @@
+"""``Search``: find the few features that matter for a target condition, and say why.
+
+    res = (Search("features_db/index.duckdb", target="language=fr", against="rest")
+           .drop_random().drop_bos_only().rank_by("log_odds").top(20).run())
+    res.df            # pandas: feature, scores, frequency per condition, top logit-lens tokens
+    res.dropped       # {"random: frequency on random tokens > 0.2 x target frequency": 312, ...}
+    res.to_featureset(weights="mean").save("fr.json")
+
+The filters and the ranking score compile to one parameterized SQL statement over the whole index
+(:mod:`saesteer.select.sqlbuild`), which also counts how many features each filter step removes; a
+second small query reads the per-condition statistics of the returned features, from which every score
+is computed in numpy (:mod:`saesteer.select.scores`) for display. An optional output-score step
+(needs the model) re-ranks or filters a pool of candidates by their logit-lens mass on the target's
+tokens (:mod:`saesteer.select.output`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from saesteer.errors import CorpusError, EmptyResultError, SaesteerError
+from saesteer.index.db import IndexDb, load_query
+from saesteer.select.catalog import BuildInfo, Catalog, load_catalog
+from saesteer.select.detail import DetailStats, fetch_detail
+from saesteer.select.featureset import FeatureSet
+from saesteer.select.filters import DropBosOnly, DropDead, DropDense, DropRandom, MinFreq
+from saesteer.select.ranking import DEFAULT_RANK, SCORES, Score, get_score
+from saesteer.select.sqlbuild import CompiledSearch, Predicate, compile_search
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sae_lens import SAE
+    from transformer_lens import HookedTransformer
+
+log = logging.getLogger(__name__)
+
+Weights = Literal["uniform", "mean", "score"]
+
+
+@dataclass(frozen=True)
+class OutputStep:
+    """Re-rank / filter a pool of candidates by their output (logit-lens) score; needs the model."""
+
+    model: Any
+    sae: Any
+    min_mass: float | None = None
+    rerank: bool = False
+    pool: int = 200
+    top_n: int = 10
+
+
+@dataclass
+class SearchResult:
+    """A ranked search result. ``df`` has one row per feature, best first."""
+
+    df: pd.DataFrame
+    target: str
+    contrast: list[str]
+    random: list[str]
+    build: BuildInfo
+    build_note: str
+    rank_by: str
+    dropped: dict[str, int]
+    n_universe: int
+    n_kept: int  # features passing every filter (before the top-k cut)
+    filters: list[str]
+    sql: str
+    params: dict[str, Any]
+    detail: DetailStats | None = None
+    score_objects: dict[str, Score] = field(default_factory=dict)
+
+    @property
+    def features(self) -> list[int]:
+        return [int(f) for f in self.df["feature"]] if len(self.df) else []
+
+    def __len__(self) -> int:
+        return len(self.df)
+
+    def arrow(self) -> Any:
+        """The result as a pyarrow Table."""
+        import pyarrow as pa
+
+        return pa.Table.from_pandas(self.df, preserve_index=False)
+
+    def polars(self) -> Any:
+        """The result as a polars DataFrame (needs ``polars``, an optional dependency)."""
+        try:
+            import polars as pl
+        except ImportError as exc:
+            raise SaesteerError("polars is not installed: `pip install polars`, or use .df (pandas) / .arrow()") from exc
+        return pl.from_arrow(self.arrow())
+
+    def summary(self) -> str:
+        """One line: what was searched, on which build, and how many features each filter removed."""
+        drops = "; ".join(f"{k}: -{v}" for k, v in self.dropped.items() if v)
+        return (f"{len(self)} features for {self.target} vs {len(self.contrast)} conditions, ranked by {self.rank_by} "
+                f"(build {self.build.build_id}, {self.build_note}); {self.n_kept} of {self.n_universe} passed the "
+                f"filters ({drops or 'none dropped'})")
+
+    def to_featureset(self, weights: Weights = "uniform") -> FeatureSet:
+        """The hand-off to steering: the features, their weights and scores, and the provenance."""
+        if weights not in ("uniform", "mean", "score"):
+            raise SaesteerError(f"weights must be 'uniform', 'mean' or 'score', got {weights!r}")
+        w: list[float] | None = None
+        if weights == "mean":
+            w = [float(x) for x in self.df["mean_target"]]
+        elif weights == "score":
+            score = self.score_objects.get(self.rank_by) or get_score(self.rank_by)
+            vals = self.df[self.rank_by].to_numpy(dtype=np.float64)
+            w = [float(x) for x in score.as_weight(vals, self.detail)] if self.detail is not None else list(vals)
+        names = [n for n in self.score_objects if n in self.df.columns]
+        if "output_mass" in self.df.columns:
+            names.append("output_mass")
+        scores = {n: [float(x) for x in self.df[n].to_numpy(dtype=np.float64)] for n in names}
+        filters = [f"target={self.target}", f"against={','.join(self.contrast)}", *self.filters,
+                   f"rank_by={self.rank_by}", f"top={len(self)}"]
+        return FeatureSet(
+            features=self.features, target=self.target, weights=w, scores=scores, build_id=self.build.build_id,
+            model_id=self.build.model_id, sae_id=self.build.sae_id, hook_name=self.build.hook_name, filters=filters,
+        )
+
+
+class Search:
+    """A composable search for the features of ``target`` against ``against`` (see the module docstring).
+
+    ``db`` is an index path (opened read-only for each :meth:`run`) or an open :class:`IndexDb`.
+    ``against``: ``"rest"`` (the other non-random conditions with the target's label), ``"all"``, or a
+    list of conditions. ``build_id``: default the only build, else the most recent (the result says so).
+    Every method returns a new ``Search``; the object itself never changes.
+    """
+
+    def __init__(
+        self, db: IndexDb | str | Path, target: str, against: str | Sequence[str] = "rest", build_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.target = target
+        self.against: str | list[str] = against if isinstance(against, str) else list(against)
+        self.build_id = build_id
+        self.filters: list[Predicate] = []
+        self.random_conditions: tuple[str, ...] | None = None
+        self.rank: Score = get_score(DEFAULT_RANK)
+        self.display: dict[str, Score] = {name: cls() for name, cls in SCORES.items()}
+        self.k = 20
+        self.output: OutputStep | None = None
+
+    # -- building -------------------------------------------------------------------------------------------
+    def _copy(self) -> Search:
+        new = copy.copy(self)
+        new.filters = list(self.filters)
+        new.display = dict(self.display)
+        return new
+
+    def where(self, flt: Predicate) -> Search:
+        """Add any filter object (``needs(n_bins)`` + ``predicates(ctx)`` + ``describe()``)."""
+        new = self._copy()
+        new.filters.append(flt)
+        return new
+
+    def drop_random(
+        self, max_freq: float | None = None, max_mean: float | None = None, relative_to_target: float | None = None,
+        conditions: Sequence[str] | None = None,
+    ) -> Search:
+        """LangFIR: drop features active on random-token sequences (:class:`~saesteer.select.filters.DropRandom`)."""
+        conds = tuple(conditions) if conditions else None
+        if conds and self.random_conditions and conds != self.random_conditions:
+            raise SaesteerError("drop_random: every random filter of a search must use the same random conditions")
+        new = self.where(DropRandom(max_freq, max_mean, relative_to_target, conds))
+        new.random_conditions = conds or self.random_conditions
+        return new
+
+    def drop_dead(self, min_count: int = 10) -> Search:
+        return self.where(DropDead(min_count))
+
+    def drop_dense(self, max_freq: float = 0.1) -> Search:
+        return self.where(DropDense(max_freq))
+
+    def drop_bos_only(self, ratio: float = 10.0) -> Search:
+        return self.where(DropBosOnly(ratio))
+
+    def min_freq(self, target_freq: float) -> Search:
+        return self.where(MinFreq(target_freq))
+
+    def rank_by(self, score: str | Score, **params: Any) -> Search:
+        """Rank by a score (default ``log_odds``); see :data:`saesteer.select.ranking.SCORES`."""
+        new = self._copy()
+        new.rank = get_score(score, **params)
+        new.display[new.rank.name] = new.rank
+        return new
+
+    def score(self, score: str | Score, **params: Any) -> Search:
+        """Show a score (with these parameters) in the result; every known score is shown by default."""
+        new = self._copy()
+        obj = get_score(score, **params)
+        new.display[obj.name] = obj
+        return new
+
+    def top(self, k: int) -> Search:
+        if int(k) < 1:
+            raise SaesteerError(f"top(k) needs k >= 1, got {k}")
+        new = self._copy()
+        new.k = int(k)
+        return new
+
+    def output_score(
+        self, model: HookedTransformer, sae: SAE, *, min_mass: float | None = None, rerank: bool = False,
+        pool: int = 200, top_n: int = 10,
+    ) -> Search:
+        """Score the best ``pool`` candidates by the mass of their logit lens on the target's tokens
+        (Arad et al. 2025); drop those under ``min_mass`` and/or re-rank by it."""
+        new = self._copy()
+        new.output = OutputStep(model, sae, min_mass, rerank, max(int(pool), 1), top_n)
+        return new
+
+    # -- running --------------------------------------------------------------------------------------------
+    @contextmanager
+    def _open(self) -> Iterator[IndexDb]:
+        if isinstance(self.db, IndexDb):
+            yield self.db
+            return
+        with IndexDb(self.db, read_only=True) as db:
+            yield db
+
+    def _plan(self, cat: Catalog) -> tuple[str, list[str], list[str], CompiledSearch]:
+        target = cat.resolve(self.target)
+        contrast = cat.contrast(target, self.against)
+        needs_random = any(isinstance(f, DropRandom) for f in self.filters)
+        random = cat.random_set(self.random_conditions) if needs_random else cat.random
+        info = cat.conditions
+        if info[target].n_tokens <= 0:
+            raise CorpusError(f"the target {target} has no counted tokens in build {cat.build.build_id}")
+        constants = {
+            "build": cat.build.build_id, "target": target, "contrast": contrast, "random": random,
+            "d_sae": int(cat.build.d_sae),
+            "tok_t": float(info[target].n_tokens),
+            "tok_c": float(max(sum(info[c].n_tokens for c in contrast), 1)),
+            "n_contrast": float(len(contrast)),
+            "tok_r": float(sum(info[c].n_tokens for c in random)),
+            "tok_all": float(sum(c.n_tokens for c in info.values())),
+            "bos_all": float(sum(c.n_bos for c in info.values())),
+            "n_nonrandom": float(sum(not c.is_random for c in info.values())),
+        }
+        implicit = [
+            ("dead: never active in this build", "feature IS NOT NULL"),
+            (f"inactive on the target {target}", "t_n > 0"),
+        ]
+        limit = max(self.k, self.output.pool) if self.output else self.k
+        compiled = compile_search(
+            filters=self.filters, implicit=implicit, score=self.rank, constants=constants,
+            n_bins=cat.build.n_bins, limit=limit,
+        )
+        return target, contrast, random, compiled
+
+    def compile(self) -> CompiledSearch:
+        """The SQL statement and parameters :meth:`run` would execute (for inspection)."""
+        with self._open() as db:
+            return self._plan(load_catalog(db, self.build_id))[3]
+
+    def run(self, *, allow_empty: bool = False) -> SearchResult:
+        """Execute the search. An empty result raises :class:`EmptyResultError` naming the filter that
+        emptied it, unless ``allow_empty``."""
+        with self._open() as db:
+            cat = load_catalog(db, self.build_id)
+            target, contrast, random, compiled = self._plan(cat)
+            log.info("search %s vs %s on build %s (%s)", target, ",".join(contrast), cat.build.build_id, cat.chosen)
+            with _tuned(db, cat.build.d_sae):
+                raw = db.fetch_df(compiled.sql, compiled.params)
+            dropped, n_universe, n_kept = _bookkeeping(raw, compiled.steps)
+            hits = raw[raw["feature"].notna()]
+            feats = [int(f) for f in hits["feature"]]
+            sql_scores = hits["score"].to_numpy(dtype=np.float64)
+            conds = cat.names
+            detail = fetch_detail(
+                db, cat.build.build_id, feats, conds, [cat.conditions[c].n_tokens for c in conds],
+                [cat.conditions[c].n_bos for c in conds], cat.build.n_bins,
+            )
+            detail.target = conds.index(target)
+            detail.contrast = tuple(conds.index(c) for c in contrast)
+            detail.random = tuple(conds.index(c) for c in random)
+            tokens = _stored_tokens(db, cat.build.build_id, feats)
+            out_cols: dict[str, Any] = {}
+            if self.output is not None and feats:
+                feats, detail, sql_scores, out_cols, n_out = self._output_step(db, cat, target, contrast, detail, sql_scores)
+                if self.output.min_mass is not None:
+                    dropped[f"output: target-token mass < {self.output.min_mass:g} (best {self.output.pool})"] = n_out
+                    n_kept = min(n_kept, len(feats))
+            feats, detail, sql_scores = feats[: self.k], _take(detail, slice(0, self.k)), sql_scores[: self.k]
+            out_cols = {k: v[: self.k] for k, v in out_cols.items()}
+        if not feats and not allow_empty:
+            raise EmptyResultError(_empty_message(target, n_universe, dropped))
+        df = _frame(feats, detail, self.rank, self.display, tokens, out_cols, sql_scores)
+        filters = [f.describe() for f in self.filters]  # type: ignore[attr-defined]
+        return SearchResult(
+            df=df, target=target, contrast=contrast, random=random, build=cat.build, build_note=cat.chosen,
+            rank_by=self.rank.name, dropped=dropped, n_universe=n_universe, n_kept=n_kept, filters=filters,
+            sql=compiled.sql, params=compiled.params, detail=detail,
+            score_objects={self.rank.name: self.rank, **{k: v for k, v in self.display.items() if k != self.rank.name}},
+        )
+
+    def _output_step(
+        self, db: IndexDb, cat: Catalog, target: str, contrast: list[str], detail: DetailStats, sql_scores: np.ndarray,
+    ) -> tuple[list[int], DetailStats, np.ndarray, dict[str, Any], int]:
+        from saesteer.select.output import output_scores, target_tokens
+
+        assert self.output is not None
+        step = self.output
+        toks = target_tokens(db, cat.build.build_id, target, contrast)
+        res = output_scores(step.model, step.sae, detail.features.tolist(), toks.token_ids, top_n=step.top_n)
+        order = np.arange(len(detail.features))
+        if step.rerank:
+            order = np.argsort(-res.mass, kind="stable")
+        keep = order if step.min_mass is None else order[res.mass[order] >= step.min_mass]
+        n_out = len(order) - len(keep)
+        cols = {
+            "output_mass": res.mass[keep], "output_lift": res.lift[keep],
+            "output_tokens": [res.top_tokens[i] for i in keep],
+        }
+        return [int(f) for f in detail.features[keep]], _take(detail, keep), sql_scores[keep], cols, n_out
+
+
+@contextmanager
+def _tuned(db: IndexDb, d_sae: int) -> Iterator[None]:
+    """For the search scan only: a perfect-hash GROUP BY over the dense feature ids (several times faster
+    than a hash table at 1M features, but costly for small queries, so the old value is restored), and
+    no progress bar on stdout."""
+    bits = min(max(12, math.ceil(math.log2(max(d_sae, 2))) + 1), 24)
+    old = db.execute("SELECT current_setting('perfect_ht_threshold')").fetchall()[0][0]
+    db.execute(f"SET perfect_ht_threshold = {int(bits)}")
+    db.execute("SET enable_progress_bar = false")
+    try:
+        yield
+    finally:
+        db.execute(f"SET perfect_ht_threshold = {int(old)}")
+
+
+def _bookkeeping(raw: pd.DataFrame, steps: list[str]) -> tuple[dict[str, int], int, int]:
+    first = raw.iloc[0]
+    n_universe = int(first["n_universe"])
+    dropped: dict[str, int] = {}
+    prev = n_universe
+    for i, desc in enumerate(steps):
+        n = int(first[f"n_step{i}"])
+        key, j = desc, 2
+        while key in dropped:
+            key, j = f"{desc} ({j})", j + 1
+        dropped[key] = prev - n
+        prev = n
+    return dropped, n_universe, prev
+
+
+def _empty_message(target: str, n_universe: int, dropped: dict[str, int]) -> str:
+    if n_universe == 0:
+        return f"no features to search: the build has no features for {target}"
+    left = n_universe
+    for desc, n in dropped.items():
+        if n and n == left:
+            return (f"no features left for {target}: the filter '{desc}' removed the last {n} "
+                    f"(removed per filter: {_fmt_dropped(dropped)}); relax or remove it")
+        left -= n
+    return f"no features left for {target} (removed per filter: {_fmt_dropped(dropped)})"
+
+
+def _fmt_dropped(dropped: dict[str, int]) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in dropped.items())
+
+
+def _take(d: DetailStats, idx: Any) -> DetailStats:
+    new = copy.copy(d)
+    for name in ("features", "n_active", "n_docs_active", "sum_act", "sum_sq", "max_act", "n_bos_active", "hist"):
+        setattr(new, name, getattr(d, name)[idx])
+    return new
+
+
+def _stored_tokens(db: IndexDb, build_id: str, feats: list[int]) -> dict[int, list[str]]:
+    if not feats:
+        return {}
+    rows = db.execute(load_query("select_feature_output"), {"build": build_id, "features": feats}).fetchall()
+    return {int(r[0]): list(r[1]) for r in rows}
+
+
+def _frame(
+    feats: list[int], d: DetailStats, rank: Score, display: dict[str, Score], tokens: dict[int, list[str]],
+    out_cols: dict[str, Any], sql_scores: np.ndarray,
+) -> pd.DataFrame:
+    import pandas as pd
+
+    cols: dict[str, Any] = {"rank": np.arange(1, len(feats) + 1), "feature": np.asarray(feats, dtype=np.int64)}
+    cols[rank.name] = rank.numpy(d) if len(feats) else np.zeros(0)
+    for name, sc in display.items():
+        if name != rank.name:
+            cols[name] = sc.numpy(d) if len(feats) else np.zeros(0)
+    freq = d.freq
+    c_idx = list(d.contrast)
+    cols["f_target"] = freq[:, d.target] if len(feats) else np.zeros(0)
+    cols["f_contrast"] = d.pooled("n_active") / max(d.tokens(), 1.0)
+    cols["f_contrast_max"] = freq[:, c_idx].max(axis=1) if len(feats) and c_idx else np.zeros(len(feats))
+    cols["max_contrast"] = [d.conditions[c_idx[int(i)]] for i in freq[:, c_idx].argmax(axis=1)] if len(feats) and c_idx else [None] * len(feats)
+    r_idx = list(d.random)
+    cols["f_random"] = freq[:, r_idx].max(axis=1) if len(feats) and r_idx else np.full(len(feats), np.nan)
+    cols["mean_target"] = d.mean[:, d.target] if len(feats) else np.zeros(0)
+    for j, c in enumerate(d.conditions):
+        cols[f"freq[{c}]"] = freq[:, j] if len(feats) else np.zeros(0)
+    cols.update(out_cols)
+    cols["top_tokens"] = [tokens.get(int(f), []) for f in feats]
+    df = pd.DataFrame(cols)
+    df.attrs["sql_score"] = sql_scores
+    return df

@@ -1,0 +1,185 @@
+"""Compile a search (filters + a ranking score) into one parameterized SQL statement.
+
+The statement is ``features_db/queries/select_search.sql``; its ``{{...}}`` slots are filled with
+fragments that contain only column names, fixed keywords and ``$parameters``: every value (thresholds,
+condition names, token counts) is bound, never formatted into the text.
+
+Fragments are written over the per-feature aggregate columns of :data:`AGGREGATES` (a filter or score
+names the ones it needs; only those are computed, which keeps the scan cheap) and over these bound
+constants, set by the compiler for every search:
+
+================  ============================================================================
+``$tok_t``        counted tokens of the target condition
+``$tok_c``        counted tokens of the contrast conditions (pooled)
+``$n_contrast``   number of contrast conditions
+``$tok_r``        counted tokens of the random-token conditions in use
+``$tok_all``      counted tokens of every condition of the build
+``$bos_all``      BOS positions of every condition of the build
+``$n_nonrandom``  number of non-random conditions of the build
+================  ============================================================================
+
+DuckDB matches parameter names case-insensitively: bound names are lower case, and the binder's names
+end in a number so they never meet a constant's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from saesteer.index.db import load_query
+
+# name -> (aggregate over the rows of one feature, joined with their condition's weights; value for a
+# feature with no row at all). ``s`` is feature_stats, ``c`` the weighted conditions of the search:
+# w_t = 1 on the target, w_c on contrast conditions, w_r on the random-token conditions in use,
+# w_nr on non-random conditions, w_e on target + contrast (entropy), inv_n = 1 / n_tokens.
+AGGREGATES: dict[str, tuple[str, str]] = {
+    "t_n": ("sum(s.n_active * c.w_t)", "0.0"),
+    "t_sum": ("sum(s.sum_act * c.w_t)", "0.0"),
+    "t_sq": ("sum(s.sum_sq * c.w_t)", "0.0"),
+    "c_n": ("sum(s.n_active * c.w_c)", "0.0"),
+    "c_sum": ("sum(s.sum_act * c.w_c)", "0.0"),
+    "c_sq": ("sum(s.sum_sq * c.w_c)", "0.0"),
+    "c_mean_sum": ("sum(s.sum_act * c.inv_n * c.w_c)", "0.0"),
+    "c_max_freq": ("max(s.n_active * c.inv_n * c.w_c)", "0.0"),
+    "e_fsum": ("sum(s.n_active * c.inv_n * c.w_e)", "0.0"),
+    "e_fln": (
+        "sum(CASE WHEN s.n_active > 0 AND c.w_e > 0 THEN s.n_active * c.inv_n * ln(s.n_active * c.inv_n) ELSE 0.0 END)",
+        "0.0",
+    ),
+    "r_n": ("sum(s.n_active * c.w_r)", "0.0"),
+    "r_max_freq": ("max(s.n_active * c.inv_n * c.w_r)", "0.0"),
+    "r_max_mean": ("max(s.sum_act * c.inv_n * c.w_r)", "0.0"),
+    "a_n": ("sum(s.n_active)", "0.0"),
+    "bos_n": ("sum(s.n_bos_active)", "0.0"),
+    "nr_min_freq": (
+        "CASE WHEN sum(c.w_nr) >= $n_nonrandom THEN min(CASE WHEN c.w_nr > 0 THEN s.n_active * c.inv_n END) ELSE 0.0 END",
+        "0.0",
+    ),
+}
+_HIST = re.compile(r"^([tc])_h(\d+)$")
+
+
+def aggregate_sql(name: str) -> tuple[str, str]:
+    """The aggregate and the empty value of column ``name`` (``t_h3`` / ``c_h3``: histogram bin 3, 1-based)."""
+    m = _HIST.match(name)
+    if m:
+        w = "c.w_t" if m.group(1) == "t" else "c.w_c"
+        return f"sum(s.hist[{int(m.group(2))}] * {w})", "0.0"
+    if name not in AGGREGATES:
+        raise KeyError(f"unknown aggregate column {name!r}")
+    return AGGREGATES[name]
+
+
+class Binder:
+    """Collects bound parameters; :meth:`bind` returns the ``$name`` to put in the SQL text."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+
+    def bind(self, value: Any, hint: str = "p") -> str:
+        base = re.sub(r"[^a-z0-9_]", "_", hint.lower()) or "p"
+        name = f"{base}_{len(self.params)}"
+        self.params[name] = value
+        return f"${name}"
+
+
+@dataclass(frozen=True)
+class SqlContext:
+    """What a fragment may use: the binder and the histogram width of the build."""
+
+    binder: Binder
+    n_bins: int
+
+    def bind(self, value: Any, hint: str = "p") -> str:
+        return self.binder.bind(value, hint)
+
+
+class Predicate(Protocol):
+    """A filter: one or more named SQL predicates (true = keep the feature)."""
+
+    def needs(self, n_bins: int) -> tuple[str, ...]: ...
+
+    def predicates(self, ctx: SqlContext) -> list[tuple[str, str]]: ...
+
+
+class RankScore(Protocol):
+    """A ranking score: a SQL expression, its direction, and the aggregates it needs."""
+
+    name: str
+    higher_is_better: bool
+
+    def needs(self, n_bins: int) -> tuple[str, ...]: ...
+
+    def helpers(self, ctx: SqlContext) -> list[tuple[str, str]]: ...
+
+    def sql(self, ctx: SqlContext) -> str: ...
+
+    def requires(self, ctx: SqlContext) -> list[tuple[str, str]]: ...
+
+
+@dataclass
+class CompiledSearch:
+    """The statement, its parameters, and the description of each counted filter step in order."""
+
+    sql: str
+    params: dict[str, Any]
+    steps: list[str] = field(default_factory=list)
+    aggregates: list[str] = field(default_factory=list)
+
+
+def compile_search(
+    *,
+    filters: Sequence[Predicate],
+    implicit: Sequence[tuple[str, str]],
+    score: RankScore,
+    constants: dict[str, Any],
+    n_bins: int,
+    limit: int,
+) -> CompiledSearch:
+    """Fill ``select_search.sql``: aggregates, the rank score, one predicate per filter step, the counts.
+
+    ``implicit`` are predicates applied before the user's filters (e.g. "active on the target").
+    ``constants`` binds ``$build``, ``$target``, ``$contrast``, ``$random``, ``$d_sae`` and the ``$tok_t``...
+    constants of the module docstring.
+    """
+    binder = Binder()
+    ctx = SqlContext(binder, n_bins)
+    steps: list[tuple[str, str]] = list(implicit)
+    needed: list[str] = ["t_n"]
+    for f in filters:
+        needed += f.needs(n_bins)
+        steps += f.predicates(ctx)
+    steps += score.requires(ctx)
+    needed += score.needs(n_bins)
+    aggs = list(dict.fromkeys(needed))
+    agg_cols = ",\n        ".join(f"{aggregate_sql(a)[0]} AS {a}" for a in aggs)
+    empty_cols = ", ".join(f"{aggregate_sql(a)[1]} AS {a}" for a in aggs)
+    helpers = "".join(f"{expr} AS {name}, " for name, expr in score.helpers(ctx))
+    preds = ", ".join(f"({p}) AS p{i}" for i, (_, p) in enumerate(steps)) or "TRUE AS p_none"
+    counts = ["sum(w) AS n_universe"]
+    for i in range(len(steps)):
+        cond = " AND ".join(f"coalesce(p{j}, FALSE)" for j in range(i + 1))
+        counts.append(f"coalesce(sum(w) FILTER (WHERE {cond}), 0) AS n_step{i}")
+    keep = " AND ".join(f"coalesce(p{i}, FALSE)" for i in range(len(steps))) or "TRUE"
+    order = "DESC" if score.higher_is_better else "ASC"
+    sql = load_query("select_search")
+    for slot, text in {
+        "aggregates": agg_cols, "empty": empty_cols, "helpers": helpers, "score": score.sql(ctx),
+        "predicates": preds, "counts": ", ".join(counts), "keep": keep, "order": order,
+    }.items():
+        sql = sql.replace("{{" + slot + "}}", text)
+    params = {**constants, **binder.params, "top_k": int(limit)}
+    return CompiledSearch(sql, prune_params(sql, params), [d for d, _ in steps], aggs)
+
+
+def prune_params(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Only the parameters the text uses (DuckDB rejects unused named parameters)."""
+    code = re.sub(r"--[^\n]*", "", sql)
+    used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", code))
+    missing = used - set(params)
+    if missing:
+        raise KeyError(f"unbound SQL parameters: {sorted(missing)}")
+    return {k: v for k, v in params.items() if k in used}

@@ -1,0 +1,299 @@
+"""Batched generation with and without steering, on two backends, and the side-by-side view.
+
+- :class:`HFBackend`: a transformers causal LM (``load_hf_model``), left padding, the KV cache and
+  ``model.generate``: the fast path (about 8 tok/s for Gemma 3 270M on 2 CPU cores).
+- :class:`TLBackend`: a transformer-lens model with saesteer's own KV-cache loop (same policy: left
+  padding, a prefill then one position per step); used for the tiny model and exact tests.
+
+Both seed every batch with ``seed + batch_index`` so that steered and unsteered runs sample alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+
+from saesteer.steer.hooks import SaeArg, Steer, steering
+from saesteer.steer.vector import ModelInfo
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding settings. ``min_new_tokens`` suppresses EOS until reached (used by the benchmark)."""
+
+    max_new_tokens: int = 40
+    min_new_tokens: int = 0
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One continuation: its text (prompt excluded) and its token ids (EOS and pads excluded)."""
+
+    prompt: str
+    text: str
+    token_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SideBySide:
+    prompt: str
+    unsteered: str
+    steered: str
+
+
+class Backend(Protocol):
+    """What generation, calibration and the CLI need from a model."""
+
+    name: str
+    info: ModelInfo
+    model: Any  # the module steering hooks attach to
+    check_model: bool  # check that a vector was built for this model id (width and depth are always checked)
+
+    def generate(
+        self, prompts: Sequence[str], cfg: GenerationConfig = ..., *, steer: Steer | Sequence[Steer] | None = None,
+        sae: SaeArg = None, progress: Progress | None = None,
+    ) -> list[Generation]: ...
+
+    def continuation_nll(self, prompts: Sequence[str], continuations: Sequence[Sequence[int]]) -> list[tuple[float, int]]:
+        """``(sum of NLL, n tokens)`` of each continuation given its prompt, under the current hooks."""
+        ...
+
+
+def _steer_ctx(backend: Any, steer: Steer | Sequence[Steer] | None, sae: SaeArg) -> Any:
+    if steer is None or (isinstance(steer, (list, tuple)) and len(steer) == 0):
+        return contextlib.nullcontext()
+    return steering(backend.model, steer, sae=sae, model_id=backend.info.id, check_model=backend.check_model)
+
+
+def _batches(n: int, size: int) -> list[range]:
+    return [range(i, min(n, i + size)) for i in range(0, n, max(1, size))]
+
+
+def sample_next(logits: torch.Tensor, cfg: GenerationConfig) -> torch.Tensor:
+    """Pick the next token from ``logits: [batch, vocab]`` (greedy, or temperature + top-p sampling)."""
+    if not cfg.do_sample:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float() / max(cfg.temperature, 1e-6), dim=-1)
+    if cfg.top_p < 1.0:
+        sorted_p, idx = probs.sort(dim=-1, descending=True)
+        keep = sorted_p.cumsum(-1) - sorted_p < cfg.top_p
+        sorted_p = sorted_p * keep
+        probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p)
+    return torch.multinomial(probs, 1)[:, 0]
+
+
+def _cut(ids: Sequence[int], eos: int | None, pad: int | None) -> tuple[int, ...]:
+    out = []
+    for t in ids:
+        if eos is not None and t == eos:
+            break
+        out.append(int(t))
+    while out and pad is not None and out[-1] == pad:
+        out.pop()
+    return tuple(out)
+
+
+class HFBackend:
+    """Generation through a transformers causal LM (see the module docstring)."""
+
+    name = "hf"
+    check_model = True
+
+    def __init__(self, hf: Any, tokenizer: Any, model_id: str) -> None:
+        self.model = hf
+        self.tokenizer = tokenizer
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        hf.saesteer_model_id = model_id
+        self.info = ModelInfo.from_hf(hf, model_id)
+
+    @classmethod
+    def load(cls, name: str, **kwargs: Any) -> HFBackend:
+        from saesteer.models.loading import load_hf_model, resolve_model
+
+        hf, tok = load_hf_model(name, **kwargs)
+        return cls(hf, tok, resolve_model(name).id)
+
+    def generate(
+        self, prompts: Sequence[str], cfg: GenerationConfig = GenerationConfig(), *,
+        steer: Steer | Sequence[Steer] | None = None, sae: SaeArg = None, progress: Progress | None = None,
+    ) -> list[Generation]:
+        tok = self.tokenizer
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.min_new_tokens, do_sample=cfg.do_sample,
+            pad_token_id=tok.pad_token_id, use_cache=True,
+        )
+        if cfg.do_sample:
+            kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        out: list[Generation] = []
+        with _steer_ctx(self, steer, sae), torch.no_grad():
+            for bi, rows in enumerate(_batches(len(prompts), cfg.batch_size)):
+                batch = [prompts[i] for i in rows]
+                enc = tok(batch, return_tensors="pt", padding=True).to(self.model.device)
+                torch.manual_seed(cfg.seed + bi)
+                seq = self.model.generate(**enc, **kwargs)
+                new = seq[:, enc["input_ids"].shape[1]:].tolist()
+                for p, ids in zip(batch, new, strict=True):
+                    kept = _cut(ids, tok.eos_token_id, tok.pad_token_id)
+                    out.append(Generation(p, tok.decode(list(kept), skip_special_tokens=True), kept))
+                if progress is not None:
+                    progress(len(out), len(prompts))
+        return out
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        return list(self.tokenizer(prompt)["input_ids"])
+
+    def continuation_nll(self, prompts: Sequence[str], continuations: Sequence[Sequence[int]], *, batch_size: int = 8) -> list[tuple[float, int]]:
+        seqs = [(self.prompt_ids(p), list(c)) for p, c in zip(prompts, continuations, strict=True)]
+        return _batched_nll(seqs, lambda ids, mask: self.model(input_ids=ids, attention_mask=mask).logits,
+                            pad=int(self.tokenizer.pad_token_id), device=self.model.device, batch_size=batch_size)
+
+
+class TLBackend:
+    """Generation through a transformer-lens model with an explicit KV-cache loop."""
+
+    name = "tl"
+    check_model = True
+
+    def __init__(self, model: HookedTransformer) -> None:
+        if model.tokenizer is None:
+            from saesteer.errors import ModelLoadError
+
+            raise ModelLoadError("the transformer-lens model has no tokenizer; generation needs one")
+        self.model = model
+        self.tokenizer = model.tokenizer
+        self.info = ModelInfo.from_tl(model)
+        tok = model.tokenizer
+        self.eos = getattr(tok, "eos_token_id", None)
+        pad = getattr(tok, "pad_token_id", None)
+        self.pad = int(pad if pad is not None else (self.eos or 0))
+
+    @classmethod
+    def load(cls, name: str, **kwargs: Any) -> TLBackend:
+        from saesteer.models.loading import load_model
+
+        return cls(load_model(name, **kwargs))
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        return [int(t) for t in self.model.to_tokens(prompt, prepend_bos=True, truncate=True)[0].tolist()]
+
+    def generate(
+        self, prompts: Sequence[str], cfg: GenerationConfig = GenerationConfig(), *,
+        steer: Steer | Sequence[Steer] | None = None, sae: SaeArg = None, progress: Progress | None = None,
+    ) -> list[Generation]:
+        out: list[Generation] = []
+        with _steer_ctx(self, steer, sae), torch.no_grad():
+            for bi, rows in enumerate(_batches(len(prompts), cfg.batch_size)):
+                batch = [prompts[i] for i in rows]
+                torch.manual_seed(cfg.seed + bi)
+                for p, ids in zip(batch, self._generate_batch(batch, cfg), strict=True):
+                    kept = _cut(ids, self.eos, self.pad)
+                    out.append(Generation(p, str(self.tokenizer.decode(list(kept), skip_special_tokens=True)), kept))
+                if progress is not None:
+                    progress(len(out), len(prompts))
+        return out
+
+    def _generate_batch(self, batch: Sequence[str], cfg: GenerationConfig) -> list[list[int]]:
+        from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+        model = self.model
+        dev = model.cfg.device
+        seqs = [self.prompt_ids(p) for p in batch]
+        width = max(len(s) for s in seqs)
+        tokens = torch.full((len(seqs), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):  # left padding
+            tokens[i, width - len(s):] = torch.tensor(s)
+            mask[i, width - len(s):] = 1
+        cache = TransformerLensKeyValueCache.init_cache(model.cfg, dev, len(seqs))
+        logits = model(tokens.to(dev), attention_mask=mask.to(dev), past_kv_cache=cache)
+        finished = torch.zeros(len(seqs), dtype=torch.bool, device=dev)
+        steps: list[torch.Tensor] = []
+        ones = torch.ones((len(seqs), 1), dtype=torch.long, device=dev)
+        for step in range(cfg.max_new_tokens):
+            nxt_logits = logits[:, -1, :].clone()
+            if self.eos is not None and step < cfg.min_new_tokens:
+                nxt_logits[:, self.eos] = float("-inf")
+            nxt = sample_next(nxt_logits, cfg)
+            nxt = torch.where(finished, torch.full_like(nxt, self.pad), nxt)
+            steps.append(nxt)
+            if self.eos is not None:
+                finished |= nxt == self.eos
+            if bool(finished.all()) or step == cfg.max_new_tokens - 1:
+                break
+            logits = model(nxt[:, None], attention_mask=ones, past_kv_cache=cache)
+        if not steps:
+            return [[] for _ in seqs]
+        return torch.stack(steps, dim=1).tolist()
+
+    def continuation_nll(self, prompts: Sequence[str], continuations: Sequence[Sequence[int]], *, batch_size: int = 8) -> list[tuple[float, int]]:
+        seqs = [(self.prompt_ids(p), list(c)) for p, c in zip(prompts, continuations, strict=True)]
+        return _batched_nll(seqs, lambda ids, mask: self.model(ids, attention_mask=mask),
+                            pad=self.pad, device=torch.device(self.model.cfg.device or "cpu"), batch_size=batch_size)
+
+
+def _batched_nll(
+    seqs: Sequence[tuple[list[int], list[int]]], forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *, pad: int, device: torch.device, batch_size: int,
+) -> list[tuple[float, int]]:
+    """Right-padded batches; the logits at positions ``P-1 .. P+C-2`` score continuation tokens."""
+    out: list[tuple[float, int]] = []
+    with torch.no_grad():
+        for rows in _batches(len(seqs), batch_size):
+            chunk = [seqs[i] for i in rows]
+            width = max(len(p) + len(c) for p, c in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for i, (p, c) in enumerate(chunk):
+                ids[i, : len(p) + len(c)] = torch.tensor(p + c)
+                mask[i, : len(p) + len(c)] = 1
+            logp = torch.log_softmax(forward(ids.to(device), mask.to(device)).float(), dim=-1)
+            for i, (p, c) in enumerate(chunk):
+                if not c:
+                    out.append((0.0, 0))
+                    continue
+                pos = torch.arange(len(p) - 1, len(p) + len(c) - 1, device=logp.device)
+                tgt = torch.tensor(c, device=logp.device)
+                out.append((float(-logp[i, pos, tgt].double().sum()), len(c)))
+    return out
+
+
+def side_by_side(
+    backend: Backend, prompts: Sequence[str], steer: Steer | Sequence[Steer], cfg: GenerationConfig = GenerationConfig(),
+    *, sae: SaeArg = None, progress: Progress | None = None,
+) -> list[SideBySide]:
+    """Unsteered and steered continuations of the same prompts with the same seeds."""
+    base = backend.generate(prompts, cfg, progress=progress)
+    steered = backend.generate(prompts, cfg, steer=steer, sae=sae, progress=progress)
+    return [SideBySide(b.prompt, b.text, s.text) for b, s in zip(base, steered, strict=True)]
+
+
+def make_backend(model: str, kind: str = "auto", **kwargs: Any) -> Backend:
+    """A backend for a model name: ``hf`` (transformers, fast), ``tl`` (transformer-lens), or ``auto``
+    (transformers unless the model has no transformers twin, like ``tiny-random``)."""
+    from saesteer.errors import ModelLoadError
+
+    if kind not in ("auto", "hf", "tl"):
+        raise ModelLoadError(f"unknown backend {kind!r}; use auto, hf or tl")
+    if kind == "tl" or (kind == "auto" and model.startswith("tiny-random")):
+        return TLBackend.load(model, **kwargs)
+    return HFBackend.load(model, **kwargs)

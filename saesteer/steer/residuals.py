@@ -1,0 +1,140 @@
+"""Residuals at a hook over a list of texts (transformer-lens, ``stop_at_layer``), without BOS or pads.
+
+Used for the typical residual norm that fixes the scale of a vector, and for DiffMean baselines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+from saesteer.errors import CorpusError
+from saesteer.models.hooks import validate_hook
+from saesteer.paths import package_data
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+Progress = Callable[[int, int], None]  # (done, total)
+TRAIN_LINES = 200  # lines 1-200 of each bundled language file are the train split
+
+
+def bundled_texts(lang: str, *, split: str = "train", limit: int | None = None) -> list[str]:
+    """Lines of the bundled parallel corpus (``saesteer/corpus/data/<lang>.txt``).
+
+    ``split``: ``train`` (lines 1-200), ``heldout`` (201-250) or ``all``.
+    """
+    path = package_data("corpus", "data", f"{lang}.txt")
+    if not path.is_file():
+        available = sorted(p.stem for p in path.parent.glob("*.txt") if not p.stem.startswith("prompts"))
+        raise CorpusError(f"no bundled corpus for language {lang!r}; available: {', '.join(available)}")
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    if split == "train":
+        lines = lines[:TRAIN_LINES]
+    elif split == "heldout":
+        lines = lines[TRAIN_LINES:]
+    elif split != "all":
+        raise CorpusError(f"unknown split {split!r}; use train, heldout or all")
+    lines = [ln for ln in lines if ln]
+    return lines[:limit] if limit is not None else lines
+
+
+def bundled_languages() -> list[str]:
+    """The language codes of the bundled corpus."""
+    folder = package_data("corpus", "data")
+    return sorted(p.stem for p in folder.glob("*.txt") if not p.stem.startswith("prompts"))
+
+
+def iter_residuals(
+    model: HookedTransformer,
+    hook_names: Sequence[str],
+    texts: Sequence[str],
+    *,
+    batch_size: int = 8,
+    max_len: int = 64,
+    progress: Progress | None = None,
+) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+    """Yield ``({hook: resid [batch, pos, d_model]}, keep [batch, pos])`` per batch.
+
+    ``keep`` is False at padding (right-padded batches) and at BOS tokens.
+    """
+    if not texts:
+        raise CorpusError("no texts to run through the model")
+    specs = [validate_hook(model, h) for h in hook_names]
+    stop = max(s.stop_at_layer for s in specs)
+    stop_arg = stop if stop < model.cfg.n_layers else None
+    tok = model.tokenizer
+    bos = getattr(tok, "bos_token_id", None) if tok is not None else None
+    pad = getattr(tok, "pad_token_id", None) if tok is not None else None
+    pad = 0 if pad is None else int(pad)
+    seqs = [model.to_tokens(t, prepend_bos=True, truncate=True)[0, :max_len] for t in texts]
+    names = set(hook_names)
+    done = 0
+    for start in range(0, len(seqs), batch_size):
+        chunk = seqs[start:start + batch_size]
+        width = max(int(s.shape[0]) for s in chunk)
+        tokens = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, s in enumerate(chunk):
+            tokens[i, : s.shape[0]] = s
+            mask[i, : s.shape[0]] = 1
+        tokens = tokens.to(model.cfg.device)
+        mask = mask.to(model.cfg.device)
+        with torch.no_grad():
+            _, cache = model.run_with_cache(
+                tokens, attention_mask=mask, names_filter=lambda n: n in names, stop_at_layer=stop_arg
+            )
+        keep = mask.bool()
+        if bos is not None:
+            keep &= tokens != int(bos)
+        yield {h: cache[h].float() for h in hook_names}, keep
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(seqs))
+
+
+def typical_residual_norm(
+    model: HookedTransformer,
+    hook_name: str,
+    texts: Sequence[str] | None = None,
+    *,
+    n_texts: int = 48,
+    batch_size: int = 8,
+    max_len: int = 64,
+) -> float:
+    """The median residual norm at ``hook_name`` over non-BOS, non-pad tokens.
+
+    ``texts`` default to the first ``n_texts`` lines of the bundled English train split.
+    """
+    sample = list(texts) if texts is not None else bundled_texts("en", limit=n_texts)
+    norms = []
+    for resid, keep in iter_residuals(model, [hook_name], sample, batch_size=batch_size, max_len=max_len):
+        norms.append(resid[hook_name][keep].norm(dim=-1))
+    allnorms = torch.cat(norms)
+    if allnorms.numel() == 0:
+        raise CorpusError("the norm sample has no tokens besides BOS/padding")
+    return float(allnorms.double().median())
+
+
+def mean_residual(
+    model: HookedTransformer,
+    hook_names: Sequence[str],
+    texts: Sequence[str],
+    *,
+    batch_size: int = 8,
+    max_len: int = 64,
+    progress: Progress | None = None,
+) -> tuple[dict[str, torch.Tensor], int]:
+    """``({hook: mean residual [d_model] (float64)}, n_tokens)`` over non-BOS, non-pad tokens."""
+    sums: dict[str, torch.Tensor] = {}
+    n = 0
+    for resid, keep in iter_residuals(model, hook_names, texts, batch_size=batch_size, max_len=max_len, progress=progress):
+        for h in hook_names:
+            s = resid[h][keep].double().sum(dim=0)
+            sums[h] = sums[h] + s if h in sums else s
+        n += int(keep.sum())
+    if n == 0:
+        raise CorpusError("the texts have no tokens besides BOS/padding")
+    return {h: s / n for h, s in sums.items()}, n
