@@ -35,8 +35,15 @@ def _spec(args: argparse.Namespace):
 
     freq = (1e-4, 3e-2) if args.profile == "dense" else (1e-6, 1e-3)
     return SyntheticSpec(
-        n_features=args.features, languages=LANGS, n_tokens=args.tokens, n_docs=200, n_bins=args.bins,
-        freq_range=freq, planted=[language_feature(1, "fr"), agnostic_feature(2)], top_k=0, n_output_tokens=5,
+        n_features=args.features,
+        languages=LANGS,
+        n_tokens=args.tokens,
+        n_docs=200,
+        n_bins=args.bins,
+        freq_range=freq,
+        planted=[language_feature(1, "fr"), agnostic_feature(2)],
+        top_k=0,
+        n_output_tokens=5,
         seed=0,
     )
 
@@ -56,10 +63,17 @@ def _ensure_index(path: Path, args: argparse.Namespace) -> int:
     for p in (path, meta, path.with_suffix(path.suffix + ".wal")):
         p.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    print(f"building the synthetic index {path} ({args.features:,} features, profile {args.profile}) ...", flush=True)
-    res = build_synthetic_index(path, spec, progress=lambda c: print(f"  {c}  {time.perf_counter() - t0:.0f}s", flush=True))
+    print(
+        f"building the synthetic index {path} ({args.features:,} features, profile {args.profile}) ...",
+        flush=True,
+    )
+    res = build_synthetic_index(
+        path, spec, progress=lambda c: print(f"  {c}  {time.perf_counter() - t0:.0f}s", flush=True)
+    )
     meta.write_text(key)
-    print(f"built in {time.perf_counter() - t0:.0f}s: {res.n_rows:,} feature_stats rows, {path.stat().st_size / 1e9:.2f} GB")
+    print(
+        f"built in {time.perf_counter() - t0:.0f}s: {res.n_rows:,} feature_stats rows, {path.stat().st_size / 1e9:.2f} GB"
+    )
     return res.n_rows
 
 
@@ -70,7 +84,15 @@ def _scenarios():
         return Search(db, f"language={lang}").drop_random().top(20)
 
     def all_filters(db, lang):
-        return Search(db, f"language={lang}").drop_random().drop_dead().drop_dense().drop_bos_only().min_freq(1e-3).top(20)
+        return (
+            Search(db, f"language={lang}")
+            .drop_random()
+            .drop_dead()
+            .drop_dense()
+            .drop_bos_only()
+            .min_freq(1e-3)
+            .top(20)
+        )
 
     def nu(db, lang):
         return Search(db, f"language={lang}").drop_random().rank_by("nu").top(20)
@@ -88,7 +110,12 @@ def _scenarios():
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--db", type=Path, default=None, help="index file (default: <tmp>/saesteer-bench-search/<profile>.duckdb)")
+    ap.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="index file (default: <tmp>/saesteer-bench-search/<profile>.duckdb)",
+    )
     ap.add_argument("--features", type=int, default=1_000_000)
     ap.add_argument("--tokens", type=int, default=20_000, help="counted tokens per condition")
     ap.add_argument("--bins", type=int, default=16)
@@ -100,12 +127,17 @@ def main(argv: list[str] | None = None) -> None:
 
     from saesteer.index.db import IndexDb
 
-    path = args.db or Path(tempfile.gettempdir()) / "saesteer-bench-search" / f"{args.profile}-{args.features}.duckdb"
+    path = (
+        args.db
+        or Path(tempfile.gettempdir()) / "saesteer-bench-search" / f"{args.profile}-{args.features}.duckdb"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     n_rows = _ensure_index(path, args)
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
-    print(f"index: {path} | {args.features:,} features x {len(LANGS)} languages + random=uniform | "
-          f"{n_rows:,} feature_stats rows | threads: DuckDB default | load average: {os.getloadavg()[0]:.2f}")
+    print(
+        f"index: {path} | {args.features:,} features x {len(LANGS)} languages + random=uniform | "
+        f"{n_rows:,} feature_stats rows | threads: DuckDB default | load average: {os.getloadavg()[0]:.2f}"
+    )
     print(f"{'scenario':45s} {'p50 (s)':>8s} {'p95 (s)':>8s} {'min (s)':>8s}  runs")
     with IndexDb(path, read_only=True) as db:
         for name, make in _scenarios().items():
@@ -120,7 +152,10 @@ def main(argv: list[str] | None = None) -> None:
                 times.append(time.perf_counter() - t0)
                 assert len(res) == 20, name
             t = np.asarray(times)
-            print(f"{name:45s} {np.percentile(t, 50):8.3f} {np.percentile(t, 95):8.3f} {t.min():8.3f}  {len(t)}", flush=True)
+            print(
+                f"{name:45s} {np.percentile(t, 50):8.3f} {np.percentile(t, 95):8.3f} {t.min():8.3f}  {len(t)}",
+                flush=True,
+            )
     print(f"load average after: {os.getloadavg()[0]:.2f} (2 cores shared: compare runs on an idle machine)")
 
 

@@ -68,7 +68,9 @@ def vocab_info(model: HookedTransformer) -> Vocab:
     if n_tok < d_vocab:
         kinds[n_tok:] = SPECIAL  # ids the tokenizer never produces (padding rows of the embedding)
     special = set(tok.all_special_ids)
-    special |= {i for i, t in getattr(tok, "added_tokens_decoder", {}).items() if getattr(t, "special", False)}
+    special |= {
+        i for i, t in getattr(tok, "added_tokens_decoder", {}).items() if getattr(t, "special", False)
+    }
     for i in special:
         if 0 <= i < d_vocab:
             kinds[i] = SPECIAL
@@ -135,10 +137,16 @@ def tokenized_documents(
         if _keep(doc.doc_id, shard, only):
             pool.append((doc.doc_id, doc.text))
         if len(pool) >= _TOKENIZE_POOL:
-            yield from (finish(i, ids) for (i, _), ids in zip(pool, encode_texts(tokenizer, [t for _, t in pool]), strict=True))
+            yield from (
+                finish(i, ids)
+                for (i, _), ids in zip(pool, encode_texts(tokenizer, [t for _, t in pool]), strict=True)
+            )
             pool = []
     if pool:
-        yield from (finish(i, ids) for (i, _), ids in zip(pool, encode_texts(tokenizer, [t for _, t in pool]), strict=True))
+        yield from (
+            finish(i, ids)
+            for (i, _), ids in zip(pool, encode_texts(tokenizer, [t for _, t in pool]), strict=True)
+        )
 
 
 class Batch(NamedTuple):
@@ -154,7 +162,12 @@ def padded_length(n: int, multiple: int) -> int:
 
 
 def batches(
-    docs: Iterable[TokenizedDoc], *, batch_size: int, pad_multiple: int = 16, pad_id: int = 0, pool_batches: int = 16,
+    docs: Iterable[TokenizedDoc],
+    *,
+    batch_size: int,
+    pad_multiple: int = 16,
+    pad_id: int = 0,
+    pool_batches: int = 16,
 ) -> Iterator[Batch]:
     """Group documents into batches of equal padded length (pools of ``pool_batches * batch_size`` docs,
     sorted by length), keeping memory bounded."""
@@ -207,7 +220,9 @@ def capture_residual(model: HookedTransformer, tokens: torch.Tensor, spec: HookS
         raise _Captured
 
     try:
-        model.run_with_hooks(tokens, return_type=None, stop_at_layer=spec.stop_at_layer, fwd_hooks=[(spec.name, hook)])
+        model.run_with_hooks(
+            tokens, return_type=None, stop_at_layer=spec.stop_at_layer, fwd_hooks=[(spec.name, hook)]
+        )
     except _Captured:
         pass
     if "x" not in store:  # pragma: no cover - validate_hook guarantees the hook exists
@@ -236,7 +251,9 @@ def exclusion_table(vocab: Vocab, exclude: Sequence[str]) -> np.ndarray:
     """``[d_vocab]`` bool: token ids that are not counted."""
     unknown = set(exclude) - set(EXCLUDABLE)
     if unknown:
-        raise CorpusError(f"unknown token exclusion(s) {sorted(unknown)}; choose from {', '.join(EXCLUDABLE)}")
+        raise CorpusError(
+            f"unknown token exclusion(s) {sorted(unknown)}; choose from {', '.join(EXCLUDABLE)}"
+        )
     excluded = np.zeros(len(vocab.kinds), dtype=bool)
     for name, kind in (("bos", BOS), ("pad", PAD), ("special", SPECIAL)):
         if name in exclude:
@@ -290,11 +307,15 @@ def stream_activations(
             counted = ~excluded_t[tok]
             keep = counted | is_bos
             if not bool(keep.all()):
-                x, tok, pos, docs, seq, is_bos, counted = (t[keep] for t in (x, tok, pos, docs, seq, is_bos, counted))
+                x, tok, pos, docs, seq, is_bos, counted = (
+                    t[keep] for t in (x, tok, pos, docs, seq, is_bos, counted)
+                )
             for start in range(0, x.shape[0], chunk):
                 sl = slice(start, start + chunk)
                 acts = sae.encode(x[sl])
-                yield ActivationChunk(acts.float(), docs[sl], seq[sl], pos[sl], tok[sl], counted[sl], is_bos[sl])
+                yield ActivationChunk(
+                    acts.float(), docs[sl], seq[sl], pos[sl], tok[sl], counted[sl], is_bos[sl]
+                )
             if on_batch is not None:
                 on_batch(b, int(batch.lengths.sum()))
 

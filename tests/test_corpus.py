@@ -48,7 +48,12 @@ def test_text_directory_one_doc_per_file(tmp_path):
     src = text_source(tmp_path)
     assert src.count() == 3
     assert _texts(src) == [(0, "doc a"), (1, "doc b\nstill b"), (2, "doc c")]
-    assert [t for _, t in _texts(TextFileSource(tmp_path, per="line"))] == ["doc a", "doc b", "still b", "doc c"]
+    assert [t for _, t in _texts(TextFileSource(tmp_path, per="line"))] == [
+        "doc a",
+        "doc b",
+        "still b",
+        "doc c",
+    ]
 
 
 def test_tables_with_text_column(tmp_path):
@@ -113,7 +118,9 @@ def test_condition_labels_and_max_docs():
 def test_hf_dataset_from_local_path(tmp_path):
     import datasets
 
-    datasets.Dataset.from_dict({"text": ["one", "", "two", "three"], "n": [1, 2, 3, 4]}).save_to_disk(tmp_path / "ds")
+    datasets.Dataset.from_dict({"text": ["one", "", "two", "three"], "n": [1, 2, 3, 4]}).save_to_disk(
+        tmp_path / "ds"
+    )
     src = HFDatasetSource(str(tmp_path / "ds"), n=2)
     src.validate()
     assert _texts(src) == [(0, "one"), (1, "two")]

@@ -70,7 +70,9 @@ def test_sql_frequencies_and_means_equal_direct_recomputation(tmp_path, tiny_mod
         a = np.concatenate(acts)
         with IndexDb(db, read_only=True) as con:
             got = con.fetch_df(STATS_SQL, [label])
-            n_tokens = con.execute("SELECT n_tokens FROM conditions WHERE condition = ?", [label]).fetchall()[0][0]
+            n_tokens = con.execute("SELECT n_tokens FROM conditions WHERE condition = ?", [label]).fetchall()[
+                0
+            ][0]
         assert n_tokens == len(a)
         n_active, freq, mean = np.zeros(a.shape[1]), np.zeros(a.shape[1]), np.zeros(a.shape[1])
         n_active[got.feature] = got.n_active
@@ -112,14 +114,19 @@ def test_exclusions_and_token_counts(tmp_path, tiny_model, tiny_sae):
     db = tmp_path / "i.duckdb"
     build_index(db, tiny_model, tiny_sae, [cond], BuildConfig(feature_output=False))
     keep_bos = tmp_path / "j.duckdb"
-    res = build_index(keep_bos, tiny_model, tiny_sae, [cond], BuildConfig(exclude=("pad", "special"), feature_output=False))
+    res = build_index(
+        keep_bos, tiny_model, tiny_sae, [cond], BuildConfig(exclude=("pad", "special"), feature_output=False)
+    )
     with IndexDb(db, read_only=True) as a, IndexDb(keep_bos, read_only=True) as b:
         assert a.execute("SELECT n_tokens, n_bos, n_docs FROM conditions").fetchall() == [(7, 2, 2)]
         assert b.execute("SELECT n_tokens, n_bos FROM conditions").fetchall() == [(9, 2)]
         counts = dict(a.execute("SELECT token_id, count FROM token_counts").fetchall())
         assert 1 not in counts and 2 not in counts and sum(counts.values()) == 7
         assert dict(b.execute("SELECT token_id, count FROM token_counts").fetchall())[2] == 2
-    assert res.build_id != build_index(db, tiny_model, tiny_sae, [cond], BuildConfig(feature_output=False)).build_id
+    assert (
+        res.build_id
+        != build_index(db, tiny_model, tiny_sae, [cond], BuildConfig(feature_output=False)).build_id
+    )
 
 
 def test_rerun_resumes_and_rejects_changed_sources(tmp_path, tiny_model, tiny_sae):
@@ -130,7 +137,9 @@ def test_rerun_resumes_and_rejects_changed_sources(tmp_path, tiny_model, tiny_sa
     assert (again.written, again.skipped) == (["language=de"], ["language=fr"])
     with pytest.raises(IndexDbError, match="language=fr built from different data"):
         build_index(db, tiny_model, tiny_sae, _conds(9, ("fr",)), BuildConfig(feature_output=False))
-    other = build_index(db, tiny_model, tiny_sae, _conds(8, ("fr",)), BuildConfig(top_k=2, feature_output=False))
+    other = build_index(
+        db, tiny_model, tiny_sae, _conds(8, ("fr",)), BuildConfig(top_k=2, feature_output=False)
+    )
     assert other.build_id != first.build_id and other.written == ["language=fr"]
     with IndexDb(db, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM builds").fetchall()[0][0] == 2
@@ -145,7 +154,14 @@ def test_interrupt_leaves_no_partial_condition_and_rerun_completes(tmp_path, tin
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        build_index(db, tiny_model, tiny_sae, conds, BuildConfig(batch_size=2, feature_output=False), progress=interrupt)
+        build_index(
+            db,
+            tiny_model,
+            tiny_sae,
+            conds,
+            BuildConfig(batch_size=2, feature_output=False),
+            progress=interrupt,
+        )
     with IndexDb(db, read_only=True) as con:
         for table in ("conditions", "feature_stats", "top_examples", "token_counts"):
             got = con.execute(f"SELECT DISTINCT condition FROM {table}").fetchall()
@@ -154,11 +170,15 @@ def test_interrupt_leaves_no_partial_condition_and_rerun_completes(tmp_path, tin
     assert (res.written, res.skipped) == (["language=de"], ["language=fr"])
     clean = tmp_path / "clean.duckdb"
     build_index(clean, tiny_model, tiny_sae, conds, BuildConfig(batch_size=2, feature_output=False))
-    for table, order in [("feature_stats", "condition, feature"), ("top_examples", "condition, feature, rank")]:
+    for table, order in [
+        ("feature_stats", "condition, feature"),
+        ("top_examples", "condition, feature, rank"),
+    ]:
         a = _rows(db, table, order)
         b = _rows(clean, table, order)
         assert a.drop(columns=[c for c in a.columns if c == "hist" or c == "context"]).equals(
-            b.drop(columns=[c for c in b.columns if c == "hist" or c == "context"]))
+            b.drop(columns=[c for c in b.columns if c == "hist" or c == "context"])
+        )
 
 
 def test_failure_inside_the_write_transaction_rolls_back(tmp_path, tiny_model, tiny_sae, monkeypatch):
@@ -207,8 +227,14 @@ def test_reader_can_query_while_a_build_runs(tmp_path, tiny_model, tiny_sae):
             out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
             seen["n"] = int(out.stdout.strip())
 
-    build_index(db, tiny_model, tiny_sae, _conds(6, ("fr", "de")), BuildConfig(batch_size=2, feature_output=False),
-                progress=probe)
+    build_index(
+        db,
+        tiny_model,
+        tiny_sae,
+        _conds(6, ("fr", "de")),
+        BuildConfig(batch_size=2, feature_output=False),
+        progress=probe,
+    )
     assert seen["n"] == 1  # the reader saw the finished condition in the middle of the build
 
 
@@ -218,8 +244,13 @@ def locked_db(tmp_path):
     db = tmp_path / "locked.duckdb"
     IndexDb(db).close()
     proc = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(db)!r}); print('ok', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys, time; c = duckdb.connect({str(db)!r}); print('ok', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ok"
     yield db
@@ -254,7 +285,9 @@ def test_bad_inputs_fail_before_writing(tmp_path, tiny_model, tiny_sae):
     ]
     for conds, exc, msg in cases:
         with pytest.raises(exc, match=msg):
-            build_index(db, tiny_model, tiny_sae, ok + conds if conds and conds[0].label == "language=xx" else conds)
+            build_index(
+                db, tiny_model, tiny_sae, ok + conds if conds and conds[0].label == "language=xx" else conds
+            )
     with pytest.raises(DimensionMismatchError, match="d_in=32"):
         build_index(db, tiny_model, make_tiny_sae(d_in=32), ok)
     with pytest.raises(HookError, match="unknown hook"):

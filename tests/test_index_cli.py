@@ -28,9 +28,29 @@ def test_build_ls_export_merge(tmp_path):
     corpus = tmp_path / "notes.txt"
     corpus.write_text("first note\nsecond note\nthird note\n", encoding="utf-8")
     db = tmp_path / "i.duckdb"
-    res = _ok(["index", "build", *TINY, "--db", str(db), "--text", f"topic=notes={corpus}",
-               "--bundled", "--max-docs", "4", "--random", "uniform", "--random", "unigram",
-               "--n-random", "3", "--random-len", "8", "--no-feature-output"])
+    res = _ok(
+        [
+            "index",
+            "build",
+            *TINY,
+            "--db",
+            str(db),
+            "--text",
+            f"topic=notes={corpus}",
+            "--bundled",
+            "--max-docs",
+            "4",
+            "--random",
+            "uniform",
+            "--random",
+            "unigram",
+            "--n-random",
+            "3",
+            "--random-len",
+            "8",
+            "--no-feature-output",
+        ]
+    )
     assert "15 condition(s) written" in res.output
     listing = json.loads(_ok(["index", "ls", "--db", str(db), "--json"]).stdout)
     conds = {c["condition"]: c for c in listing["conditions"]}
@@ -41,8 +61,20 @@ def test_build_ls_export_merge(tmp_path):
     assert csv_out.splitlines()[0].startswith("build_id,condition,is_random,n_docs,n_tokens")
     table = _ok(["index", "ls", "--db", str(db)]).stdout
     assert "builds" in table and "conditions" in table and "random=" in table
-    rerun = _ok(["index", "build", *TINY, "--db", str(db), "--text", f"topic=notes={corpus}", "--max-docs", "4",
-                 "--no-feature-output"])
+    rerun = _ok(
+        [
+            "index",
+            "build",
+            *TINY,
+            "--db",
+            str(db),
+            "--text",
+            f"topic=notes={corpus}",
+            "--max-docs",
+            "4",
+            "--no-feature-output",
+        ]
+    )
     assert "0 condition(s) written, 1 skipped" in rerun.output
     out = tmp_path / "export"
     _ok(["index", "export", "--db", str(db), "--out", str(out)])
@@ -57,8 +89,21 @@ def test_shards_from_the_cli(tmp_path):
     exports = []
     for i in range(2):
         db = tmp_path / f"s{i}.duckdb"
-        _ok(["index", "build", *TINY, "--db", str(db), "--bundled", "--max-docs", "3", "--shard", f"{i}/2",
-             "--no-feature-output"])
+        _ok(
+            [
+                "index",
+                "build",
+                *TINY,
+                "--db",
+                str(db),
+                "--bundled",
+                "--max-docs",
+                "3",
+                "--shard",
+                f"{i}/2",
+                "--no-feature-output",
+            ]
+        )
         exports.append(str(tmp_path / f"e{i}"))
         _ok(["index", "export", "--db", str(db), "--out", exports[-1]])
     _ok(["index", "merge", *exports, "--db", str(tmp_path / "m.duckdb")])
@@ -71,13 +116,17 @@ def test_spec_file(tmp_path, fmt):
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "a.jsonl").write_text('{"body": "alpha beta"}\n{"body": "gamma"}\n', encoding="utf-8")
     if fmt == "yaml":
-        text = ("model: tiny-random\nsae: tiny\ndb: out.duckdb\nbundled: [fr, de]\nmax_docs: 2\nrandom: uniform\n"
-                "n_random: 2\nrandom_len: 5\nfeature_output: false\n"
-                "conditions:\n  - {label: style=a, path: c/a.jsonl, column: body}\n")
+        text = (
+            "model: tiny-random\nsae: tiny\ndb: out.duckdb\nbundled: [fr, de]\nmax_docs: 2\nrandom: uniform\n"
+            "n_random: 2\nrandom_len: 5\nfeature_output: false\n"
+            "conditions:\n  - {label: style=a, path: c/a.jsonl, column: body}\n"
+        )
     else:
-        text = ('model = "tiny-random"\nsae = "tiny"\ndb = "out.duckdb"\nbundled = ["fr", "de"]\nmax_docs = 2\n'
-                'random = ["uniform"]\nn_random = 2\nrandom_len = 5\nfeature_output = false\n'
-                '[[conditions]]\nlabel = "style=a"\npath = "c/a.jsonl"\ncolumn = "body"\n')
+        text = (
+            'model = "tiny-random"\nsae = "tiny"\ndb = "out.duckdb"\nbundled = ["fr", "de"]\nmax_docs = 2\n'
+            'random = ["uniform"]\nn_random = 2\nrandom_len = 5\nfeature_output = false\n'
+            '[[conditions]]\nlabel = "style=a"\npath = "c/a.jsonl"\ncolumn = "body"\n'
+        )
     spec_file = tmp_path / f"spec.{fmt}"
     spec_file.write_text(text, encoding="utf-8")
     spec = load_spec_file(spec_file)
@@ -105,15 +154,39 @@ def test_flag_and_spec_errors(tmp_path):
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
     missing = tmp_path / "nope.txt"
     proc = subprocess.run(
-        [sys.executable, "-m", "saesteer.cli.main", "index", "build", *TINY, "--db", str(tmp_path / "x.duckdb"),
-         "--text", f"language=xx={missing}"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "saesteer.cli.main",
+            "index",
+            "build",
+            *TINY,
+            "--db",
+            str(tmp_path / "x.duckdb"),
+            "--text",
+            f"language=xx={missing}",
+        ],
+        capture_output=True,
+        text=True,
     )
-    if proc.returncode == 0 or "error:" not in proc.stderr:  # python -m does not call main(); use the entry point
+    if (
+        proc.returncode == 0 or "error:" not in proc.stderr
+    ):  # python -m does not call main(); use the entry point
         proc = subprocess.run(
-            [sys.executable, "-c", "import sys; from saesteer.cli.main import main; sys.argv[0] = 'saesteer'; main()",
-             "index", "build", *TINY, "--db", str(tmp_path / "x.duckdb"), "--text", f"language=xx={missing}"],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-c",
+                "import sys; from saesteer.cli.main import main; sys.argv[0] = 'saesteer'; main()",
+                "index",
+                "build",
+                *TINY,
+                "--db",
+                str(tmp_path / "x.duckdb"),
+                "--text",
+                f"language=xx={missing}",
+            ],
+            capture_output=True,
+            text=True,
         )
     assert proc.returncode == 2
     assert "error:" in proc.stderr and "no such file" in proc.stderr and "Traceback" not in proc.stderr

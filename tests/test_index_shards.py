@@ -58,7 +58,9 @@ def single_and_shards(tmp_path_factory, tiny_model, tiny_sae):
     exports = []
     for i in range(2):
         db = root / f"shard{i}.duckdb"
-        res = build_index(db, tiny_model, tiny_sae, _conds(), BuildConfig(top_k=4, batch_size=3, shard=(i, 2)))
+        res = build_index(
+            db, tiny_model, tiny_sae, _conds(), BuildConfig(top_k=4, batch_size=3, shard=(i, 2))
+        )
         assert res.build_id == ref.build_id  # the shard is not part of the build id
         exports.append(export_build(db, root / f"export{i}").out_dir)
     return root, single, exports

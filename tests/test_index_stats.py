@@ -30,12 +30,17 @@ def _stream(seed: int, n_docs: int = 9, chunk: int = 7, levels: int = 4):
     for s in range(0, len(rows), chunk):
         part = rows[s : s + chunk]
         tok = torch.tensor([r[3] for r in part])
-        chunks.append(ActivationChunk(
-            acts=torch.tensor(np.stack([r[4] for r in part]), dtype=torch.float32),
-            doc_ids=torch.tensor([r[0] for r in part]), doc_seq=torch.tensor([r[1] for r in part]),
-            positions=torch.tensor([r[2] for r in part]), token_ids=tok,
-            counted=(tok != 2) & (tok != 0), is_bos=tok == 2,
-        ))
+        chunks.append(
+            ActivationChunk(
+                acts=torch.tensor(np.stack([r[4] for r in part]), dtype=torch.float32),
+                doc_ids=torch.tensor([r[0] for r in part]),
+                doc_seq=torch.tensor([r[1] for r in part]),
+                positions=torch.tensor([r[2] for r in part]),
+                token_ids=tok,
+                counted=(tok != 2) & (tok != 0),
+                is_bos=tok == 2,
+            )
+        )
     return chunks
 
 
@@ -69,7 +74,9 @@ def test_stats_equal_brute_force(threshold):
     for f in range(D_SAE):
         pos = ac[:, f] > 0
         np.testing.assert_array_equal(got.hist[f], np.bincount(bins[pos, f], minlength=len(edges) - 1))
-    np.testing.assert_array_equal(got.token_counts, np.bincount(allc.token_ids.numpy()[counted], minlength=D_VOCAB))
+    np.testing.assert_array_equal(
+        got.token_counts, np.bincount(allc.token_ids.numpy()[counted], minlength=D_VOCAB)
+    )
     assert got.hist.sum() == (ac > 0).sum()
     assert set(got.rows()) == {f for f in range(D_SAE) if (ac[:, f] != 0).any() or got.n_bos_active[f] > 0}
 
@@ -89,7 +96,8 @@ def test_topk_equals_sorted_brute_force_with_ties(k, chunk):
     for f in range(D_SAE):
         cand = sorted(
             (-float(a[i, f]), int(allc.doc_ids[i]), int(allc.positions[i]))
-            for i in range(len(a)) if counted[i] and a[i, f] > 0
+            for i in range(len(a))
+            if counted[i] and a[i, f] > 0
         )
         n_ties += len(cand) - len({c[0] for c in cand})
         sel = got.feature == f
@@ -101,8 +109,11 @@ def test_topk_equals_sorted_brute_force_with_ties(k, chunk):
 
 def test_context_windows_clip_to_document():
     top = TopExamples(
-        feature=np.array([0, 0, 1]), rank=np.array([0, 1, 0]), activation=np.ones(3, np.float32),
-        doc_id=np.array([5, 9, 9]), position=np.array([0, 4, 2]),
+        feature=np.array([0, 0, 1]),
+        rank=np.array([0, 1, 0]),
+        activation=np.ones(3, np.float32),
+        doc_id=np.array([5, 9, 9]),
+        position=np.array([0, 4, 2]),
     )
     docs = {5: np.arange(10, 13), 9: np.arange(20, 25)}
     offsets, ids, ctx_pos = context_windows(top, docs, window=2)

@@ -92,5 +92,5 @@ def test_licence_and_version_fallbacks(tmp_path):
 
 
 def test_missing_text_dir_is_a_clear_error(tmp_path):
-    with pytest.raises(CorpusError, match="fetch_training_text.sh"):
+    with pytest.raises(CorpusError, match=r"fetch_training_text\.sh"):
         collect_candidates(tmp_path / "nothing", ("en",))

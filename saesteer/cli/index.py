@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from saesteer.index.spec import IndexSpec
 
 app = typer.Typer(
-    help="Build and inspect the feature-statistics index (corpus -> activations -> DuckDB).", no_args_is_help=True,
+    help="Build and inspect the feature-statistics index (corpus -> activations -> DuckDB).",
+    no_args_is_help=True,
 )
 
 
@@ -31,40 +32,112 @@ def _merge_flags(spec: IndexSpec, flags: dict[str, Any]) -> IndexSpec:
 
 @app.command()
 def build(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model (default gemma-3-270m): 'tiny-random', a local HF dir, a TL name.")] = None,
-    sae: Annotated[str | None, typer.Option("--sae", "-s", help="SAE (default 'default'): 'tiny', a directory, or 'release:sae_id'.")] = None,
-    hook: Annotated[str | None, typer.Option("--hook", help="Hook name (default: the SAE's own hook).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="Model (default gemma-3-270m): 'tiny-random', a local HF dir, a TL name."
+        ),
+    ] = None,
+    sae: Annotated[
+        str | None,
+        typer.Option(
+            "--sae", "-s", help="SAE (default 'default'): 'tiny', a directory, or 'release:sae_id'."
+        ),
+    ] = None,
+    hook: Annotated[
+        str | None, typer.Option("--hook", help="Hook name (default: the SAE's own hook).")
+    ] = None,
     db: DbOpt = None,
-    text: Annotated[list[str] | None, typer.Option("--text", help="A text condition LABEL=PATH, e.g. language=fr=fr.txt (file, directory, .jsonl/.csv/.parquet). Repeatable.")] = None,
-    hf: Annotated[list[str] | None, typer.Option("--hf", help="A HF dataset condition LABEL=DATASET[:CONFIG]. Repeatable.")] = None,
+    text: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--text",
+            help="A text condition LABEL=PATH, e.g. language=fr=fr.txt (file, directory, .jsonl/.csv/.parquet). Repeatable.",
+        ),
+    ] = None,
+    hf: Annotated[
+        list[str] | None,
+        typer.Option("--hf", help="A HF dataset condition LABEL=DATASET[:CONFIG]. Repeatable."),
+    ] = None,
     split: Annotated[str, typer.Option("--split", help="Split of --hf datasets.")] = "train",
-    column: Annotated[str | None, typer.Option("--column", help="Text column of tables and --hf datasets (default 'text').")] = None,
-    per: Annotated[str | None, typer.Option("--per", help="Plain text: one document per 'line' (file default) or per 'file' (directory default).")] = None,
-    n_docs: Annotated[int | None, typer.Option("--n-docs", help="Documents taken from each --hf dataset.")] = None,
-    streaming: Annotated[bool, typer.Option("--streaming", help="Stream --hf datasets instead of loading them.")] = False,
-    bundled: Annotated[bool, typer.Option("--bundled", help="Add every bundled language (train split) as language=<code>.")] = False,
-    random: Annotated[list[str] | None, typer.Option("--random", help="Random-token baseline: uniform | unigram. Repeatable.")] = None,
-    n_random: Annotated[int | None, typer.Option("--n-random", help="Random sequences per baseline (default 256).")] = None,
-    random_len: Annotated[int | None, typer.Option("--random-len", help="Tokens per random sequence (default 64).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the random baselines (default 0).")] = None,
-    max_docs: Annotated[int | None, typer.Option("--max-docs", help="Keep the first N documents of each text condition.")] = None,
-    max_seq_len: Annotated[int | None, typer.Option("--max-seq-len", help="Truncate documents to this many tokens (default 256).")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Documents per forward pass (default 16).")] = None,
-    top_k: Annotated[int | None, typer.Option("--top-k", help="Top examples kept per feature and condition (default 10).")] = None,
-    shard: Annotated[str | None, typer.Option("--shard", help="Build shard i/n of the documents (multi-machine builds).")] = None,
-    no_feature_output: Annotated[bool, typer.Option("--no-feature-output", help="Skip the logit-lens table.")] = False,
-    spec: Annotated[Path | None, typer.Option("--spec", help="A YAML/TOML spec file with the same fields.")] = None,
+    column: Annotated[
+        str | None, typer.Option("--column", help="Text column of tables and --hf datasets (default 'text').")
+    ] = None,
+    per: Annotated[
+        str | None,
+        typer.Option(
+            "--per",
+            help="Plain text: one document per 'line' (file default) or per 'file' (directory default).",
+        ),
+    ] = None,
+    n_docs: Annotated[
+        int | None, typer.Option("--n-docs", help="Documents taken from each --hf dataset.")
+    ] = None,
+    streaming: Annotated[
+        bool, typer.Option("--streaming", help="Stream --hf datasets instead of loading them.")
+    ] = False,
+    bundled: Annotated[
+        bool, typer.Option("--bundled", help="Add every bundled language (train split) as language=<code>.")
+    ] = False,
+    random: Annotated[
+        list[str] | None,
+        typer.Option("--random", help="Random-token baseline: uniform | unigram. Repeatable."),
+    ] = None,
+    n_random: Annotated[
+        int | None, typer.Option("--n-random", help="Random sequences per baseline (default 256).")
+    ] = None,
+    random_len: Annotated[
+        int | None, typer.Option("--random-len", help="Tokens per random sequence (default 64).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of the random baselines (default 0).")
+    ] = None,
+    max_docs: Annotated[
+        int | None, typer.Option("--max-docs", help="Keep the first N documents of each text condition.")
+    ] = None,
+    max_seq_len: Annotated[
+        int | None,
+        typer.Option("--max-seq-len", help="Truncate documents to this many tokens (default 256)."),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Documents per forward pass (default 16).")
+    ] = None,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", help="Top examples kept per feature and condition (default 10).")
+    ] = None,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="Build shard i/n of the documents (multi-machine builds).")
+    ] = None,
+    no_feature_output: Annotated[
+        bool, typer.Option("--no-feature-output", help="Skip the logit-lens table.")
+    ] = False,
+    spec: Annotated[
+        Path | None, typer.Option("--spec", help="A YAML/TOML spec file with the same fields.")
+    ] = None,
 ) -> None:
     """Index conditions: run them through the model to the SAE's hook and store per-feature statistics."""
     from saesteer.index.spec import IndexSpec, load_spec_file, parse_hf_flag, parse_text_flag
 
     base = load_spec_file(spec) if spec is not None else IndexSpec()
     flags = {
-        "model": model, "sae": sae, "hook": hook, "db": str(db) if db else None,
+        "model": model,
+        "sae": sae,
+        "hook": hook,
+        "db": str(db) if db else None,
         "text": [parse_text_flag(t, column, per) for t in text or []],
-        "hf": [parse_hf_flag(h, split=split, column=column, n_docs=n_docs, streaming=streaming) for h in hf or []],
-        "bundled": bundled, "random": random or [], "n_random": n_random, "random_len": random_len, "seed": seed,
-        "max_docs": max_docs, "max_seq_len": max_seq_len, "batch_size": batch_size, "top_k": top_k, "shard": shard,
+        "hf": [
+            parse_hf_flag(h, split=split, column=column, n_docs=n_docs, streaming=streaming) for h in hf or []
+        ],
+        "bundled": bundled,
+        "random": random or [],
+        "n_random": n_random,
+        "random_len": random_len,
+        "seed": seed,
+        "max_docs": max_docs,
+        "max_seq_len": max_seq_len,
+        "batch_size": batch_size,
+        "top_k": top_k,
+        "shard": shard,
     }
     full = _merge_flags(base, flags)
     if no_feature_output:
@@ -76,7 +149,14 @@ def run_build(spec: IndexSpec) -> None:
     """Validate the conditions, load the model and SAE, build with a progress bar, print a summary."""
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from saesteer.index.build import BuildProgress, build_index
     from saesteer.models import load_model
@@ -93,8 +173,12 @@ def run_build(spec: IndexSpec) -> None:
         m = load_model(spec.model)
         s = load_sae(spec.sae, model=m, hook_name=spec.hook)
     columns = (
-        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("docs  {task.fields[tokens]:>9,} tok  {task.fields[rate]:>8,.0f} tok/s"), TimeElapsedColumn(),
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("docs  {task.fields[tokens]:>9,} tok  {task.fields[rate]:>8,.0f} tok/s"),
+        TimeElapsedColumn(),
     )
     tasks: dict[str, Any] = {}
     starts: dict[str, float] = {}
@@ -107,7 +191,12 @@ def run_build(spec: IndexSpec) -> None:
             task = tasks[ev.condition]
             rate = ev.n_tokens / max(time.monotonic() - starts[ev.condition], 1e-9)
             if ev.status == "skipped":
-                bar.update(task, description=f"{ev.condition} (done earlier)", completed=ev.total_docs or 0, total=ev.total_docs or 1)
+                bar.update(
+                    task,
+                    description=f"{ev.condition} (done earlier)",
+                    completed=ev.total_docs or 0,
+                    total=ev.total_docs or 1,
+                )
             elif ev.status == "feature_output":
                 bar.update(task, description="logit lens (feature_output)")
             elif ev.status in ("written", "collected"):
@@ -157,7 +246,9 @@ def ls(
 def export(
     out: Annotated[Path, typer.Option("--out", help="New directory for the Parquet export.")],
     db: DbOpt = None,
-    build_id: Annotated[str | None, typer.Option("--build", help="Export only this build (id or prefix).")] = None,
+    build_id: Annotated[
+        str | None, typer.Option("--build", help="Export only this build (id or prefix).")
+    ] = None,
 ) -> None:
     """Export builds as Parquet (one file per table + manifest.json), e.g. to merge shards elsewhere."""
     from saesteer.index.shards import export_build
@@ -169,7 +260,9 @@ def export(
 
 @app.command()
 def merge(
-    shard_dirs: Annotated[list[Path], typer.Argument(help="Export directories (from `saesteer index export`).")],
+    shard_dirs: Annotated[
+        list[Path], typer.Argument(help="Export directories (from `saesteer index export`).")
+    ],
     db: DbOpt = None,
 ) -> None:
     """Merge shard exports into one index (statistics summed, top examples re-ranked)."""
@@ -177,7 +270,9 @@ def merge(
 
     from saesteer.index.shards import merge_shards
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err_console) as bar:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err_console
+    ) as bar:
         task = bar.add_task("merging", total=None)
 
         def on_progress(what: str, k: int, n: int) -> None:

@@ -35,6 +35,8 @@ def train_sae(
     batch_tokens: Annotated[int, typer.Option("--batch-tokens", min=1, help="SAE training batch, in tokens.")] = 512,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-3,
     ce_seqs_per_lang: Annotated[int, typer.Option("--ce-seqs-per-lang", min=1, help="Held-out sequences per language for the CE-loss figures.")] = 1,
+    ce_context: Annotated[int, typer.Option("--ce-context", min=0, help="CE losses on the first N positions of each sequence (0: all).")] = 0,
+    probe_last_line: Annotated[int, typer.Option("--probe-last-line", min=201, max=250, help="Selectivity probes: bundled corpus lines 201..N (held out).")] = 250,
     dtype: Annotated[str, typer.Option("--dtype", help="Storage dtype: auto (half precision if the measured loss is negligible), float32, float16, bfloat16.")] = "auto",
     forward_batch: Annotated[int, typer.Option("--forward-batch", min=1, help="Sequences per forward pass.")] = 8,
     seed: Annotated[int, typer.Option("--seed", help="Seed for text sampling and training.")] = 0,
@@ -62,6 +64,7 @@ def train_sae(
         train_tokens_per_lang=train_tokens_per_lang, heldout_tokens_per_lang=heldout_tokens_per_lang,
         context_size=context_size, compare_tokens=compare_tokens, final_tokens=final_tokens, d_sae=width, k=k,
         batch_tokens=batch_tokens, lr=lr, ce_seqs_per_lang=ce_seqs_per_lang, storage_dtype=dtype,
+        probe_last_line=probe_last_line, ce_context=ce_context,
         forward_batch=forward_batch, seed=seed,
         command="saesteer " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
@@ -77,7 +80,8 @@ def train_sae(
             bar.update(tasks[stage], completed=done, total=total)  # type: ignore[arg-type]
 
         result = run_train_sae(cfg, progress=progress)
-    o = result.report["quality"]["overall"]["float32"]
+    q = result.report["quality"]
+    o = q["overall"][q["shipped"]]
     console.print(
         f"wrote {result.out_dir} (hook {result.hook}, {result.report['sae']['storage_dtype']}): "
         f"EV {o['explained_variance']:.3f}, CE recovered {o['ce_recovered']:.3f}, L0 {o['l0']:.1f}, "

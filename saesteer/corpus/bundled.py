@@ -13,7 +13,11 @@ from saesteer.paths import package_data
 
 Split = Literal["train", "heldout", "all"]
 TRAIN_LINES = 200
-_SPLITS: dict[str, slice] = {"train": slice(0, TRAIN_LINES), "heldout": slice(TRAIN_LINES, None), "all": slice(None)}
+_SPLITS: dict[str, slice] = {
+    "train": slice(0, TRAIN_LINES),
+    "heldout": slice(TRAIN_LINES, None),
+    "all": slice(None),
+}
 
 
 def _data_dir() -> Path:
@@ -51,8 +55,11 @@ def bundled_conditions(split: Split = "train", languages: list[str] | None = Non
     return [
         Condition(
             f"language={lang}",
-            ListSource(tuple(bundled_texts(lang, split)), name=f"bundled:{lang}:{split}",
-                       meta={"bundled": lang, "split": split}),
+            ListSource(
+                tuple(bundled_texts(lang, split)),
+                name=f"bundled:{lang}:{split}",
+                meta={"bundled": lang, "split": split},
+            ),
         )
         for lang in langs
     ]

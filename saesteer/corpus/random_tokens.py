@@ -49,21 +49,35 @@ class RandomTokens:
 
     def validate(self) -> None:
         if self.n_seqs <= 0 or self.seq_len <= 0:
-            raise CorpusError(f"{self.label}: n_seqs and seq_len must be positive (got {self.n_seqs}, {self.seq_len})")
+            raise CorpusError(
+                f"{self.label}: n_seqs and seq_len must be positive (got {self.n_seqs}, {self.seq_len})"
+            )
         if self.kind == "unigram":
             if self.reference is None:
-                raise CorpusError("random=unigram needs a reference corpus whose token frequencies it matches")
+                raise CorpusError(
+                    "random=unigram needs a reference corpus whose token frequencies it matches"
+                )
             self.reference.validate()
 
     def describe(self) -> dict[str, Any]:
         return {
-            "kind": "random", "distribution": self.kind, "n_seqs": self.n_seqs, "seq_len": self.seq_len,
-            "seed": self.seed, "reference": self.reference.describe() if self.reference is not None else None,
+            "kind": "random",
+            "distribution": self.kind,
+            "n_seqs": self.n_seqs,
+            "seq_len": self.seq_len,
+            "seed": self.seed,
+            "reference": self.reference.describe() if self.reference is not None else None,
         }
 
     def content_hash(self) -> str:
         ref = self.reference.content_hash() if self.kind == "unigram" and self.reference is not None else None
-        desc = {"distribution": self.kind, "n": self.n_seqs, "len": self.seq_len, "seed": self.seed, "ref": ref}
+        desc = {
+            "distribution": self.kind,
+            "n": self.n_seqs,
+            "len": self.seq_len,
+            "seed": self.seed,
+            "ref": ref,
+        }
         return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()
 
     def count(self) -> int | None:
@@ -103,7 +117,9 @@ class RandomTokens:
             raise CorpusError("random=unigram: the reference corpus has no (non-special) tokens")
         return ids, counts[ids] / counts[ids].sum()
 
-    def sequences(self, allowed_ids: np.ndarray, encode: Encode | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    def sequences(
+        self, allowed_ids: np.ndarray, encode: Encode | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """``(doc_id, token_ids [seq_len])`` for every sequence, in order, without BOS."""
         import numpy as np
 
@@ -120,4 +136,7 @@ class RandomTokens:
         cdf = np.cumsum(probs)
         cdf[-1] = 1.0
         for i in range(self.n_seqs):
-            yield i, ids[np.minimum(np.searchsorted(cdf, rng.random(self.seq_len), side="right"), len(ids) - 1)]
+            yield (
+                i,
+                ids[np.minimum(np.searchsorted(cdf, rng.random(self.seq_len), side="right"), len(ids) - 1)],
+            )

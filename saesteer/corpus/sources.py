@@ -116,7 +116,9 @@ def _read_lines(path: Path) -> Iterator[str]:
                 lineno += 1
                 yield line.rstrip("\n")
     except UnicodeDecodeError as exc:
-        raise CorpusError(f"undecodable text: {path} is not valid UTF-8 near line {lineno + 1} ({exc.reason})") from exc
+        raise CorpusError(
+            f"undecodable text: {path} is not valid UTF-8 near line {lineno + 1} ({exc.reason})"
+        ) from exc
     except OSError as exc:
         raise CorpusError(f"cannot read {path}: {exc}") from exc
 
@@ -145,7 +147,8 @@ class TextFileSource:
     def files(self) -> list[Path]:
         if self.path.is_dir():
             return sorted(
-                p for p in self.path.rglob(self.pattern)
+                p
+                for p in self.path.rglob(self.pattern)
                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.path).parts)
             )
         return [self.path]
@@ -167,7 +170,9 @@ class TextFileSource:
         try:
             return f.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise CorpusError(f"undecodable text: {f} is not valid UTF-8 (byte {exc.start}: {exc.reason})") from exc
+            raise CorpusError(
+                f"undecodable text: {f} is not valid UTF-8 (byte {exc.start}: {exc.reason})"
+            ) from exc
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "text", "path": str(self.path.resolve()), "per": self.mode, "pattern": self.pattern}
@@ -196,7 +201,9 @@ class TableSource:
             suffix = self.path.suffix.lower()
             fmt = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(suffix)
             if fmt is None:
-                raise CorpusError(f"{self.path}: unknown table format {suffix!r}; expected .jsonl, .csv or .parquet")
+                raise CorpusError(
+                    f"{self.path}: unknown table format {suffix!r}; expected .jsonl, .csv or .parquet"
+                )
             object.__setattr__(self, "fmt", fmt)
 
     def columns(self) -> list[str]:
@@ -241,25 +248,33 @@ class TableSource:
                         continue
                     rec = json.loads(line)
                     if not isinstance(rec, dict):
-                        raise CorpusError(f"{self.path} line {lineno}: expected a JSON object, got {type(rec).__name__}")
+                        raise CorpusError(
+                            f"{self.path} line {lineno}: expected a JSON object, got {type(rec).__name__}"
+                        )
                     yield lineno, rec
         except json.JSONDecodeError as exc:
             raise CorpusError(f"{self.path} line {lineno}: invalid JSON ({exc.msg})") from exc
         except UnicodeDecodeError as exc:
-            raise CorpusError(f"undecodable text: {self.path} is not valid UTF-8 near line {lineno + 1}") from exc
+            raise CorpusError(
+                f"undecodable text: {self.path} is not valid UTF-8 near line {lineno + 1}"
+            ) from exc
 
     def _cell(self, value: Any, where: str) -> str:
         if value is None:
             return ""
         if not isinstance(value, str):
-            raise CorpusError(f"{self.path} {where}: column {self.column!r} holds {type(value).__name__}, not text")
+            raise CorpusError(
+                f"{self.path} {where}: column {self.column!r} holds {type(value).__name__}, not text"
+            )
         return value
 
     def _texts(self) -> Iterator[str]:
         if self.fmt == "jsonl":
             for lineno, rec in self._json_records():
                 if self.column not in rec:
-                    raise CorpusError(f"{self.path} line {lineno}: no column {self.column!r} (has {', '.join(rec)})")
+                    raise CorpusError(
+                        f"{self.path} line {lineno}: no column {self.column!r} (has {', '.join(rec)})"
+                    )
                 yield self._cell(rec[self.column], f"line {lineno}")
         elif self.fmt == "csv":
             try:
@@ -361,7 +376,9 @@ class HFDatasetSource:
         ds = self._load()
         names = getattr(ds, "column_names", None)
         if names is not None and self.column not in names:
-            raise CorpusError(f"unknown column {self.column!r} in dataset {self.name!r}; available: {', '.join(names)}")
+            raise CorpusError(
+                f"unknown column {self.column!r} in dataset {self.name!r}; available: {', '.join(names)}"
+            )
         texts = (self._cell(row) for row in ds.select_columns([self.column]))
         return islice(_number(texts), self.n)
 
@@ -370,13 +387,20 @@ class HFDatasetSource:
         if value is None:
             return ""
         if not isinstance(value, str):
-            raise CorpusError(f"dataset {self.name!r}: column {self.column!r} holds {type(value).__name__}, not text")
+            raise CorpusError(
+                f"dataset {self.name!r}: column {self.column!r} holds {type(value).__name__}, not text"
+            )
         return value
 
     def describe(self) -> dict[str, Any]:
         return {
-            "kind": "hf", "name": self.name, "config": self.config, "split": self.split, "column": self.column,
-            "streaming": self.streaming, "n": self.n,
+            "kind": "hf",
+            "name": self.name,
+            "config": self.config,
+            "split": self.split,
+            "column": self.column,
+            "streaming": self.streaming,
+            "n": self.n,
         }
 
     def content_hash(self) -> str:
@@ -430,7 +454,9 @@ class ListSource:
         return sum(1 for t in self.texts if t.strip())
 
 
-def text_source(path: str | Path, *, column: str | None = None, per: Literal["line", "file"] | None = None) -> TextSource:
+def text_source(
+    path: str | Path, *, column: str | None = None, per: Literal["line", "file"] | None = None
+) -> TextSource:
     """The source for a path: a table for ``.jsonl/.csv/.parquet``, plain text otherwise."""
     p = Path(path).expanduser()
     if p.suffix.lower() in TABLE_SUFFIXES and not p.is_dir():
@@ -444,7 +470,9 @@ def parse_label(label: str) -> tuple[str, str]:
     """Split ``key=value``; raises CorpusError on a malformed label."""
     key, sep, value = label.partition("=")
     if not sep or not key.strip() or not value.strip() or any(c.isspace() for c in label):
-        raise CorpusError(f"condition label {label!r} must look like key=value without spaces, e.g. language=fr")
+        raise CorpusError(
+            f"condition label {label!r} must look like key=value without spaces, e.g. language=fr"
+        )
     return key, value
 
 

@@ -54,6 +54,7 @@ class LanguageEvalConfig:
     batch_size: int = 12
     seed: int = 0
     random_max_freq: float | None = None  # LangFIR filter threshold; None = the search default
+    diffmean_texts: int = 200  # bundled train sentences per language for the DiffMean means
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -64,29 +65,64 @@ class LanguageEvalResult(NamedTuple):
     baseline_ppl: float  # median perplexity of unsteered continuations
 
 
-def method_vectors(
-    model: HookedTransformer, sae: SAE, db: str | Path, lang: str, cfg: LanguageEvalConfig
-) -> dict[str, SteeringVector]:
-    """The steering vectors of every vector method for ``language=<lang>`` (prompting has none)."""
-    from saesteer.select.search import Search
-    from saesteer.steer.baselines import diffmean_bundled
-    from saesteer.steer.build import from_feature_set
-    from saesteer.steer.residuals import typical_residual_norm
+class VectorFactory:
+    """Builds every method's vector for a target language, sharing the expensive parts: the typical
+    residual norm (once) and the per-language mean residuals that DiffMean needs (once per language,
+    not once per target)."""
 
-    hook = str(sae.cfg.metadata.hook_name)
-    norm = typical_residual_norm(model, hook)
-    target = f"language={lang}"
-    out: dict[str, SteeringVector] = {}
-    for method in cfg.methods:
-        if method in ("sae_filtered", "sae_unfiltered"):
-            s = Search(db, target=target, against="rest").drop_dead().drop_dense().drop_bos_only()
-            if method == "sae_filtered":
-                s = s.drop_random() if cfg.random_max_freq is None else s.drop_random(max_freq=cfg.random_max_freq)
-            fs = s.top(cfg.top_k).run().to_featureset()
-            out[method] = from_feature_set(fs, sae, model, typical_norm=norm, name=f"{method}-{lang}")
-        elif method == "diffmean":
-            out[method] = diffmean_bundled(model, hook, lang, typical_norms={hook: norm}, name=f"diffmean-{lang}")
-    return out
+    def __init__(self, model: HookedTransformer, sae: SAE, db: str | Path, cfg: LanguageEvalConfig) -> None:
+        from saesteer.steer.residuals import typical_residual_norm
+
+        self.model, self.sae, self.db, self.cfg = model, sae, db, cfg
+        self.hook = str(sae.cfg.metadata.hook_name)
+        self.norm = typical_residual_norm(model, self.hook)
+        self._means: dict[str, Any] = {}
+
+    def _language_means(self) -> dict[str, Any]:
+        if not self._means:
+            from saesteer.corpus import bundled_languages, bundled_texts
+            from saesteer.steer.residuals import mean_residual
+
+            for lang in bundled_languages():
+                texts = bundled_texts(lang, "train")[: self.cfg.diffmean_texts]
+                means, _ = mean_residual(self.model, [self.hook], texts)
+                self._means[lang] = means[self.hook]
+        return self._means
+
+    def diffmean(self, lang: str) -> SteeringVector:
+        """mean residual of ``lang`` minus the mean over the other bundled languages (each weighs the same)."""
+        from saesteer.steer.build import from_direction
+
+        means = self._language_means()
+        others = [m for other, m in means.items() if other != lang]
+        direction = means[lang] - sum(others) / len(others)
+        prov = {"method": "diffmean", "target": f"language={lang}", "others": sorted(o for o in means if o != lang),
+                "corpus": "bundled", "split": "train"}
+        return from_direction(direction.float(), self.hook, self.model, typical_norm=self.norm, provenance=prov,
+                              name=f"diffmean-{lang}")
+
+    def sae_features(self, lang: str, *, filtered: bool) -> SteeringVector:
+        """Top-k contrastive SAE features, with (``filtered``) or without the random-token filter."""
+        from saesteer.select.search import Search
+        from saesteer.steer.build import from_feature_set
+
+        s = Search(self.db, target=f"language={lang}", against="rest").drop_dead().drop_dense().drop_bos_only()
+        if filtered:
+            mf = self.cfg.random_max_freq
+            s = s.drop_random() if mf is None else s.drop_random(max_freq=mf)
+        fs = s.top(self.cfg.top_k).run().to_featureset()
+        name = f"{'sae_filtered' if filtered else 'sae_unfiltered'}-{lang}"
+        return from_feature_set(fs, self.sae, self.model, typical_norm=self.norm, name=name)
+
+    def vectors(self, lang: str) -> dict[str, SteeringVector]:
+        """The vector of every vector method in ``cfg.methods`` (prompting has none)."""
+        out: dict[str, SteeringVector] = {}
+        for method in self.cfg.methods:
+            if method in ("sae_filtered", "sae_unfiltered"):
+                out[method] = self.sae_features(lang, filtered=method == "sae_filtered")
+            elif method == "diffmean":
+                out[method] = self.diffmean(lang)
+        return out
 
 
 def _ppl(backend: Backend, gens: Sequence[Generation], prompts: Sequence[str], batch_size: int) -> list[float]:
@@ -131,9 +167,10 @@ def evaluate_language_steering(
     base = backend.generate(prompts, gcfg)
     base_ppl = _ppl(backend, base, prompts, cfg.batch_size)
     record("none", "unsteered", 0.0, base, base_ppl)
+    factory = VectorFactory(model, sae, db, cfg)
     for lang in cfg.languages:
         say(f"{lang}: building vectors")
-        vecs = method_vectors(model, sae, db, lang, cfg)
+        vecs = factory.vectors(lang)
         for method, vec in vecs.items():
             for s in cfg.strengths:
                 say(f"{lang}: {method} x {s:g}")

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from saesteer.models.hooks import HookSpec
 
 log = logging.getLogger(__name__)
+_TOP_SLICE = 500_000
 
 
 @dataclass(frozen=True)
@@ -82,20 +83,26 @@ class BuildConfig:
                 raise SaesteerError(f"shard must be (i, n) with 0 <= i < n, got {self.shard}")
             object.__setattr__(self, "shard", (int(i), int(n)))
         checks = {
-            "top_k": self.top_k >= 0, "context_window": self.context_window >= 0, "max_seq_len": self.max_seq_len >= 2,
-            "batch_size": self.batch_size >= 1, "pad_multiple": self.pad_multiple >= 1,
-            "chunk_elements": self.chunk_elements >= 1, "threshold": self.threshold >= 0,
+            "top_k": self.top_k >= 0,
+            "context_window": self.context_window >= 0,
+            "max_seq_len": self.max_seq_len >= 2,
+            "batch_size": self.batch_size >= 1,
+            "pad_multiple": self.pad_multiple >= 1,
+            "chunk_elements": self.chunk_elements >= 1,
+            "threshold": self.threshold >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise SaesteerError(f"invalid build setting(s): {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+            raise SaesteerError(
+                f"invalid build setting(s): {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}"
+            )
 
 
 class BuildProgress(NamedTuple):
     """A progress event: ``status`` is start | batch | collected | written | skipped | feature_output."""
 
     condition: str
-    index: int
+    position: int  # 0-based position of the condition in the build
     n_conditions: int
     status: str
     n_docs: int
@@ -172,7 +179,9 @@ def build_index(
             emit("skipped", 0, 0)
             continue
         got = collect_condition(model, sae, cond, spec=spec, vocab=vocab, config=config, emit=emit)
-        if _write_condition(db_path, info.build_id, cond, got, hashes[cond.label], config, model, vocab, strings):
+        if _write_condition(
+            db_path, info.build_id, cond, got, hashes[cond.label], config, model, vocab, strings
+        ):
             written.append(cond.label)
         else:
             skipped.append(cond.label)
@@ -183,7 +192,9 @@ def build_index(
     return BuildResult(info.build_id, db_path, written, skipped, n_tokens, time.monotonic() - t0)
 
 
-def _emitter(progress: ProgressFn | None, cond: Condition, index: int, total: int) -> Callable[[str, int, int], None]:
+def _emitter(
+    progress: ProgressFn | None, cond: Condition, index: int, total: int
+) -> Callable[[str, int, int], None]:
     total_docs = cond.count()
 
     def emit(status: str, n_docs: int, n_tok: int) -> None:
@@ -203,15 +214,22 @@ def _open_build(db_path: Path, build_id: str, row: dict[str, Any], wait_s: float
 
 
 def collect_condition(
-    model: HookedTransformer, sae: SAE, cond: Condition, *, spec: HookSpec, vocab: Vocab, config: BuildConfig,
+    model: HookedTransformer,
+    sae: SAE,
+    cond: Condition,
+    *,
+    spec: HookSpec,
+    vocab: Vocab,
+    config: BuildConfig,
     emit: Callable[[str, int, int], None] | None = None,
 ) -> CollectedCondition:
     """Run one condition through the model and SAE and accumulate its statistics and top examples."""
     d_sae = int(sae.cfg.d_sae)
     device = sae.W_enc.device
     started = now()
-    acc = FeatureStatsAccumulator(d_sae, len(vocab.kinds), threshold=config.threshold,
-                                  hist_edges=list(config.hist_edges), device=device)
+    acc = FeatureStatsAccumulator(
+        d_sae, len(vocab.kinds), threshold=config.threshold, hist_edges=list(config.hist_edges), device=device
+    )
     topk = TopKAccumulator(d_sae, config.top_k, threshold=config.threshold, device=device)
     counts = [0, 0]
 
@@ -223,10 +241,18 @@ def collect_condition(
 
     if emit is not None:
         emit("start", 0, 0)
-    docs = tokenized_documents(cond, model.tokenizer, vocab, max_seq_len=config.max_seq_len, shard=config.shard)
+    docs = tokenized_documents(
+        cond, model.tokenizer, vocab, max_seq_len=_seq_len(model, config), shard=config.shard
+    )
     stream = stream_activations(
-        model, sae, batches(docs, batch_size=config.batch_size, pad_multiple=config.pad_multiple, pad_id=vocab.pad_id),
-        spec=spec, vocab=vocab, exclude=config.exclude, chunk_elements=config.chunk_elements, on_batch=on_batch,
+        model,
+        sae,
+        batches(docs, batch_size=config.batch_size, pad_multiple=config.pad_multiple, pad_id=vocab.pad_id),
+        spec=spec,
+        vocab=vocab,
+        exclude=config.exclude,
+        chunk_elements=config.chunk_elements,
+        on_batch=on_batch,
     )
     for chunk in stream:
         nz = acc.update(chunk)
@@ -243,23 +269,47 @@ def collect_condition(
     return CollectedCondition(stats, topk.result(), counts[0], started)
 
 
+def _seq_len(model: HookedTransformer, config: BuildConfig) -> int:
+    """``max_seq_len``, capped at the model's context length."""
+    return min(config.max_seq_len, int(model.cfg.n_ctx))
+
+
+def _slices(top: TopExamples, size: int) -> list[TopExamples]:
+    n = len(top.feature)
+    return [TopExamples(*(a[i : i + size] for a in top)) for i in range(0, max(n, 1), size)]
+
+
 def _write_condition(
-    db_path: Path, build_id: str, cond: Condition, got: CollectedCondition, source_hash: str, config: BuildConfig,
-    model: HookedTransformer, vocab: Vocab, strings: TokenStrings,
+    db_path: Path,
+    build_id: str,
+    cond: Condition,
+    got: CollectedCondition,
+    source_hash: str,
+    config: BuildConfig,
+    model: HookedTransformer,
+    vocab: Vocab,
+    strings: TokenStrings,
 ) -> bool:
     """Write one condition in one transaction; False if another writer finished it first."""
     needed = got.top.doc_ids()
     doc_tokens = {
         d.doc_id: d.ids
-        for d in tokenized_documents(cond, model.tokenizer, vocab, max_seq_len=config.max_seq_len,
-                                     shard=config.shard, only=needed)
+        for d in tokenized_documents(
+            cond, model.tokenizer, vocab, max_seq_len=_seq_len(model, config), shard=config.shard, only=needed
+        )
     }
     stats_t = got.stats.feature_table(build_id, cond.label)
-    top_t = top_table(got.top, build_id, cond.label, doc_tokens, config.context_window, strings)
     tokens_t = got.stats.token_table(build_id, cond.label)
     row = condition_row(
-        build_id, cond, source_hash=source_hash, shard=config.shard, n_docs=got.n_docs,
-        n_tokens=got.stats.n_tokens, n_bos=got.stats.n_bos, started_at=got.started_at, completed_at=now(),
+        build_id,
+        cond,
+        source_hash=source_hash,
+        shard=config.shard,
+        n_docs=got.n_docs,
+        n_tokens=got.stats.n_tokens,
+        n_bos=got.stats.n_bos,
+        started_at=got.started_at,
+        completed_at=now(),
     )
     with IndexDb(db_path, wait_s=max(config.lock_wait_s, 120.0)) as db, db.transaction():
         finished = dict(db.query("index_completed_conditions", [build_id]).fetchall())
@@ -269,15 +319,25 @@ def _write_condition(
             log.warning("condition %s was finished by another writer; keeping theirs", cond.label)
             return False
         db.insert_arrow("feature_stats", stats_t)
-        db.insert_arrow("top_examples", top_t)
+        for part in _slices(got.top, _TOP_SLICE):  # bounded memory for very wide SAEs
+            db.insert_arrow(
+                "top_examples",
+                top_table(part, build_id, cond.label, doc_tokens, config.context_window, strings),
+            )
         db.insert_arrow("token_counts", tokens_t)
         db.insert_arrow("conditions", row)
     return True
 
 
 def _ensure_feature_output(
-    db_path: Path, build_id: str, model: HookedTransformer, sae: SAE, vocab: Vocab, strings: TokenStrings,
-    config: BuildConfig, progress: ProgressFn | None,
+    db_path: Path,
+    build_id: str,
+    model: HookedTransformer,
+    sae: SAE,
+    vocab: Vocab,
+    strings: TokenStrings,
+    config: BuildConfig,
+    progress: ProgressFn | None,
 ) -> None:
     from saesteer.index.logit_lens import feature_output_table
 
@@ -286,8 +346,15 @@ def _ensure_feature_output(
             return
     if progress is not None:
         progress(BuildProgress("feature_output", 0, 1, "feature_output", 0, 0, None))
-    table = feature_output_table(model, sae, build_id, k=config.feature_output_k, vocab=vocab, token_strings=strings,
-                                 chunk_elements=config.chunk_elements)
+    table = feature_output_table(
+        model,
+        sae,
+        build_id,
+        k=config.feature_output_k,
+        vocab=vocab,
+        token_strings=strings,
+        chunk_elements=config.chunk_elements,
+    )
     with IndexDb(db_path, wait_s=max(config.lock_wait_s, 120.0)) as db, db.transaction():
         if not db.query("index_feature_output_count", [build_id]).fetchall()[0][0]:
             db.insert_arrow("feature_output", table)

@@ -3,7 +3,7 @@ feature, computed once per build in chunks of features (memory ``chunk_elements`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,7 +19,13 @@ if TYPE_CHECKING:
 
 
 def feature_output_table(
-    model: HookedTransformer, sae: SAE, build_id: str, *, k: int, vocab: Vocab, token_strings: TokenStrings,
+    model: HookedTransformer,
+    sae: SAE,
+    build_id: str,
+    *,
+    k: int,
+    vocab: Vocab,
+    token_strings: TokenStrings,
     chunk_elements: int = 1 << 24,
 ) -> pa.Table:
     """Top-``k`` output tokens of each feature's decoder row (special tokens left out).
@@ -47,13 +53,13 @@ def feature_output_table(
     v = np.concatenate(vals).reshape(-1) if vals else np.zeros(0, np.float32)
     t = np.concatenate(ids).reshape(-1) if ids else np.zeros(0, np.int64)
     n = len(t)
-    return pa.table({
-        "build_id": constant_strings(build_id, n),
-        "feature": pa.array(np.repeat(np.arange(d_sae, dtype=np.int32), k)),
-        "rank": pa.array(np.tile(np.arange(k, dtype=np.int16), d_sae)),
-        "token_id": pa.array(t.astype(np.int32)),
-        "token": token_strings(t),
-        "logit": pa.array(v.astype(np.float32)),
-    })
-
-
+    return pa.table(
+        {
+            "build_id": constant_strings(build_id, n),
+            "feature": pa.array(np.repeat(np.arange(d_sae, dtype=np.int32), k)),
+            "rank": pa.array(np.tile(np.arange(k, dtype=np.int16), d_sae)),
+            "token_id": pa.array(t.astype(np.int32)),
+            "token": token_strings(t),
+            "logit": pa.array(v.astype(np.float32)),
+        }
+    )

@@ -19,7 +19,17 @@ if TYPE_CHECKING:
     from saesteer.index.build import BuildConfig
     from saesteer.models.hooks import HookSpec
 
-PACKAGES = ("saesteer", "torch", "transformer-lens", "sae-lens", "transformers", "datasets", "duckdb", "numpy", "pyarrow")
+PACKAGES = (
+    "saesteer",
+    "torch",
+    "transformer-lens",
+    "sae-lens",
+    "transformers",
+    "datasets",
+    "duckdb",
+    "numpy",
+    "pyarrow",
+)
 
 
 def now() -> datetime:
@@ -55,7 +65,9 @@ class BuildInfo(NamedTuple):
     row: dict[str, Any]
 
 
-def build_info(model: HookedTransformer, sae: SAE, spec: HookSpec, config: BuildConfig, prepend_bos: bool) -> BuildInfo:
+def build_info(
+    model: HookedTransformer, sae: SAE, spec: HookSpec, config: BuildConfig, prepend_bos: bool
+) -> BuildInfo:
     """The build id and ``builds`` row for this model, SAE, hook and config."""
     from saesteer.models import model_source
     from saesteer.saes import sae_source
@@ -65,19 +77,39 @@ def build_info(model: HookedTransformer, sae: SAE, spec: HookSpec, config: Build
     ident = {"model": msrc.weights_hash, "sae": ssrc.weights_hash, "hook": spec.name, **stats}
     build_id = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     tok = model.tokenizer
-    tokenizer = f"{type(tok).__name__}:{getattr(tok, 'name_or_path', '')}:{len(tok) if tok is not None else 0}"
+    tokenizer = (
+        f"{type(tok).__name__}:{getattr(tok, 'name_or_path', '')}:{len(tok) if tok is not None else 0}"
+    )
     settings = {
-        "batch_size": config.batch_size, "pad_multiple": config.pad_multiple, "chunk_elements": config.chunk_elements,
-        "shard": list(config.shard) if config.shard else None, "prepend_bos": prepend_bos,
-        "model_kind": msrc.kind, "sae_kind": ssrc.kind, "sae_format": ssrc.format, "device": str(model.cfg.device),
+        "batch_size": config.batch_size,
+        "pad_multiple": config.pad_multiple,
+        "chunk_elements": config.chunk_elements,
+        "shard": list(config.shard) if config.shard else None,
+        "prepend_bos": prepend_bos,
+        "model_kind": msrc.kind,
+        "sae_kind": ssrc.kind,
+        "sae_format": ssrc.format,
+        "device": str(model.cfg.device),
     }
     row = {
-        "build_id": build_id, "model_id": msrc.id, "model_hash": msrc.weights_hash, "sae_id": ssrc.id,
-        "sae_hash": ssrc.weights_hash, "hook_name": spec.name, "d_model": int(model.cfg.d_model),
-        "d_sae": int(sae.cfg.d_sae), "dtype": str(model.cfg.dtype).replace("torch.", ""), "tokenizer": tokenizer,
-        "threshold": stats["threshold"], "hist_edges": stats["hist_edges"], "top_k": stats["top_k"],
-        "context_window": stats["context_window"], "exclude": stats["exclude"], "max_seq_len": stats["max_seq_len"],
-        "versions": json.dumps(package_versions()), "settings": json.dumps(settings),
+        "build_id": build_id,
+        "model_id": msrc.id,
+        "model_hash": msrc.weights_hash,
+        "sae_id": ssrc.id,
+        "sae_hash": ssrc.weights_hash,
+        "hook_name": spec.name,
+        "d_model": int(model.cfg.d_model),
+        "d_sae": int(sae.cfg.d_sae),
+        "dtype": str(model.cfg.dtype).replace("torch.", ""),
+        "tokenizer": tokenizer,
+        "threshold": stats["threshold"],
+        "hist_edges": stats["hist_edges"],
+        "top_k": stats["top_k"],
+        "context_window": stats["context_window"],
+        "exclude": stats["exclude"],
+        "max_seq_len": stats["max_seq_len"],
+        "versions": json.dumps(package_versions()),
+        "settings": json.dumps(settings),
     }
     return BuildInfo(build_id, row)
 
@@ -85,26 +117,45 @@ def build_info(model: HookedTransformer, sae: SAE, spec: HookSpec, config: Build
 def builds_table(row: dict[str, Any]) -> pa.Table:
     import pyarrow as pa
 
-    return pa.table({
-        **{k: [row[k]] for k in row if k not in ("hist_edges", "exclude")},
-        "hist_edges": pa.array([row["hist_edges"]], type=pa.list_(pa.float64())),
-        "exclude": pa.array([row["exclude"]], type=pa.list_(pa.string())),
-    })
+    return pa.table(
+        {
+            **{k: [row[k]] for k in row if k not in ("hist_edges", "exclude")},
+            "hist_edges": pa.array([row["hist_edges"]], type=pa.list_(pa.float64())),
+            "exclude": pa.array([row["exclude"]], type=pa.list_(pa.string())),
+        }
+    )
 
 
 def condition_row(
-    build_id: str, condition: Condition, *, source_hash: str, shard: tuple[int, int] | None, n_docs: int,
-    n_tokens: int, n_bos: int, started_at: datetime, completed_at: datetime,
+    build_id: str,
+    condition: Condition,
+    *,
+    source_hash: str,
+    shard: tuple[int, int] | None,
+    n_docs: int,
+    n_tokens: int,
+    n_bos: int,
+    started_at: datetime,
+    completed_at: datetime,
 ) -> pa.Table:
     """The ``conditions`` row of a finished condition (the shard goes into the ``source`` JSON)."""
     import pyarrow as pa
 
     index, count = shard if shard is not None else (0, 1)
     source = {**condition.describe(), "shard": {"index": index, "count": count}}
-    return pa.table({
-        "build_id": [build_id], "condition": [condition.label], "label_key": [condition.key],
-        "label_value": [condition.value], "is_random": [condition.is_random],
-        "source": [json.dumps(source, sort_keys=True, default=str)], "source_hash": [source_hash],
-        "n_docs": pa.array([n_docs], pa.int64()), "n_tokens": pa.array([n_tokens], pa.int64()),
-        "n_bos": pa.array([n_bos], pa.int64()), "started_at": [started_at], "completed_at": [completed_at],
-    })
+    return pa.table(
+        {
+            "build_id": [build_id],
+            "condition": [condition.label],
+            "label_key": [condition.key],
+            "label_value": [condition.value],
+            "is_random": [condition.is_random],
+            "source": [json.dumps(source, sort_keys=True, default=str)],
+            "source_hash": [source_hash],
+            "n_docs": pa.array([n_docs], pa.int64()),
+            "n_tokens": pa.array([n_tokens], pa.int64()),
+            "n_bos": pa.array([n_bos], pa.int64()),
+            "started_at": [started_at],
+            "completed_at": [completed_at],
+        }
+    )

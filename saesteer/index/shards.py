@@ -76,14 +76,22 @@ def export_build(db_path: str | Path, out_dir: str | Path, build_id: str | None 
                         rows[table] += batch.num_rows
             conds = db.fetch_df(
                 "SELECT build_id, condition, source_hash, source::VARCHAR AS source FROM conditions "
-                "WHERE list_contains($ids, build_id) ORDER BY build_id, condition", {"ids": ids},
+                "WHERE list_contains($ids, build_id) ORDER BY build_id, condition",
+                {"ids": ids},
             )
         manifest = {
-            "kind": EXPORT_KIND, "version": EXPORT_VERSION, "schema_version": SCHEMA_VERSION, "build_ids": ids,
+            "kind": EXPORT_KIND,
+            "version": EXPORT_VERSION,
+            "schema_version": SCHEMA_VERSION,
+            "build_ids": ids,
             "rows": rows,
             "conditions": [
-                {"build_id": r.build_id, "condition": r.condition, "source_hash": r.source_hash,
-                 "shard": _shard_of(r.source)}
+                {
+                    "build_id": r.build_id,
+                    "condition": r.condition,
+                    "source_hash": r.source_hash,
+                    "shard": _shard_of(r.source),
+                }
                 for r in conds.itertuples()
             ],
         }
@@ -118,15 +126,22 @@ def _shard_of(source_json: str) -> dict[str, int]:
 def _read_manifest(path: Path) -> dict[str, Any]:
     man = path / MANIFEST
     if not man.is_file():
-        raise IndexDbError(f"{path} is not a saesteer index export (no {MANIFEST}); create one with `saesteer index export`")
+        raise IndexDbError(
+            f"{path} is not a saesteer index export (no {MANIFEST}); create one with `saesteer index export`"
+        )
     try:
         manifest = json.loads(man.read_text())
     except json.JSONDecodeError as exc:
         raise IndexDbError(f"{man} is corrupt: {exc}") from exc
     if manifest.get("kind") != EXPORT_KIND:
         raise IndexDbError(f"{man} is not a saesteer index export manifest")
-    if int(manifest.get("schema_version", 0)) > SCHEMA_VERSION or int(manifest.get("version", 0)) > EXPORT_VERSION:
-        raise SchemaVersionError(f"{path} was exported by a newer saesteer (schema {manifest.get('schema_version')}); upgrade")
+    if (
+        int(manifest.get("schema_version", 0)) > SCHEMA_VERSION
+        or int(manifest.get("version", 0)) > EXPORT_VERSION
+    ):
+        raise SchemaVersionError(
+            f"{path} was exported by a newer saesteer (schema {manifest.get('schema_version')}); upgrade"
+        )
     missing = [t for t in TABLES if not (path / f"{t}.parquet").is_file()]
     if missing:
         raise IndexDbError(f"{path} is an incomplete export: missing {', '.join(missing)}.parquet")
@@ -150,16 +165,22 @@ def _plan(manifests: list[tuple[Path, dict[str, Any]]]) -> list[_Group]:
     for (build, cond), entries in sorted(seen.items()):
         hashes = {c["source_hash"] for _, c in entries}
         if len(hashes) > 1:
-            raise IndexDbError(f"{cond} of build {build} was built from different data in {', '.join(str(p) for p, _ in entries)}")
+            raise IndexDbError(
+                f"{cond} of build {build} was built from different data in {', '.join(str(p) for p, _ in entries)}"
+            )
         counts = {c["shard"]["count"] for _, c in entries}
         if len(counts) > 1:
-            raise IndexDbError(f"{cond} of build {build}: exports disagree on the number of shards ({sorted(counts)})")
+            raise IndexDbError(
+                f"{cond} of build {build}: exports disagree on the number of shards ({sorted(counts)})"
+            )
         n = counts.pop()
         have: dict[int, Path] = {}
         for path, c in entries:
             i = c["shard"]["index"]
             if i in have:
-                raise IndexDbError(f"{cond} of build {build}: shard {i}/{n} appears twice ({have[i]} and {path})")
+                raise IndexDbError(
+                    f"{cond} of build {build}: shard {i}/{n} appears twice ({have[i]} and {path})"
+                )
             have[i] = path
         missing = sorted(set(range(n)) - set(have))
         if missing:
@@ -172,7 +193,10 @@ def _plan(manifests: list[tuple[Path, dict[str, Any]]]) -> list[_Group]:
 
 
 def merge_shards(
-    inputs: Sequence[str | Path], into_db: str | Path, *, progress: Callable[[str, int, int], None] | None = None,
+    inputs: Sequence[str | Path],
+    into_db: str | Path,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
     wait_s: float = 30.0,
 ) -> MergeResult:
     """Merge shard exports into ``into_db`` (one transaction per condition; finished conditions are skipped)."""
@@ -205,7 +229,10 @@ def merge_shards(
             source = next((p for p in paths if _has_rows(p / "feature_output.parquet", build_id)), None)
             if source is not None:
                 with db.transaction():
-                    db.query("index_merge_feature_output", {"file": str(source / "feature_output.parquet"), "build_id": build_id})
+                    db.query(
+                        "index_merge_feature_output",
+                        {"file": str(source / "feature_output.parquet"), "build_id": build_id},
+                    )
     return MergeResult(Path(into_db), written, skipped)
 
 
@@ -250,7 +277,9 @@ def _merge_condition(db: IndexDb, g: _Group) -> None:
     db.query("index_merge_top_examples", {**params, "files": files("top_examples"), "top_k": top_k})
     db.query("index_merge_token_counts", {**params, "files": files("token_counts")})
     parts = [
-        r for f in files("conditions") for r in pq.read_table(f).to_pylist()
+        r
+        for f in files("conditions")
+        for r in pq.read_table(f).to_pylist()
         if r["build_id"] == g.build_id and r["condition"] == g.condition
     ]
     first = parts[0]

@@ -101,7 +101,9 @@ class IndexSpec:
 
     def conditions(self) -> list[Condition]:
         """Text conditions (``--text``, ``--hf``, bundled) then the random-token baselines."""
-        conds = [t.condition(self.max_docs) for t in self.text] + [h.condition(self.max_docs) for h in self.hf]
+        conds = [t.condition(self.max_docs) for t in self.text] + [
+            h.condition(self.max_docs) for h in self.hf
+        ]
         if self.bundled:
             langs = None if self.bundled is True else list(cast(list[str], self.bundled))
             split = cast(Literal["train", "heldout", "all"], self.bundled_split)
@@ -112,10 +114,18 @@ class IndexSpec:
             reference = None
             if kind == "unigram":
                 reference = self._reference(conds)
-            rt = RandomTokens(cast(Literal["uniform", "unigram"], kind), self.n_random, self.random_len, self.seed, reference)
+            rt = RandomTokens(
+                cast(Literal["uniform", "unigram"], kind),
+                self.n_random,
+                self.random_len,
+                self.seed,
+                reference,
+            )
             conds.append(rt.condition())
         if not conds:
-            raise CorpusError("no conditions: give --text, --hf, --bundled and/or --random (or a --spec file)")
+            raise CorpusError(
+                "no conditions: give --text, --hf, --bundled and/or --random (or a --spec file)"
+            )
         return conds
 
     def _reference(self, conds: list[Condition]) -> ConcatSource:
@@ -127,7 +137,9 @@ class IndexSpec:
                 raise SpecError(f"random_reference names unknown condition(s) {', '.join(unknown)}")
             texts = [by_label[lb] for lb in self.random_reference]
         if not texts:
-            raise SpecError("random=unigram matches the token frequencies of the text conditions, but there are none")
+            raise SpecError(
+                "random=unigram matches the token frequencies of the text conditions, but there are none"
+            )
         return ConcatSource(tuple(texts), name="unigram-reference")
 
     def shard_tuple(self) -> tuple[int, int] | None:
@@ -137,9 +149,14 @@ class IndexSpec:
         from saesteer.index.build import BuildConfig
 
         return BuildConfig(
-            threshold=self.threshold, top_k=self.top_k, context_window=self.context_window,
-            max_seq_len=self.max_seq_len, batch_size=self.batch_size, exclude=tuple(self.exclude),
-            shard=self.shard_tuple(), feature_output=self.feature_output,
+            threshold=self.threshold,
+            top_k=self.top_k,
+            context_window=self.context_window,
+            max_seq_len=self.max_seq_len,
+            batch_size=self.batch_size,
+            exclude=tuple(self.exclude),
+            shard=self.shard_tuple(),
+            feature_output=self.feature_output,
         )
 
 
@@ -158,14 +175,21 @@ def parse_text_flag(value: str, column: str | None = None, per: str | None = Non
     """``key=value=PATH`` (e.g. ``language=fr=corpora/fr.txt``)."""
     parts = value.split("=", 2)
     if len(parts) != 3 or not all(parts):
-        raise SpecError(f"--text takes LABEL=PATH with LABEL like language=fr, e.g. language=fr=fr.txt; got {value!r}")
+        raise SpecError(
+            f"--text takes LABEL=PATH with LABEL like language=fr, e.g. language=fr=fr.txt; got {value!r}"
+        )
     label = f"{parts[0]}={parts[1]}"
     parse_label(label)
     return TextSpec(label, parts[2], column, per)
 
 
 def parse_hf_flag(
-    value: str, *, split: str = "train", column: str | None = None, n_docs: int | None = None, streaming: bool = False,
+    value: str,
+    *,
+    split: str = "train",
+    column: str | None = None,
+    n_docs: int | None = None,
+    streaming: bool = False,
 ) -> HFSpec:
     """``key=value=DATASET[:CONFIG]`` (e.g. ``language=sw=wikimedia/wikipedia:20231101.sw``)."""
     parts = value.split("=", 2)
@@ -227,7 +251,9 @@ def spec_from_mapping(data: dict[str, Any], base: Path | None = None) -> IndexSp
                     entry["path"] = str(base / Path(entry["path"]).expanduser())
                 text.append(TextSpec(**entry))
             else:
-                raise SpecError(f"conditions[{i}] ({entry['label']}) needs 'path' (a file) or 'hf' (a dataset)")
+                raise SpecError(
+                    f"conditions[{i}] ({entry['label']}) needs 'path' (a file) or 'hf' (a dataset)"
+                )
         except TypeError as exc:
             raise SpecError(f"conditions[{i}] ({entry.get('label')}): {exc}") from exc
     if isinstance(data.get("random"), str):

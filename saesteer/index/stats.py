@@ -18,6 +18,7 @@ touched (``index_add_`` / ``scatter_reduce_``), so a chunk costs O(non-zeros), n
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -80,30 +81,34 @@ class ConditionStats(NamedTuple):
         n_bins = self.hist.shape[1]
         hist = self.hist[feats].astype(np.int64).ravel()
         offsets = np.arange(0, (len(feats) + 1) * n_bins, n_bins, dtype=np.int32)
-        return pa.table({
-            "build_id": constant_strings(build_id, len(feats)),
-            "condition": constant_strings(condition, len(feats)),
-            "feature": pa.array(feats.astype(np.int32)),
-            "n_active": pa.array(self.n_active[feats]),
-            "n_docs_active": pa.array(self.n_docs_active[feats]),
-            "sum_act": pa.array(self.sum_act[feats]),
-            "sum_sq": pa.array(self.sum_sq[feats]),
-            "max_act": pa.array(self.max_act[feats].astype(np.float64)),
-            "n_bos_active": pa.array(self.n_bos_active[feats]),
-            "hist": pa.ListArray.from_arrays(pa.array(offsets), pa.array(hist)),
-        })
+        return pa.table(
+            {
+                "build_id": constant_strings(build_id, len(feats)),
+                "condition": constant_strings(condition, len(feats)),
+                "feature": pa.array(feats.astype(np.int32)),
+                "n_active": pa.array(self.n_active[feats]),
+                "n_docs_active": pa.array(self.n_docs_active[feats]),
+                "sum_act": pa.array(self.sum_act[feats]),
+                "sum_sq": pa.array(self.sum_sq[feats]),
+                "max_act": pa.array(self.max_act[feats].astype(np.float64)),
+                "n_bos_active": pa.array(self.n_bos_active[feats]),
+                "hist": pa.ListArray.from_arrays(pa.array(offsets), pa.array(hist)),
+            }
+        )
 
     def token_table(self, build_id: str, condition: str) -> pa.Table:
         """The ``token_counts`` rows (tokens that occurred) as an Arrow table."""
         import pyarrow as pa
 
         ids = np.flatnonzero(self.token_counts)
-        return pa.table({
-            "build_id": constant_strings(build_id, len(ids)),
-            "condition": constant_strings(condition, len(ids)),
-            "token_id": pa.array(ids.astype(np.int32)),
-            "count": pa.array(self.token_counts[ids].astype(np.int64)),
-        })
+        return pa.table(
+            {
+                "build_id": constant_strings(build_id, len(ids)),
+                "condition": constant_strings(condition, len(ids)),
+                "token_id": pa.array(ids.astype(np.int32)),
+                "count": pa.array(self.token_counts[ids].astype(np.int64)),
+            }
+        )
 
 
 def constant_strings(value: str, n: int) -> Any:
@@ -118,13 +123,19 @@ class FeatureStatsAccumulator:
     """Accumulates :class:`ConditionStats` over the chunks of one condition (memory O(d_sae x n_bins))."""
 
     def __init__(
-        self, d_sae: int, d_vocab: int, *, threshold: float = 0.0, hist_edges: list[float], device: Any = "cpu",
+        self,
+        d_sae: int,
+        d_vocab: int,
+        *,
+        threshold: float = 0.0,
+        hist_edges: list[float],
+        device: Any = "cpu",
     ) -> None:
         import torch
 
         if threshold < 0:
             raise SaesteerError(f"threshold must be >= 0, got {threshold}")
-        if len(hist_edges) < 2 or any(b <= a for a, b in zip(hist_edges, hist_edges[1:], strict=False)):
+        if len(hist_edges) < 2 or any(b <= a for a, b in itertools.pairwise(hist_edges)):
             raise SaesteerError("hist_edges must be at least two strictly increasing values")
         self.d_sae, self.threshold = d_sae, float(threshold)
         self.n_bins = len(hist_edges) - 1

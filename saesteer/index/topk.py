@@ -108,7 +108,9 @@ class TopKAccumulator:
 
 
 def context_windows(
-    top: TopExamples, doc_tokens: dict[int, np.ndarray], window: int,
+    top: TopExamples,
+    doc_tokens: dict[int, np.ndarray],
+    window: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Token windows around each example, clipped to its document: ``(offsets [n+1] int32,
     token_ids [total] int64, context_pos [n] int16)``; window ``i`` is ``token_ids[offsets[i]:offsets[i+1]]``."""
@@ -129,7 +131,11 @@ def context_windows(
 
 
 def top_table(
-    top: TopExamples, build_id: str, condition: str, doc_tokens: dict[int, np.ndarray], window: int,
+    top: TopExamples,
+    build_id: str,
+    condition: str,
+    doc_tokens: dict[int, np.ndarray],
+    window: int,
     token_strings: Callable[[np.ndarray], pa.Array],
 ) -> pa.Table:
     """The ``top_examples`` rows as an Arrow table; ``token_strings(ids)`` maps token ids to strings."""
@@ -137,14 +143,16 @@ def top_table(
 
     offsets, ctx_ids, ctx_pos = context_windows(top, doc_tokens, window)
     strings = token_strings(ctx_ids)
-    return pa.table({
-        "build_id": constant_strings(build_id, len(top.feature)),
-        "condition": constant_strings(condition, len(top.feature)),
-        "feature": pa.array(top.feature),
-        "rank": pa.array(top.rank),
-        "activation": pa.array(top.activation),
-        "doc_id": pa.array(top.doc_id),
-        "position": pa.array(top.position.astype(np.int32)),
-        "context": pa.ListArray.from_arrays(pa.array(offsets), strings),
-        "context_pos": pa.array(ctx_pos),
-    })
+    return pa.table(
+        {
+            "build_id": constant_strings(build_id, len(top.feature)),
+            "condition": constant_strings(condition, len(top.feature)),
+            "feature": pa.array(top.feature),
+            "rank": pa.array(top.rank),
+            "activation": pa.array(top.activation),
+            "doc_id": pa.array(top.doc_id),
+            "position": pa.array(top.position.astype(np.int32)),
+            "context": pa.ListArray.from_arrays(pa.array(offsets), strings),
+            "context_pos": pa.array(ctx_pos),
+        }
+    )

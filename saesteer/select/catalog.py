@@ -72,7 +72,9 @@ class Catalog:
             if len(hits) == 1:
                 return hits[0]
             if len(hits) > 1:
-                raise UnknownConditionError(f"condition {name!r} is ambiguous in build {self.build.build_id}: {', '.join(hits)}")
+                raise UnknownConditionError(
+                    f"condition {name!r} is ambiguous in build {self.build.build_id}: {', '.join(hits)}"
+                )
         raise UnknownConditionError(self._unknown_message(name))
 
     def _unknown_message(self, name: str) -> str:
@@ -80,8 +82,10 @@ class Catalog:
         keys = sorted({c.label_key for c in self.conditions.values()})
         known = ", ".join(self.conditions) or "none"
         if key is not None and key not in keys:
-            return (f"unknown condition {name!r}: build {self.build.build_id} has no label {key!r} "
-                    f"(labels: {', '.join(keys) or 'none'}; conditions: {known})")
+            return (
+                f"unknown condition {name!r}: build {self.build.build_id} has no label {key!r} "
+                f"(labels: {', '.join(keys) or 'none'}; conditions: {known})"
+            )
         return f"unknown condition {name!r} in build {self.build.build_id}; known conditions: {known}"
 
     def contrast(self, target: str, against: str | Sequence[str]) -> list[str]:
@@ -90,8 +94,10 @@ class Catalog:
         if isinstance(against, str) and against.strip().lower() in ("rest", "all"):
             tgt = self.conditions[target]
             out = [
-                c.name for c in self.conditions.values()
-                if c.name != target and not c.is_random
+                c.name
+                for c in self.conditions.values()
+                if c.name != target
+                and not c.is_random
                 and (against.strip().lower() == "all" or c.label_key == tgt.label_key)
             ]
             if not out:
@@ -104,7 +110,9 @@ class Catalog:
         items = [s for s in (against.split(",") if isinstance(against, str) else against) if str(s).strip()]
         out = list(dict.fromkeys(self.resolve(str(s)) for s in items))
         if not out:
-            raise UnknownConditionError("no contrast conditions given; use against='rest', 'all' or a list of conditions")
+            raise UnknownConditionError(
+                "no contrast conditions given; use against='rest', 'all' or a list of conditions"
+            )
         if target in out:
             raise UnknownConditionError(f"the target {target} cannot also be a contrast condition")
         return out
@@ -115,7 +123,9 @@ class Catalog:
             out = [self.resolve(n) for n in names]
             bad = [n for n in out if not self.conditions[n].is_random]
             if bad:
-                raise UnknownConditionError(f"{', '.join(bad)} is not a random-token condition (random: {', '.join(self.random) or 'none'})")
+                raise UnknownConditionError(
+                    f"{', '.join(bad)} is not a random-token condition (random: {', '.join(self.random) or 'none'})"
+                )
             return out
         if not self.random:
             raise UnknownConditionError(
@@ -138,8 +148,17 @@ def list_builds(db: IndexDb) -> list[BuildInfo]:
     """Every build of the index, most recent first."""
     rows = db.execute(load_query("select_builds")).fetchall()
     return [
-        BuildInfo(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]), int(r[6]), float(r[7]),
-                  tuple(float(x) for x in (r[8] or [])))
+        BuildInfo(
+            str(r[0]),
+            str(r[1]),
+            str(r[2]),
+            str(r[3]),
+            str(r[4]),
+            int(r[5]),
+            int(r[6]),
+            float(r[7]),
+            tuple(float(x) for x in (r[8] or [])),
+        )
         for r in rows
     ]
 
@@ -150,7 +169,9 @@ def load_catalog(db: IndexDb, build_id: str | None = None) -> Catalog:
     if not builds:
         raise IndexDbError(f"the index {db.path} has no builds; build one with `saesteer index build`")
     if build_id is not None:
-        hits = [b for b in builds if b.build_id == build_id] or [b for b in builds if b.build_id.startswith(build_id)]
+        hits = [b for b in builds if b.build_id == build_id] or [
+            b for b in builds if b.build_id.startswith(build_id)
+        ]
         if len(hits) != 1:
             known = ", ".join(b.build_id for b in builds)
             what = "is ambiguous" if hits else "is not in the index"
@@ -159,7 +180,10 @@ def load_catalog(db: IndexDb, build_id: str | None = None) -> Catalog:
     elif len(builds) == 1:
         build, chosen = builds[0], "the only build"
     else:
-        build, chosen = builds[0], f"the most recent of {len(builds)} builds (choose another with build_id / --build)"
+        build, chosen = (
+            builds[0],
+            f"the most recent of {len(builds)} builds (choose another with build_id / --build)",
+        )
     rows = db.execute(load_query("select_conditions"), {"build": build.build_id}).fetchall()
     conds = {
         str(r[0]): ConditionInfo(str(r[0]), str(r[1]), str(r[2]), bool(r[3]), int(r[4]), int(r[5]), int(r[6]))

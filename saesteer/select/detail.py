@@ -79,10 +79,15 @@ def fetch_detail(
     f_idx = {int(f): i for i, f in enumerate(feats)}
     c_idx = {c: i for i, c in enumerate(conditions)}
     shape = (len(feats), len(conditions))
-    arrays = {k: np.zeros(shape) for k in ("n_active", "n_docs_active", "sum_act", "sum_sq", "max_act", "n_bos_active")}
+    arrays = {
+        k: np.zeros(shape)
+        for k in ("n_active", "n_docs_active", "sum_act", "sum_sq", "max_act", "n_bos_active")
+    }
     hist = np.zeros((*shape, n_bins))
     if len(feats):
-        tbl = db.fetch_arrow(load_query("select_detail"), {"build": build_id, "features": [int(f) for f in feats]})
+        tbl = db.fetch_arrow(
+            load_query("select_detail"), {"build": build_id, "features": [int(f) for f in feats]}
+        )
         cond_col = tbl.column("condition").to_pylist()
         j = np.array([c_idx.get(c, -1) for c in cond_col], dtype=np.int64)
         i = np.array([f_idx[int(f)] for f in tbl.column("feature").to_pylist()], dtype=np.int64)
@@ -101,7 +106,15 @@ def fetch_detail(
                     vals[r, : min(len(row), n_bins)] = row[:n_bins]
             hist[i[ok], j[ok]] = vals[ok]
     return DetailStats(
-        features=feats, conditions=list(conditions), n_tokens=np.asarray(n_tokens, dtype=np.float64),
-        n_bos=np.asarray(n_bos, dtype=np.float64), hist=hist, **arrays,
+        features=feats,
+        conditions=list(conditions),
+        n_tokens=np.asarray(n_tokens, dtype=np.float64),
+        n_bos=np.asarray(n_bos, dtype=np.float64),
+        n_active=arrays["n_active"],
+        n_docs_active=arrays["n_docs_active"],
+        sum_act=arrays["sum_act"],
+        sum_sq=arrays["sum_sq"],
+        max_act=arrays["max_act"],
+        n_bos_active=arrays["n_bos_active"],
+        hist=hist,
     )
-

@@ -72,13 +72,25 @@ class DropRandom:
             out.append((f"random: frequency on random tokens > {self.max_freq:g}", f"r_max_freq <= {p}"))
         if self.max_mean is not None:
             p = ctx.bind(self.max_mean, "random_max_mean")
-            out.append((f"random: mean activation on random tokens > {self.max_mean:g}", f"r_max_mean <= {p}"))
+            out.append(
+                (f"random: mean activation on random tokens > {self.max_mean:g}", f"r_max_mean <= {p}")
+            )
         rel = self.resolved_relative
         if rel is not None:
             p = ctx.bind(rel, "random_rel")
-            out.append((f"random: frequency on random tokens > {rel:g} x target frequency", f"r_max_freq <= {p} * t_n / $tok_t"))
+            out.append(
+                (
+                    f"random: frequency on random tokens > {rel:g} x target frequency",
+                    f"r_max_freq <= {p} * t_n / $tok_t",
+                )
+            )
             if self.max_mean is not None:
-                out.append((f"random: mean on random tokens > {rel:g} x target mean", f"r_max_mean <= {p} * t_sum / $tok_t"))
+                out.append(
+                    (
+                        f"random: mean on random tokens > {rel:g} x target mean",
+                        f"r_max_mean <= {p} * t_sum / $tok_t",
+                    )
+                )
         return out
 
     def describe(self) -> str:
@@ -133,7 +145,9 @@ class DropDense:
 
     def predicates(self, ctx: SqlContext) -> list[tuple[str, str]]:
         p = ctx.bind(self.max_freq, "dense_max_freq")
-        return [(f"dense: frequency > {self.max_freq:g} on every non-random condition", f"nr_min_freq <= {p}")]
+        return [
+            (f"dense: frequency > {self.max_freq:g} on every non-random condition", f"nr_min_freq <= {p}")
+        ]
 
     def describe(self) -> str:
         return f"drop_dense(max_freq={self.max_freq:g})"

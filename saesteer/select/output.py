@@ -48,15 +48,27 @@ class OutputScores:
 
 
 def target_tokens(
-    db: IndexDb, build_id: str, target: str, contrast: Sequence[str], *, min_ratio: float = 5.0, min_count: int = 3,
-    max_tokens: int = 200, alpha: float = 1.0,
+    db: IndexDb,
+    build_id: str,
+    target: str,
+    contrast: Sequence[str],
+    *,
+    min_ratio: float = 5.0,
+    min_count: int = 3,
+    max_tokens: int = 200,
+    alpha: float = 1.0,
 ) -> TargetTokens:
     """Tokens at least ``min_ratio`` times more frequent in ``target`` than in ``contrast`` (relative
     frequencies, add-``alpha`` smoothed) and seen ``min_count`` times in the target; see
     ``select_target_tokens.sql``."""
     params = {
-        "build": build_id, "target": target, "contrast": list(contrast), "alpha": float(alpha),
-        "min_count": int(min_count), "min_ratio": float(min_ratio), "max_tokens": int(max_tokens),
+        "build": build_id,
+        "target": target,
+        "contrast": list(contrast),
+        "alpha": float(alpha),
+        "min_count": int(min_count),
+        "min_ratio": float(min_ratio),
+        "max_tokens": int(max_tokens),
     }
     rows = db.execute(load_query("select_target_tokens"), params).fetchall()
     if not rows:
@@ -64,13 +76,17 @@ def target_tokens(
             f"no characteristic tokens for {target} in build {build_id} (token_counts has none at least "
             f"{min_ratio:g}x more frequent than in the contrast and seen {min_count}+ times); lower min_ratio/min_count"
         )
-    return TargetTokens(target, [int(r[0]) for r in rows], [float(r[3]) for r in rows], [int(r[1]) for r in rows])
+    return TargetTokens(
+        target, [int(r[0]) for r in rows], [float(r[3]) for r in rows], [int(r[1]) for r in rows]
+    )
 
 
 def _check(model: HookedTransformer, sae: SAE, features: Sequence[int]) -> list[int]:
     d_sae, d_in = int(sae.W_dec.shape[0]), int(sae.W_dec.shape[1])
     if d_in != int(model.cfg.d_model):
-        raise DimensionMismatchError(f"the SAE writes width {d_in} but the model's d_model is {model.cfg.d_model}")
+        raise DimensionMismatchError(
+            f"the SAE writes width {d_in} but the model's d_model is {model.cfg.d_model}"
+        )
     feats = [int(f) for f in features]
     bad = [f for f in feats if not 0 <= f < d_sae]
     if bad:
@@ -79,7 +95,12 @@ def _check(model: HookedTransformer, sae: SAE, features: Sequence[int]) -> list[
 
 
 def logit_lens(
-    model: HookedTransformer, sae: SAE, features: Sequence[int], *, chunk: int = 256, scale: float = 1.0,
+    model: HookedTransformer,
+    sae: SAE,
+    features: Sequence[int],
+    *,
+    chunk: int = 256,
+    scale: float = 1.0,
 ) -> torch.Tensor:
     """``scale * W_dec[features] @ W_U``: ``[n, d_vocab]`` float32 logits, computed ``chunk`` rows at a time."""
     import torch
@@ -90,14 +111,20 @@ def logit_lens(
     idx = torch.tensor(feats, dtype=torch.long)
     with torch.inference_mode():
         for start in range(0, len(feats), max(1, chunk)):
-            rows = sae.W_dec.detach()[idx[start:start + chunk]].to(device=w_u.device, dtype=w_u.dtype)
-            out[start:start + chunk] = (scale * rows @ w_u).float().cpu()
+            rows = sae.W_dec.detach()[idx[start : start + chunk]].to(device=w_u.device, dtype=w_u.dtype)
+            out[start : start + chunk] = (scale * rows @ w_u).float().cpu()
     return out
 
 
 def output_scores(
-    model: HookedTransformer, sae: SAE, features: Sequence[int], target_token_ids: Sequence[int], *, top_n: int = 10,
-    chunk: int = 256, scale: float = 1.0,
+    model: HookedTransformer,
+    sae: SAE,
+    features: Sequence[int],
+    target_token_ids: Sequence[int],
+    *,
+    top_n: int = 10,
+    chunk: int = 256,
+    scale: float = 1.0,
 ) -> OutputScores:
     """Mass of ``softmax(scale * W_dec[f] @ W_U)`` on ``target_token_ids`` and the top ``top_n`` tokens.
 
@@ -111,7 +138,7 @@ def output_scores(
     masses, ids, vals = [], [], []
     k = min(top_n, d_vocab)
     for start in range(0, len(feats), max(1, chunk)):
-        logits = logit_lens(model, sae, feats[start:start + chunk], chunk=chunk, scale=scale)
+        logits = logit_lens(model, sae, feats[start : start + chunk], chunk=chunk, scale=scale)
         probs = torch.softmax(logits, dim=-1)
         masses.append(probs[:, tgt].sum(-1).numpy() if len(tgt) else np.zeros(len(logits)))
         top = logits.topk(k, dim=-1)
@@ -121,7 +148,10 @@ def output_scores(
     top_ids = np.concatenate(ids) if ids else np.zeros((0, k), dtype=np.int64)
     baseline = max(len(tgt), 1) / d_vocab
     return OutputScores(
-        features=feats, mass=mass, lift=mass / baseline, top_ids=top_ids,
+        features=feats,
+        mass=mass,
+        lift=mass / baseline,
+        top_ids=top_ids,
         top_logits=np.concatenate(vals) if vals else np.zeros((0, k)),
         top_tokens=[token_strings(model, row) for row in top_ids],
     )

@@ -130,7 +130,12 @@ class Entropy(Score):
     def requires(self, ctx: SqlContext) -> list[tuple[str, str]]:
         if not self.peak_on_target:
             return []
-        return [("entropy: fires more often on another condition than on the target", "t_n / $tok_t >= c_max_freq")]
+        return [
+            (
+                "entropy: fires more often on another condition than on the target",
+                "t_n / $tok_t >= c_max_freq",
+            )
+        ]
 
     def numpy(self, d: DetailStats) -> np.ndarray:
         idx = [d.target, *d.contrast]
@@ -152,7 +157,9 @@ class Smd(Score):
         return f"(t_sum / $tok_t - c_sum / $tok_c) / NULLIF(sqrt({ss} / greatest($tok_t + $tok_c - 2.0, 1.0)), 0.0)"
 
     def numpy(self, d: DetailStats) -> np.ndarray:
-        return S.smd(d.t("sum_act"), d.t("sum_sq"), d.t_tokens, d.pooled("sum_act"), d.pooled("sum_sq"), d.tokens())
+        return S.smd(
+            d.t("sum_act"), d.t("sum_sq"), d.t_tokens, d.pooled("sum_act"), d.pooled("sum_sq"), d.tokens()
+        )
 
 
 @dataclass(frozen=True)
@@ -175,7 +182,9 @@ class Auroc(Score):
         return out
 
     def sql(self, ctx: SqlContext) -> str:
-        terms = ["_t0 * _c0 / 2.0"] + [f"t_h{i} * (_cc{i - 1} + c_h{i} / 2.0)" for i in range(1, ctx.n_bins + 1)]
+        terms = ["_t0 * _c0 / 2.0"] + [
+            f"t_h{i} * (_cc{i - 1} + c_h{i} / 2.0)" for i in range(1, ctx.n_bins + 1)
+        ]
         return "(" + " + ".join(terms) + ") / ($tok_t * $tok_c)"
 
     def numpy(self, d: DetailStats) -> np.ndarray:
@@ -199,7 +208,9 @@ def get_score(score: str | Score, **params: float | bool) -> Score:
             raise SaesteerError("pass parameters to the score object itself, not with an object")
         return score
     key = score.strip().lower().replace("-", "_")
-    key = {"ν": "nu", "monolinguality": "nu", "lape": "entropy", "cohen_d": "smd", "logodds": "log_odds"}.get(key, key)
+    key = {"ν": "nu", "monolinguality": "nu", "lape": "entropy", "cohen_d": "smd", "logodds": "log_odds"}.get(
+        key, key
+    )
     if key not in SCORES:
         raise SaesteerError(f"unknown score {score!r}; known scores: {', '.join(SCORES)}")
     try:

@@ -80,7 +80,9 @@ def lape_entropy(k: ArrayLike, n: ArrayLike) -> F64:
     return np.where(total[..., 0] > 0, h, np.nan)
 
 
-def smd(s_t: ArrayLike, q_t: ArrayLike, n_t: ArrayLike, s_c: ArrayLike, q_c: ArrayLike, n_c: ArrayLike) -> F64:
+def smd(
+    s_t: ArrayLike, q_t: ArrayLike, n_t: ArrayLike, s_c: ArrayLike, q_c: ArrayLike, n_c: ArrayLike
+) -> F64:
     """Standardized mean difference (Cohen's d) from sums and sums of squares::
 
         m = s / n,   SS = q - s² / n   (sum of squared deviations),

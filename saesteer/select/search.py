@@ -77,6 +77,7 @@ class SearchResult:
     params: dict[str, Any]
     detail: DetailStats | None = None
     score_objects: dict[str, Score] = field(default_factory=dict)
+    sql_scores: np.ndarray | None = None  # the rank score as SQL computed it (equals the numpy column)
 
     @property
     def features(self) -> list[int]:
@@ -96,15 +97,19 @@ class SearchResult:
         try:
             import polars as pl
         except ImportError as exc:
-            raise SaesteerError("polars is not installed: `pip install polars`, or use .df (pandas) / .arrow()") from exc
+            raise SaesteerError(
+                "polars is not installed: `pip install polars`, or use .df (pandas) / .arrow()"
+            ) from exc
         return pl.from_arrow(self.arrow())
 
     def summary(self) -> str:
         """One line: what was searched, on which build, and how many features each filter removed."""
         drops = "; ".join(f"{k}: -{v}" for k, v in self.dropped.items() if v)
-        return (f"{len(self)} features for {self.target} vs {len(self.contrast)} conditions, ranked by {self.rank_by} "
-                f"(build {self.build.build_id}, {self.build_note}); {self.n_kept} of {self.n_universe} passed the "
-                f"filters ({drops or 'none dropped'})")
+        return (
+            f"{len(self)} features for {self.target} vs {len(self.contrast)} conditions, ranked by {self.rank_by} "
+            f"(build {self.build.build_id}, {self.build_note}); {self.n_kept} of {self.n_universe} passed the "
+            f"filters ({drops or 'none dropped'})"
+        )
 
     def to_featureset(self, weights: Weights = "uniform") -> FeatureSet:
         """The hand-off to steering: the features, their weights and scores, and the provenance."""
@@ -116,16 +121,32 @@ class SearchResult:
         elif weights == "score":
             score = self.score_objects.get(self.rank_by) or get_score(self.rank_by)
             vals = self.df[self.rank_by].to_numpy(dtype=np.float64)
-            w = [float(x) for x in score.as_weight(vals, self.detail)] if self.detail is not None else list(vals)
+            w = (
+                [float(x) for x in score.as_weight(vals, self.detail)]
+                if self.detail is not None
+                else list(vals)
+            )
         names = [n for n in self.score_objects if n in self.df.columns]
         if "output_mass" in self.df.columns:
             names.append("output_mass")
         scores = {n: [float(x) for x in self.df[n].to_numpy(dtype=np.float64)] for n in names}
-        filters = [f"target={self.target}", f"against={','.join(self.contrast)}", *self.filters,
-                   f"rank_by={self.rank_by}", f"top={len(self)}"]
+        filters = [
+            f"target={self.target}",
+            f"against={','.join(self.contrast)}",
+            *self.filters,
+            f"rank_by={self.rank_by}",
+            f"top={len(self)}",
+        ]
         return FeatureSet(
-            features=self.features, target=self.target, weights=w, scores=scores, build_id=self.build.build_id,
-            model_id=self.build.model_id, sae_id=self.build.sae_id, hook_name=self.build.hook_name, filters=filters,
+            features=self.features,
+            target=self.target,
+            weights=w,
+            scores=scores,
+            build_id=self.build.build_id,
+            model_id=self.build.model_id,
+            sae_id=self.build.sae_id,
+            hook_name=self.build.hook_name,
+            filters=filters,
         )
 
 
@@ -139,7 +160,11 @@ class Search:
     """
 
     def __init__(
-        self, db: IndexDb | str | Path, target: str, against: str | Sequence[str] = "rest", build_id: str | None = None,
+        self,
+        db: IndexDb | str | Path,
+        target: str,
+        against: str | Sequence[str] = "rest",
+        build_id: str | None = None,
     ) -> None:
         self.db = db
         self.target = target
@@ -166,13 +191,18 @@ class Search:
         return new
 
     def drop_random(
-        self, max_freq: float | None = None, max_mean: float | None = None, relative_to_target: float | None = None,
+        self,
+        max_freq: float | None = None,
+        max_mean: float | None = None,
+        relative_to_target: float | None = None,
         conditions: Sequence[str] | None = None,
     ) -> Search:
         """LangFIR: drop features active on random-token sequences (:class:`~saesteer.select.filters.DropRandom`)."""
         conds = tuple(conditions) if conditions else None
         if conds and self.random_conditions and conds != self.random_conditions:
-            raise SaesteerError("drop_random: every random filter of a search must use the same random conditions")
+            raise SaesteerError(
+                "drop_random: every random filter of a search must use the same random conditions"
+            )
         new = self.where(DropRandom(max_freq, max_mean, relative_to_target, conds))
         new.random_conditions = conds or self.random_conditions
         return new
@@ -211,8 +241,14 @@ class Search:
         return new
 
     def output_score(
-        self, model: HookedTransformer, sae: SAE, *, min_mass: float | None = None, rerank: bool = False,
-        pool: int = 200, top_n: int = 10,
+        self,
+        model: HookedTransformer,
+        sae: SAE,
+        *,
+        min_mass: float | None = None,
+        rerank: bool = False,
+        pool: int = 200,
+        top_n: int = 10,
     ) -> Search:
         """Score the best ``pool`` candidates by the mass of their logit lens on the target's tokens
         (Arad et al. 2025); drop those under ``min_mass`` and/or re-rank by it."""
@@ -238,7 +274,10 @@ class Search:
         if info[target].n_tokens <= 0:
             raise CorpusError(f"the target {target} has no counted tokens in build {cat.build.build_id}")
         constants = {
-            "build": cat.build.build_id, "target": target, "contrast": contrast, "random": random,
+            "build": cat.build.build_id,
+            "target": target,
+            "contrast": contrast,
+            "random": random,
             "d_sae": int(cat.build.d_sae),
             "tok_t": float(info[target].n_tokens),
             "tok_c": float(max(sum(info[c].n_tokens for c in contrast), 1)),
@@ -254,8 +293,12 @@ class Search:
         ]
         limit = max(self.k, self.output.pool) if self.output else self.k
         compiled = compile_search(
-            filters=self.filters, implicit=implicit, score=self.rank, constants=constants,
-            n_bins=cat.build.n_bins, limit=limit,
+            filters=self.filters,
+            implicit=implicit,
+            score=self.rank,
+            constants=constants,
+            n_bins=cat.build.n_bins,
+            limit=limit,
         )
         return target, contrast, random, compiled
 
@@ -270,7 +313,9 @@ class Search:
         with self._open() as db:
             cat = load_catalog(db, self.build_id)
             target, contrast, random, compiled = self._plan(cat)
-            log.info("search %s vs %s on build %s (%s)", target, ",".join(contrast), cat.build.build_id, cat.chosen)
+            log.info(
+                "search %s vs %s on build %s (%s)", target, ",".join(contrast), cat.build.build_id, cat.chosen
+            )
             with _tuned(db, cat.build.d_sae):
                 raw = db.fetch_df(compiled.sql, compiled.params)
             dropped, n_universe, n_kept = _bookkeeping(raw, compiled.steps)
@@ -279,8 +324,13 @@ class Search:
             sql_scores = hits["score"].to_numpy(dtype=np.float64)
             conds = cat.names
             detail = fetch_detail(
-                db, cat.build.build_id, feats, conds, [cat.conditions[c].n_tokens for c in conds],
-                [cat.conditions[c].n_bos for c in conds], cat.build.n_bins,
+                db,
+                cat.build.build_id,
+                feats,
+                conds,
+                [cat.conditions[c].n_tokens for c in conds],
+                [cat.conditions[c].n_bos for c in conds],
+                cat.build.n_bins,
             )
             detail.target = conds.index(target)
             detail.contrast = tuple(conds.index(c) for c in contrast)
@@ -288,25 +338,50 @@ class Search:
             tokens = _stored_tokens(db, cat.build.build_id, feats)
             out_cols: dict[str, Any] = {}
             if self.output is not None and feats:
-                feats, detail, sql_scores, out_cols, n_out = self._output_step(db, cat, target, contrast, detail, sql_scores)
+                feats, detail, sql_scores, out_cols, n_out = self._output_step(
+                    db, cat, target, contrast, detail, sql_scores
+                )
                 if self.output.min_mass is not None:
-                    dropped[f"output: target-token mass < {self.output.min_mass:g} (best {self.output.pool})"] = n_out
+                    dropped[
+                        f"output: target-token mass < {self.output.min_mass:g} (best {self.output.pool})"
+                    ] = n_out
                     n_kept = min(n_kept, len(feats))
             feats, detail, sql_scores = feats[: self.k], _take(detail, slice(0, self.k)), sql_scores[: self.k]
             out_cols = {k: v[: self.k] for k, v in out_cols.items()}
         if not feats and not allow_empty:
             raise EmptyResultError(_empty_message(target, n_universe, dropped))
-        df = _frame(feats, detail, self.rank, self.display, tokens, out_cols, sql_scores)
+        df = _frame(feats, detail, self.rank, self.display, tokens, out_cols)
         filters = [f.describe() for f in self.filters]  # type: ignore[attr-defined]
         return SearchResult(
-            df=df, target=target, contrast=contrast, random=random, build=cat.build, build_note=cat.chosen,
-            rank_by=self.rank.name, dropped=dropped, n_universe=n_universe, n_kept=n_kept, filters=filters,
-            sql=compiled.sql, params=compiled.params, detail=detail,
-            score_objects={self.rank.name: self.rank, **{k: v for k, v in self.display.items() if k != self.rank.name}},
+            df=df,
+            target=target,
+            contrast=contrast,
+            random=random,
+            build=cat.build,
+            build_note=cat.chosen,
+            rank_by=self.rank.name,
+            dropped=dropped,
+            n_universe=n_universe,
+            n_kept=n_kept,
+            filters=filters,
+            sql=compiled.sql,
+            params=compiled.params,
+            detail=detail,
+            score_objects={
+                self.rank.name: self.rank,
+                **{k: v for k, v in self.display.items() if k != self.rank.name},
+            },
+            sql_scores=sql_scores,
         )
 
     def _output_step(
-        self, db: IndexDb, cat: Catalog, target: str, contrast: list[str], detail: DetailStats, sql_scores: np.ndarray,
+        self,
+        db: IndexDb,
+        cat: Catalog,
+        target: str,
+        contrast: list[str],
+        detail: DetailStats,
+        sql_scores: np.ndarray,
     ) -> tuple[list[int], DetailStats, np.ndarray, dict[str, Any], int]:
         from saesteer.select.output import output_scores, target_tokens
 
@@ -320,7 +395,8 @@ class Search:
         keep = order if step.min_mass is None else order[res.mass[order] >= step.min_mass]
         n_out = len(order) - len(keep)
         cols = {
-            "output_mass": res.mass[keep], "output_lift": res.lift[keep],
+            "output_mass": res.mass[keep],
+            "output_lift": res.lift[keep],
             "output_tokens": [res.top_tokens[i] for i in keep],
         }
         return [int(f) for f in detail.features[keep]], _take(detail, keep), sql_scores[keep], cols, n_out
@@ -362,8 +438,10 @@ def _empty_message(target: str, n_universe: int, dropped: dict[str, int]) -> str
     left = n_universe
     for desc, n in dropped.items():
         if n and n == left:
-            return (f"no features left for {target}: the filter '{desc}' removed the last {n} "
-                    f"(removed per filter: {_fmt_dropped(dropped)}); relax or remove it")
+            return (
+                f"no features left for {target}: the filter '{desc}' removed the last {n} "
+                f"(removed per filter: {_fmt_dropped(dropped)}); relax or remove it"
+            )
         left -= n
     return f"no features left for {target} (removed per filter: {_fmt_dropped(dropped)})"
 
@@ -374,7 +452,16 @@ def _fmt_dropped(dropped: dict[str, int]) -> str:
 
 def _take(d: DetailStats, idx: Any) -> DetailStats:
     new = copy.copy(d)
-    for name in ("features", "n_active", "n_docs_active", "sum_act", "sum_sq", "max_act", "n_bos_active", "hist"):
+    for name in (
+        "features",
+        "n_active",
+        "n_docs_active",
+        "sum_act",
+        "sum_sq",
+        "max_act",
+        "n_bos_active",
+        "hist",
+    ):
         setattr(new, name, getattr(d, name)[idx])
     return new
 
@@ -387,12 +474,19 @@ def _stored_tokens(db: IndexDb, build_id: str, feats: list[int]) -> dict[int, li
 
 
 def _frame(
-    feats: list[int], d: DetailStats, rank: Score, display: dict[str, Score], tokens: dict[int, list[str]],
-    out_cols: dict[str, Any], sql_scores: np.ndarray,
+    feats: list[int],
+    d: DetailStats,
+    rank: Score,
+    display: dict[str, Score],
+    tokens: dict[int, list[str]],
+    out_cols: dict[str, Any],
 ) -> pd.DataFrame:
     import pandas as pd
 
-    cols: dict[str, Any] = {"rank": np.arange(1, len(feats) + 1), "feature": np.asarray(feats, dtype=np.int64)}
+    cols: dict[str, Any] = {
+        "rank": np.arange(1, len(feats) + 1),
+        "feature": np.asarray(feats, dtype=np.int64),
+    }
     cols[rank.name] = rank.numpy(d) if len(feats) else np.zeros(0)
     for name, sc in display.items():
         if name != rank.name:
@@ -402,7 +496,11 @@ def _frame(
     cols["f_target"] = freq[:, d.target] if len(feats) else np.zeros(0)
     cols["f_contrast"] = d.pooled("n_active") / max(d.tokens(), 1.0)
     cols["f_contrast_max"] = freq[:, c_idx].max(axis=1) if len(feats) and c_idx else np.zeros(len(feats))
-    cols["max_contrast"] = [d.conditions[c_idx[int(i)]] for i in freq[:, c_idx].argmax(axis=1)] if len(feats) and c_idx else [None] * len(feats)
+    cols["max_contrast"] = (
+        [d.conditions[c_idx[int(i)]] for i in freq[:, c_idx].argmax(axis=1)]
+        if len(feats) and c_idx
+        else [None] * len(feats)
+    )
     r_idx = list(d.random)
     cols["f_random"] = freq[:, r_idx].max(axis=1) if len(feats) and r_idx else np.full(len(feats), np.nan)
     cols["mean_target"] = d.mean[:, d.target] if len(feats) else np.zeros(0)
@@ -410,6 +508,4 @@ def _frame(
         cols[f"freq[{c}]"] = freq[:, j] if len(feats) else np.zeros(0)
     cols.update(out_cols)
     cols["top_tokens"] = [tokens.get(int(f), []) for f in feats]
-    df = pd.DataFrame(cols)
-    df.attrs["sql_score"] = sql_scores
-    return df
+    return pd.DataFrame(cols)

@@ -108,8 +108,11 @@ class Predicate(Protocol):
 class RankScore(Protocol):
     """A ranking score: a SQL expression, its direction, and the aggregates it needs."""
 
-    name: str
-    higher_is_better: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def higher_is_better(self) -> bool: ...
 
     def needs(self, n_bins: int) -> tuple[str, ...]: ...
 
@@ -167,8 +170,14 @@ def compile_search(
     order = "DESC" if score.higher_is_better else "ASC"
     sql = load_query("select_search")
     for slot, text in {
-        "aggregates": agg_cols, "empty": empty_cols, "helpers": helpers, "score": score.sql(ctx),
-        "predicates": preds, "counts": ", ".join(counts), "keep": keep, "order": order,
+        "aggregates": agg_cols,
+        "empty": empty_cols,
+        "helpers": helpers,
+        "score": score.sql(ctx),
+        "predicates": preds,
+        "counts": ", ".join(counts),
+        "keep": keep,
+        "order": order,
     }.items():
         sql = sql.replace("{{" + slot + "}}", text)
     params = {**constants, **binder.params, "top_k": int(limit)}

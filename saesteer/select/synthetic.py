@@ -60,9 +60,13 @@ def agnostic_feature(feature: int, freq: float = 0.2) -> Planted:
     return Planted(feature, {"*": freq}, level=2.0)
 
 
-def agnostic_language_feature(feature: int, language: str, freq: float = 0.4, *, key: str = "language") -> Planted:
+def agnostic_language_feature(
+    feature: int, language: str, freq: float = 0.4, *, key: str = "language"
+) -> Planted:
     """Selective for one language among the languages, but just as active on random tokens."""
-    return Planted(feature, {f"{key}={language}": freq, "random=uniform": freq, "random=unigram": freq, "*": 0.0})
+    return Planted(
+        feature, {f"{key}={language}": freq, "random=uniform": freq, "random=unigram": freq, "*": 0.0}
+    )
 
 
 def bos_feature(feature: int, freq: float = 1e-4) -> Planted:
@@ -100,7 +104,9 @@ class SyntheticSpec:
 
     @property
     def conditions(self) -> list[str]:
-        return [f"{self.label_key}={lang}" for lang in self.languages] + [f"random={k}" for k in self.random_kinds]
+        return [f"{self.label_key}={lang}" for lang in self.languages] + [
+            f"random={k}" for k in self.random_kinds
+        ]
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,9 @@ def build_synthetic_index(
         return _build(con, spec, path, progress)
 
 
-def _build(con: IndexDb, spec: SyntheticSpec, path: Path | None, progress: Callable[[str], None] | None) -> SyntheticIndex:
+def _build(
+    con: IndexDb, spec: SyntheticSpec, path: Path | None, progress: Callable[[str], None] | None
+) -> SyntheticIndex:
     import pyarrow as pa
 
     rng = np.random.default_rng(spec.seed)
@@ -168,8 +176,19 @@ def _build(con: IndexDb, spec: SyntheticSpec, path: Path | None, progress: Calla
         "tokenizer, threshold, hist_edges, top_k, context_window, exclude, max_seq_len, versions, settings) "
         "VALUES (?, ?, 'synthetic', ?, 'synthetic', ?, ?, ?, 'float32', 'synthetic', 0.0, ?, ?, ?, "
         "['bos', 'pad', 'special'], 128, ?, ?)",
-        [spec.build_id, spec.model_id, spec.sae_id, spec.hook_name, spec.d_model, nf, edges.tolist(), spec.top_k,
-         spec.context_window, json.dumps({"saesteer": "synthetic"}), json.dumps({"seed": spec.seed, "synthetic": True})],
+        [
+            spec.build_id,
+            spec.model_id,
+            spec.sae_id,
+            spec.hook_name,
+            spec.d_model,
+            nf,
+            edges.tolist(),
+            spec.top_k,
+            spec.context_window,
+            json.dumps({"saesteer": "synthetic"}),
+            json.dumps({"seed": spec.seed, "synthetic": True}),
+        ],
     )
     vocab_words = _vocab(spec.d_vocab)
     char_tokens = _char_tokens(rng, spec, langs)
@@ -181,7 +200,9 @@ def _build(con: IndexDb, spec: SyntheticSpec, path: Path | None, progress: Calla
         if is_random:
             freq = np.where(on_random, freq, freq * 0.02)
         else:
-            freq = np.where(prefers == li, np.minimum(freq * 30.0, 0.6), np.where(prefers >= 0, freq * 0.05, freq))
+            freq = np.where(
+                prefers == li, np.minimum(freq * 30.0, 0.6), np.where(prefers >= 0, freq * 0.05, freq)
+            )
         bos_rate = np.zeros(nf)
         for f, p in planted.items():
             freq[f] = p.freq(cond)
@@ -198,20 +219,24 @@ def _build(con: IndexDb, spec: SyntheticSpec, path: Path | None, progress: Calla
         sum_sq = hist @ (mids**2)
         top_bin = np.where(hist.sum(1) > 0, nb - 1 - np.argmax(hist[:, ::-1] > 0, axis=1), 0)
         max_act = np.where(n_active[rows] > 0, mids[top_bin] * 1.05, 0.0)
-        docs = np.minimum(n_active[rows], np.ceil(spec.n_docs * (1 - (1 - 1 / spec.n_docs) ** n_active[rows])))
+        docs = np.minimum(
+            n_active[rows], np.ceil(spec.n_docs * (1 - (1 - 1 / spec.n_docs) ** n_active[rows]))
+        )
         offsets = pa.array(np.arange(0, (len(rows) + 1) * nb, nb, dtype=np.int32))
-        stats = pa.table({
-            "build_id": _const(spec.build_id, len(rows)),
-            "condition": _const(cond, len(rows)),
-            "feature": pa.array(rows.astype(np.int32)),
-            "n_active": pa.array(n_active[rows].astype(np.int64)),
-            "n_docs_active": pa.array(docs.astype(np.int64)),
-            "sum_act": pa.array(sum_act),
-            "sum_sq": pa.array(sum_sq),
-            "max_act": pa.array(max_act),
-            "n_bos_active": pa.array(n_bos_active[rows]),
-            "hist": pa.ListArray.from_arrays(offsets, pa.array(hist.reshape(-1).astype(np.int64))),
-        })
+        stats = pa.table(
+            {
+                "build_id": _const(spec.build_id, len(rows)),
+                "condition": _const(cond, len(rows)),
+                "feature": pa.array(rows.astype(np.int32)),
+                "n_active": pa.array(n_active[rows].astype(np.int64)),
+                "n_docs_active": pa.array(docs.astype(np.int64)),
+                "sum_act": pa.array(sum_act),
+                "sum_sq": pa.array(sum_sq),
+                "max_act": pa.array(max_act),
+                "n_bos_active": pa.array(n_bos_active[rows]),
+                "hist": pa.ListArray.from_arrays(offsets, pa.array(hist.reshape(-1).astype(np.int64))),
+            }
+        )
         source = {"generator": "saesteer.select.synthetic", "seed": spec.seed, "condition": cond}
         key, _, value = cond.partition("=")
         with con.transaction():
@@ -223,8 +248,18 @@ def _build(con: IndexDb, spec: SyntheticSpec, path: Path | None, progress: Calla
                 "INSERT INTO conditions (build_id, condition, label_key, label_value, is_random, source, source_hash, "
                 "n_docs, n_tokens, n_bos, started_at, completed_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp, current_timestamp)",
-                [spec.build_id, cond, key, value, is_random, json.dumps(source), f"synthetic-{spec.seed}-{ci}",
-                 spec.n_docs, spec.n_tokens, n_bos],
+                [
+                    spec.build_id,
+                    cond,
+                    key,
+                    value,
+                    is_random,
+                    json.dumps(source),
+                    f"synthetic-{spec.seed}-{ci}",
+                    spec.n_docs,
+                    spec.n_tokens,
+                    n_bos,
+                ],
             )
         n_rows += len(rows)
         if progress:
@@ -266,10 +301,12 @@ def _vocab(d_vocab: int) -> list[str]:
 def _char_tokens(rng: np.random.Generator, spec: SyntheticSpec, langs: list[str]) -> dict[str, list[int]]:
     ids = rng.permutation(np.arange(4, spec.d_vocab))
     k = spec.n_char_tokens
-    return {c: sorted(int(t) for t in ids[i * k:(i + 1) * k]) for i, c in enumerate(langs)}
+    return {c: sorted(int(t) for t in ids[i * k : (i + 1) * k]) for i, c in enumerate(langs)}
 
 
-def _token_counts(rng: np.random.Generator, spec: SyntheticSpec, cond: str, char: dict[str, list[int]]) -> Any:
+def _token_counts(
+    rng: np.random.Generator, spec: SyntheticSpec, cond: str, char: dict[str, list[int]]
+) -> Any:
     import pyarrow as pa
 
     ranks = np.arange(1, spec.d_vocab - 3)
@@ -281,12 +318,14 @@ def _token_counts(rng: np.random.Generator, spec: SyntheticSpec, cond: str, char
     p /= p.sum()
     counts = rng.multinomial(spec.n_tokens, p)
     keep = np.flatnonzero(counts)
-    return pa.table({
-        "build_id": _const(spec.build_id, len(keep)),
-        "condition": _const(cond, len(keep)),
-        "token_id": pa.array((keep + 4).astype(np.int32)),
-        "count": pa.array(counts[keep].astype(np.int64)),
-    })
+    return pa.table(
+        {
+            "build_id": _const(spec.build_id, len(keep)),
+            "condition": _const(cond, len(keep)),
+            "token_id": pa.array((keep + 4).astype(np.int32)),
+            "count": pa.array(counts[keep].astype(np.int64)),
+        }
+    )
 
 
 def _corpus_words(cond: str) -> list[str]:
@@ -300,7 +339,12 @@ def _corpus_words(cond: str) -> list[str]:
 
 
 def _examples(
-    rng: np.random.Generator, spec: SyntheticSpec, cond: str, rows: np.ndarray, max_act: np.ndarray, vocab: list[str]
+    rng: np.random.Generator,
+    spec: SyntheticSpec,
+    cond: str,
+    rows: np.ndarray,
+    max_act: np.ndarray,
+    vocab: list[str],
 ) -> Any:
     import pyarrow as pa
 
@@ -310,20 +354,22 @@ def _examples(
     n = len(sel) * spec.top_k
     feats = np.repeat(rows[sel], spec.top_k).astype(np.int32)
     rank = np.tile(np.arange(spec.top_k, dtype=np.int16), len(sel))
-    act = (np.repeat(max_act[sel], spec.top_k) * (0.9 ** rank)).astype(np.float32)
+    act = (np.repeat(max_act[sel], spec.top_k) * (0.9**rank)).astype(np.float32)
     start = rng.integers(0, max(1, len(words) - 2 * w - 1), n)
-    ctx = [words[s:s + 2 * w + 1] for s in start]
-    return pa.table({
-        "build_id": _const(spec.build_id, n),
-        "condition": _const(cond, n),
-        "feature": pa.array(feats),
-        "rank": pa.array(rank),
-        "activation": pa.array(act),
-        "doc_id": pa.array(rng.integers(0, spec.n_docs, n).astype(np.int64)),
-        "position": pa.array(rng.integers(w, 40, n).astype(np.int32)),
-        "context": pa.array(ctx, pa.list_(pa.string())),
-        "context_pos": pa.array(np.array([min(w, len(c) - 1) for c in ctx], dtype=np.int16)),
-    })
+    ctx = [words[s : s + 2 * w + 1] for s in start]
+    return pa.table(
+        {
+            "build_id": _const(spec.build_id, n),
+            "condition": _const(cond, n),
+            "feature": pa.array(feats),
+            "rank": pa.array(rank),
+            "activation": pa.array(act),
+            "doc_id": pa.array(rng.integers(0, spec.n_docs, n).astype(np.int64)),
+            "position": pa.array(rng.integers(w, 40, n).astype(np.int32)),
+            "context": pa.array(ctx, pa.list_(pa.string())),
+            "context_pos": pa.array(np.array([min(w, len(c) - 1) for c in ctx], dtype=np.int16)),
+        }
+    )
 
 
 def _outputs(rng: np.random.Generator, spec: SyntheticSpec, vocab: list[str]) -> Any:
@@ -334,14 +380,16 @@ def _outputs(rng: np.random.Generator, spec: SyntheticSpec, vocab: list[str]) ->
     tok = rng.integers(4, spec.d_vocab, (nf, k)).astype(np.int32)
     logit = np.sort(rng.normal(3.0, 1.0, (nf, k)), axis=1)[:, ::-1].astype(np.float32)
     vocab_arr = np.array(vocab, dtype=object)
-    return pa.table({
-        "build_id": _const(spec.build_id, (nf * k)),
-        "feature": pa.array(np.repeat(np.arange(nf, dtype=np.int32), k)),
-        "rank": pa.array(np.tile(np.arange(k, dtype=np.int16), nf)),
-        "token_id": pa.array(tok.reshape(-1)),
-        "token": pa.array(vocab_arr[tok.reshape(-1)].tolist(), pa.string()),
-        "logit": pa.array(logit.reshape(-1).copy()),
-    })
+    return pa.table(
+        {
+            "build_id": _const(spec.build_id, (nf * k)),
+            "feature": pa.array(np.repeat(np.arange(nf, dtype=np.int32), k)),
+            "rank": pa.array(np.tile(np.arange(k, dtype=np.int16), nf)),
+            "token_id": pa.array(tok.reshape(-1)),
+            "token": pa.array(vocab_arr[tok.reshape(-1)].tolist(), pa.string()),
+            "logit": pa.array(logit.reshape(-1).copy()),
+        }
+    )
 
 
 def _const(value: str, n: int) -> Any:

@@ -43,7 +43,7 @@ def diffmean(
     scale_mode: ScaleMode = "residual_norm",
     operator: Operator = "add",
     positions: PositionPolicy = "all",
-    batch_size: int = 8,
+    batch_size: int = 32,
     max_len: int = 64,
     typical_norms: Mapping[str, float] | None = None,
     progress: Progress | None = None,

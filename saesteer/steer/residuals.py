@@ -52,7 +52,7 @@ def iter_residuals(
     hook_names: Sequence[str],
     texts: Sequence[str],
     *,
-    batch_size: int = 8,
+    batch_size: int = 32,
     max_len: int = 64,
     progress: Progress | None = None,
 ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
@@ -101,7 +101,7 @@ def typical_residual_norm(
     texts: Sequence[str] | None = None,
     *,
     n_texts: int = 48,
-    batch_size: int = 8,
+    batch_size: int = 32,
     max_len: int = 64,
 ) -> float:
     """The median residual norm at ``hook_name`` over non-BOS, non-pad tokens.
@@ -123,7 +123,7 @@ def mean_residual(
     hook_names: Sequence[str],
     texts: Sequence[str],
     *,
-    batch_size: int = 8,
+    batch_size: int = 32,
     max_len: int = 64,
     progress: Progress | None = None,
 ) -> tuple[dict[str, torch.Tensor], int]:

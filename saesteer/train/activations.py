@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from saesteer.models.hooks import validate_hook
 
@@ -97,7 +97,7 @@ class ActivationCache:
             maps = {}
             for h in hooks:
                 p = self.path(name, h)
-                mode = "r+" if p.is_file() and p.stat().st_size == n_seq * ctx * d * 4 and start > 0 else "w+"
+                mode: Literal["r+", "w+"] = "r+" if p.is_file() and p.stat().st_size == n_seq * ctx * d * 4 and start > 0 else "w+"
                 maps[h] = np.memmap(p, dtype=np.float32, mode=mode, shape=(n_seq, ctx, d))
             stop = max(s.stop_at_layer for s in specs)
             log.info("caching %d sequences at %s (from %d)", n_seq, ", ".join(hooks), start)

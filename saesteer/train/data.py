@@ -224,9 +224,9 @@ def build_training_text(
                     continue
                 stream += ids + sep
                 got[kind] += len(ids)
-                c = split_counts.setdefault(cand.source, {"docs": 0, "tokens": 0})
-                c["docs"] += 1 if n_seen == 0 else 0
-                c["tokens"] += len(ids)
+                cnt = split_counts.setdefault(cand.source, {"docs": 0, "tokens": 0})
+                cnt["docs"] += 1 if n_seen == 0 else 0
+                cnt["tokens"] += len(ids)
                 if split == "heldout":
                     heldout_ids.append(cand.doc_id)
             n_seq = min(len(stream) // n_text, n_want)

@@ -43,10 +43,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 DEFAULT_HOOKS = ("blocks.6.hook_resid_post", "blocks.9.hook_resid_post")
 # Store the SAE in half precision when that changes the report's figures by no more than this.
-HALF_PRECISION_TOLERANCE = {"explained_variance": 0.002, "ce_recovered": 0.005}
-# Weight precisions whose CE loss is measured (each costs a full forward pass over the CE tokens); bfloat16
-# gets the reconstruction metrics only.
-CE_VARIANTS = ("float32", "float16")
+# (the CE losses, a full forward pass each, are measured for the shipped precision only).
+HALF_PRECISION_TOLERANCE = {"explained_variance": 0.002, "nmse": 0.002}
 
 
 @dataclass(frozen=True)
@@ -69,6 +67,8 @@ class TrainSaeConfig:
     batch_tokens: int = 512
     lr: float = 1e-3
     ce_seqs_per_lang: int = 1
+    ce_context: int = 0  # CE losses on the first this-many positions of each sequence (0: all)
+    probe_last_line: int = 250  # language-selectivity probes: bundled corpus lines 201..this (held out)
     storage_dtype: str = "auto"  # "auto" | "float32" | "float16" | "bfloat16"
     forward_batch: int = 8
     seed: int = 0
@@ -150,7 +150,8 @@ def run_train_sae(
             cands, sources = collect_candidates(cfg.text_dir, plan.langs, classify=make_langid_classifier(plan.langs))
             text = build_training_text(cands, sources, tokenizer, plan, progress=progress)
             text.save(text_path)
-        probe_tokens, probe_langs = bundled_heldout_tokens(tokenizer, plan.langs, plan.context_size)
+        probe_tokens, probe_langs = bundled_heldout_tokens(tokenizer, plan.langs, plan.context_size,
+                                                           last_line=cfg.probe_last_line)
     special = get_special_token_ids(tokenizer)
     cache = ActivationCache(run_root / f"acts-{plan.key()}")
     with timer.stage("activations"):
@@ -200,9 +201,10 @@ def run_train_sae(
         probe = reconstruction_metrics(sae, probe_acts[hook], probe_mask)
         # Figures on the bundled held-out sentences, which anyone can recompute from the package alone.
         quality["bundled_heldout"] = {"explained_variance": probe.explained_variance, "nmse": probe.nmse,
-                                      "l0": probe.l0, "n_tokens": probe.n_tokens, "lines": "201-250"}
+                                      "l0": probe.l0, "n_tokens": probe.n_tokens,
+                                      "lines": f"201-{cfg.probe_last_line}"}
 
-    dtype = _choose_dtype(cfg.storage_dtype, quality)
+    dtype = str(quality["shipped"])
     from saesteer.train.report import build_report, render_markdown
 
     report = build_report(
@@ -220,69 +222,67 @@ def _quality(
     model: HookedTransformer, sae: SAE, hook: str, text: TrainingText, acts: Any, mask: Any,
     cfg: TrainSaeConfig, progress: Progress | None,
 ) -> dict[str, Any]:
-    """Per-language and overall metrics on the held-out split, for the float32 SAE and its rounded copies."""
+    """Metrics on the held-out split: reconstruction for the float32 SAE and its half-precision copies, the
+    storage dtype chosen from them, then the CE losses of the SAE as shipped (in that dtype)."""
     import numpy as np
 
     variants = {"float32": sae, "float16": rounded_copy(sae, "float16"), "bfloat16": rounded_copy(sae, "bfloat16")}
     langs = list(text.plan.langs)
-    seq_langs = text.heldout.langs
-    per_lang: dict[str, dict[str, Any]] = {}
-    overall: dict[str, dict[str, float]] = {}
+    by_lang = {lang: [i for i, x in enumerate(text.heldout.langs) if x == lang] for lang in langs}
+    per_lang: dict[str, dict[str, Any]] = {lang: {"n_tokens": 0} for lang in langs}
     fires_total = {k: np.zeros(int(sae.cfg.d_sae), dtype=np.int64) for k in variants}
-    n_total = 0
-    ce_sums: dict[str, dict[str, float]] = {k: {"clean": 0.0, "spliced": 0.0, "zero": 0.0, "n": 0.0} for k in variants}
-    for li, lang in enumerate(langs):
-        idx = [i for i, x in enumerate(seq_langs) if x == lang]
-        row: dict[str, Any] = {"n_tokens": 0}
+    for lang, idx in by_lang.items():
         if not idx:
-            per_lang[lang] = row
             continue
         a, m = np.asarray(acts[idx]), mask[idx]
         for name, v in variants.items():
             r = reconstruction_metrics(v, a, m)
             fires_total[name] += r.fires
-            row["n_tokens"] = r.n_tokens
-            row[name] = {"explained_variance": r.explained_variance, "nmse": r.nmse, "l0": r.l0}
-        n_total += row["n_tokens"]
-        ce_idx = idx[: cfg.ce_seqs_per_lang]
-        ce = ce_losses(model, hook, text.heldout.tokens[ce_idx], mask[ce_idx],
-                       {k: v for k, v in variants.items() if k in CE_VARIANTS})
-        for name, c in ce.items():
-            row[name].update({"ce_clean": c.clean, "ce_spliced": c.spliced, "ce_zero": c.zero,
-                              "ce_recovered": c.recovered, "ce_tokens": c.n_tokens})
-            s = ce_sums[name]
-            s["clean"] += c.clean * c.n_tokens
-            s["spliced"] += c.spliced * c.n_tokens
-            s["zero"] += c.zero * c.n_tokens
-            s["n"] += c.n_tokens
-        per_lang[lang] = row
-        if progress is not None:
-            progress("quality", li + 1, len(langs))
-    all_idx = [i for i, x in enumerate(seq_langs) if x in langs]
+            per_lang[lang]["n_tokens"] = r.n_tokens
+            per_lang[lang][name] = {"explained_variance": r.explained_variance, "nmse": r.nmse, "l0": r.l0}
+    n_total = sum(row["n_tokens"] for row in per_lang.values())
+    all_idx = [i for idx in by_lang.values() for i in idx]
     a_all, m_all = np.asarray(acts[all_idx]), mask[all_idx]
+    overall: dict[str, dict[str, Any]] = {}
     for name, v in variants.items():
         r = reconstruction_metrics(v, a_all, m_all)
-        s = ce_sums[name] if name in CE_VARIANTS else {"clean": math.nan, "spliced": math.nan, "zero": math.nan, "n": 0.0}
-        n = max(s["n"], 1.0)
-        clean, spliced, zero = s["clean"] / n, s["spliced"] / n, s["zero"] / n
         freq = fires_total[name] / max(1, n_total)
         overall[name] = {
             "explained_variance": r.explained_variance, "nmse": r.nmse, "l0": r.l0,
-            "dead_share": float((fires_total[name] == 0).mean()),
-            "dense_share": float((freq > 0.10).mean()),
-            "ce_clean": clean, "ce_spliced": spliced, "ce_zero": zero,
-            "ce_recovered": (zero - spliced) / (zero - clean) if zero != clean else float("nan"),
-            "ce_tokens": int(s["n"]), "n_tokens": r.n_tokens,
+            "dead_share": float((fires_total[name] == 0).mean()), "dense_share": float((freq > 0.10).mean()),
+            "n_tokens": r.n_tokens,
         }
-    return {"per_language": per_lang, "overall": overall}
+    shipped = _choose_dtype(cfg.storage_dtype, overall)
+    sums = {"clean": 0.0, "spliced": 0.0, "zero": 0.0, "n": 0}
+    for li, (lang, idx) in enumerate(by_lang.items()):
+        ce_idx = idx[: cfg.ce_seqs_per_lang]
+        if ce_idx:
+            width = cfg.ce_context or text.plan.context_size
+            c = ce_losses(model, hook, text.heldout.tokens[ce_idx, :width], mask[ce_idx, :width],
+                          {shipped: variants[shipped]})[shipped]
+            per_lang[lang][shipped].update({"ce_clean": c.clean, "ce_spliced": c.spliced, "ce_zero": c.zero,
+                                            "ce_recovered": c.recovered, "ce_tokens": c.n_tokens})
+            for key, val in (("clean", c.clean), ("spliced", c.spliced), ("zero", c.zero)):
+                sums[key] += val * c.n_tokens
+            sums["n"] += c.n_tokens
+        if progress is not None:
+            progress("quality", li + 1, len(langs))
+    n = max(int(sums["n"]), 1)
+    clean, spliced, zero = sums["clean"] / n, sums["spliced"] / n, sums["zero"] / n
+    overall[shipped].update({
+        "ce_clean": clean, "ce_spliced": spliced, "ce_zero": zero, "ce_tokens": int(sums["n"]),
+        "ce_recovered": (zero - spliced) / (zero - clean) if zero != clean else float("nan"),
+    })
+    return {"per_language": per_lang, "overall": overall, "shipped": shipped}
 
 
-def _choose_dtype(requested: str, quality: dict[str, Any]) -> str:
+def _choose_dtype(requested: str, overall: dict[str, dict[str, Any]]) -> str:
+    """``requested``, or for ``"auto"`` the first half precision whose reconstruction figures stay within
+    :data:`HALF_PRECISION_TOLERANCE` of float32's."""
     if requested != "auto":
         return requested
-    o = quality["overall"]
-    for cand in CE_VARIANTS[1:]:
-        if all(abs(o[cand][k] - o["float32"][k]) <= tol for k, tol in HALF_PRECISION_TOLERANCE.items()):
+    for cand in ("float16", "bfloat16"):
+        if all(abs(overall[cand][k] - overall["float32"][k]) <= tol for k, tol in HALF_PRECISION_TOLERANCE.items()):
             return cand
     return "float32"
 

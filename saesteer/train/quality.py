@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -180,11 +181,15 @@ def ce_losses(
             sums["clean"] += _masked_loss(model, hook, tok, m, valid, None)
             sums["zero"] += _masked_loss(model, hook, tok, m, valid, torch.zeros_like)
             for name, sae in saes.items():
-                sums[name] += _masked_loss(model, hook, tok, m, valid, lambda x, s=sae: s.decode(s.encode(x)))
+                sums[name] += _masked_loss(model, hook, tok, m, valid, partial(_reconstruct, sae))
             if progress is not None:
                 progress("ce", min(len(tokens), b0 + batch_size), len(tokens))
     d = max(n, 1)
     return {k: CeLosses(n, sums["clean"] / d, sums[k] / d, sums["zero"] / d) for k in saes}
+
+
+def _reconstruct(sae: SAE, x: torch.Tensor) -> torch.Tensor:
+    return sae.decode(sae.encode(x))
 
 
 def _masked_loss(

@@ -1,0 +1,78 @@
+"""``saesteer eval ...``: evaluations with tables and plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from saesteer.cli.common import DbOpt, ModelOpt, SaeOpt, console, emit, err_console, resolve_db
+
+app = typer.Typer(help="Evaluate steering: language accuracy, fluency, baselines, the ablation matrix.", no_args_is_help=True)
+
+
+def _floats(s: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in s.split(",") if x.strip())
+
+
+@app.command("language")
+def language(
+    model: ModelOpt = "gemma-3-270m",
+    sae: SaeOpt = "default",
+    db: DbOpt = None,
+    out: Annotated[Path, typer.Option(help="Directory for report.md / report.html and CSVs.")] = Path("eval_out"),
+    languages: Annotated[str, typer.Option(help="Comma-separated target languages.")] = "fr,de,es,it,pt,nl,pl,ru,tr,id,zh",
+    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "sae_filtered,sae_unfiltered,diffmean,prompting",
+    strengths: Annotated[str, typer.Option(help="Comma-separated strengths (x typical residual norm).")] = "0.25,0.5,1.0",
+    n_prompts: Annotated[int, typer.Option(help="English prompts per cell.")] = 12,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per continuation.")] = 20,
+    top_k: Annotated[int, typer.Option(help="SAE features per language.")] = 20,
+    fluency_budget: Annotated[float, typer.Option(help="Max median perplexity, as a multiple of the unsteered one.")] = 3.0,
+    ablation_texts: Annotated[int, typer.Option(help="Held-out sentences per language for the ablation matrix (0: skip).")] = 50,
+) -> None:
+    """Target-language accuracy and fluency of SAE vectors vs DiffMean, unfiltered features and prompting."""
+    from saesteer.corpus import bundled_languages, bundled_prompts, bundled_texts
+    from saesteer.eval.ablation import ablation_matrix
+    from saesteer.eval.language import LanguageEvalConfig, VectorFactory, accuracy_table, evaluate_language_steering
+    from saesteer.eval.report import Report
+    from saesteer.eval.summary import add_ablation, add_evaluation
+    from saesteer.models import load_model
+    from saesteer.saes import load_sae
+    from saesteer.steer.generate import make_backend
+
+    db_path = resolve_db(db)
+    cfg = LanguageEvalConfig(
+        languages=tuple(x.strip() for x in languages.split(",") if x.strip()),
+        methods=tuple(x.strip() for x in methods.split(",") if x.strip()), strengths=_floats(strengths),
+        n_prompts=n_prompts, max_new_tokens=max_new_tokens, top_k=top_k, fluency_budget=fluency_budget,
+        batch_size=n_prompts,
+    )
+    m = load_model(model)
+    s = load_sae(sae, model=m)
+    backend = make_backend(model)
+    with err_console.status("evaluating") as status:
+        res = evaluate_language_steering(m, backend, s, db_path, bundled_prompts(), cfg,
+                                         progress=lambda msg: status.update(f"evaluating: {msg}"))
+        ablation = None
+        if ablation_texts > 0:
+            status.update("ablation matrix")
+            langs = bundled_languages()
+            factory = VectorFactory(m, s, db_path, cfg)
+            vecs = {lang: factory.sae_features(lang, filtered=True) for lang in langs}
+            ablation = ablation_matrix(m, vecs, {lang: bundled_texts(lang, "heldout")[:ablation_texts] for lang in langs})
+    out.mkdir(parents=True, exist_ok=True)
+    res.samples.to_csv(out / "samples.csv", index=False)
+    res.curves.to_csv(out / "curves.csv", index=False)
+    res.matched.to_csv(out / "matched.csv", index=False)
+    rep = Report("saesteer: language steering evaluation")
+    rep.text(f"Model {model}, SAE {sae}, index {db_path}.")
+    add_evaluation(rep, res, cfg.fluency_budget)
+    if ablation is not None:
+        ablation.to_csv(out / "ablation.csv")
+        add_ablation(rep, ablation)
+    md, html = rep.write(out)
+    emit(accuracy_table(res.matched), title="target-language accuracy at matched fluency")
+    if ablation is not None:
+        emit(ablation.reset_index(), title="ablation matrix: ΔCE (nats/token)")
+    console.print(f"report: {md} and {html}")

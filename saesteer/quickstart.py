@@ -1,0 +1,155 @@
+"""The main job, end to end on the embedded defaults (Gemma 3 270M, the default SAE, the bundled corpus):
+
+1. build the index (bundled train split, 12 languages, + uniform random-token baseline), resumable;
+2. select language features per language with random-token (LangFIR) and density filtering;
+3. build the steering vectors;
+4. generate English-prompt continuations side by side, steered into three languages;
+5. export the vectors (native, llama.cpp GGUF, Neuronpedia JSON, numpy);
+6. write a report (Markdown + HTML with plots): feature sets, side-by-side samples, a small
+   evaluation against the baselines, and the ablation matrix.
+
+``run_quickstart`` is the library entry point; ``saesteer quickstart`` wraps it with progress bars.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from saesteer.eval.language import LanguageEvalResult
+    from saesteer.index.build import BuildProgress
+    from saesteer.select.featureset import FeatureSet
+    from saesteer.steer.generate import SideBySide
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QuickstartConfig:
+    """Settings of the quickstart (the CLI flags mirror these fields)."""
+
+    model: str = "gemma-3-270m"
+    sae: str = "default"
+    db: Path | None = None
+    out: Path = Path("quickstart_out")
+    languages: tuple[str, ...] | None = None  # indexed languages (default: all bundled)
+    show: tuple[str, ...] = ("fr", "de", "es")  # languages steered into in the side-by-side view
+    n_random: int = 256
+    random_len: int = 32
+    max_docs: int | None = None  # per language (None: the whole train split)
+    top_k: int = 20
+    strength: float = 1.0
+    n_prompts: int = 4
+    max_new_tokens: int = 24
+    eval_prompts: int = 8
+    eval_strengths: tuple[float, ...] = (0.5, 1.0)
+    ablation_texts: int = 25
+    export_formats: tuple[str, ...] = ("native", "gguf", "neuronpedia", "npy")
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class QuickstartResult(NamedTuple):
+    db: Path
+    build_id: str
+    featuresets: dict[str, FeatureSet]
+    dropped_random: dict[str, int]
+    side_by_side: dict[str, list[SideBySide]]
+    exports: list[Path]
+    evaluation: LanguageEvalResult | None
+    ablation: pd.DataFrame | None
+    report: tuple[Path, Path]
+
+
+Say = Callable[[str], None]
+BuildCb = Callable[["BuildProgress"], None]
+
+
+def run_quickstart(cfg: QuickstartConfig, *, say: Say | None = None, on_build: BuildCb | None = None) -> QuickstartResult:
+    """Run the whole job (see the module docstring)."""
+    from saesteer.corpus import RandomTokens, bundled_conditions, bundled_languages, bundled_prompts, bundled_texts
+    from saesteer.eval.ablation import ablation_matrix
+    from saesteer.eval.language import LanguageEvalConfig, evaluate_language_steering
+    from saesteer.index.build import BuildConfig, build_index
+    from saesteer.models import load_model
+    from saesteer.paths import default_db_path
+    from saesteer.saes import load_sae
+    from saesteer.select.search import Search
+    from saesteer.steer.build import from_feature_set
+    from saesteer.steer.export import export_vector
+    from saesteer.steer.generate import GenerationConfig, make_backend, side_by_side
+    from saesteer.steer.residuals import typical_residual_norm
+
+    def note(msg: str) -> None:
+        log.info(msg)
+        if say is not None:
+            say(msg)
+
+    out = Path(cfg.out)
+    db = Path(cfg.db) if cfg.db is not None else default_db_path()
+    langs = list(cfg.languages or bundled_languages())
+    show = [lang for lang in cfg.show if lang in langs]
+
+    note(f"loading {cfg.model} and SAE {cfg.sae}")
+    model = load_model(cfg.model)
+    sae = load_sae(cfg.sae, model=model)
+    hook = str(sae.cfg.metadata.hook_name)
+
+    note(f"1/6 indexing {len(langs)} languages + random tokens into {db}")
+    conds: list[Any] = [replace(c, max_docs=cfg.max_docs) for c in bundled_conditions("train", langs)]
+    conds.append(RandomTokens("uniform", n_seqs=cfg.n_random, seq_len=cfg.random_len, seed=0))
+    built = build_index(db, model, sae, conds, BuildConfig(), progress=on_build)
+
+    note("2/6 selecting language features (random-token + density filters)")
+    featuresets: dict[str, FeatureSet] = {}
+    dropped_random: dict[str, int] = {}
+    for lang in langs:
+        res = (Search(db, target=f"language={lang}", against="rest", build_id=built.build_id)
+               .drop_dead().drop_dense().drop_bos_only().drop_random().top(cfg.top_k).run())
+        featuresets[lang] = fs = res.to_featureset()
+        fs.save(out / "featuresets" / f"{lang}.json")
+        dropped_random[lang] = sum(v for k, v in res.dropped.items() if k.startswith("random"))
+
+    note("3/6 building steering vectors")
+    norm = typical_residual_norm(model, hook)
+    vectors = {lang: from_feature_set(fs, sae, model, typical_norm=norm, name=f"language-{lang}")
+               for lang, fs in featuresets.items()}
+
+    note(f"4/6 generating side by side ({', '.join(show)})")
+    backend = make_backend(cfg.model)
+    prompts = bundled_prompts()[: cfg.n_prompts]
+    gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, batch_size=max(cfg.n_prompts, 1))
+    sbs = {lang: side_by_side(backend, prompts, (vectors[lang], cfg.strength), gcfg) for lang in show}
+
+    note("5/6 exporting vectors")
+    exports: list[Path] = []
+    for lang in show:
+        for fmt in cfg.export_formats:
+            suffix = {"native": "safetensors", "gguf": "gguf", "neuronpedia": "json", "npy": "npy"}[fmt]
+            try:
+                exports += export_vector(vectors[lang], out / "vectors" / f"{lang}.{suffix}", fmt, strength=cfg.strength)
+            except Exception as exc:  # one format that cannot express the vector must not stop the job
+                log.warning("export %s for %s skipped: %s", fmt, lang, exc)
+
+    note("6/6 evaluating and writing the report")
+    evaluation = None
+    if cfg.eval_prompts > 0 and show:
+        ecfg = LanguageEvalConfig(languages=tuple(show), strengths=cfg.eval_strengths, n_prompts=cfg.eval_prompts,
+                                  max_new_tokens=cfg.max_new_tokens, top_k=cfg.top_k, batch_size=cfg.eval_prompts,
+                                  diffmean_texts=cfg.max_docs or 200)
+        evaluation = evaluate_language_steering(model, backend, sae, db, bundled_prompts(), ecfg, progress=note)
+    ablation = None
+    if cfg.ablation_texts > 0:
+        texts = {lang: bundled_texts(lang, "heldout")[: cfg.ablation_texts] for lang in langs}
+        ablation = ablation_matrix(model, vectors, texts)
+    from saesteer.eval.summary import write_quickstart_report
+
+    report = write_quickstart_report(out, cfg=replace(cfg, db=db), build_id=built.build_id, featuresets=featuresets,
+                                     dropped_random=dropped_random, side_by_side=sbs, exports=exports,
+                                     evaluation=evaluation, ablation=ablation)
+    return QuickstartResult(db, built.build_id, featuresets, dropped_random, sbs, exports, evaluation, ablation, report)
