@@ -17,7 +17,7 @@ Padding is never emitted; excluded tokens other than BOS are dropped before the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -276,7 +276,7 @@ def stream_activations(
     exclude: Sequence[str] = DEFAULT_EXCLUDE,
     chunk_elements: int = 1 << 24,
     on_batch: Callable[[int, int], None] | None = None,
-) -> Iterator[ActivationChunk]:
+) -> Generator[ActivationChunk, None, None]:
     """Run every batch to the hook, SAE-encode the kept tokens in chunks, yield :class:`ActivationChunk` s.
 
     ``on_batch(n_docs, n_tokens)`` is called after each batch (for progress); ``n_tokens`` counts the
@@ -313,6 +313,8 @@ def stream_activations(
             for start in range(0, x.shape[0], chunk):
                 sl = slice(start, start + chunk)
                 acts = sae.encode(x[sl])
+                if acts.is_sparse:  # sae-lens TopK SAEs may return sparse codes
+                    acts = acts.to_dense()
                 yield ActivationChunk(
                     acts.float(), docs[sl], seq[sl], pos[sl], tok[sl], counted[sl], is_bos[sl]
                 )
@@ -321,13 +323,15 @@ def stream_activations(
 
 
 def forward_only(model: HookedTransformer, batch_iter: Iterable[Batch], spec: HookSpec) -> int:
-    """The bare forward pass to the hook's layer over the same batches (the benchmark baseline);
-    returns the number of real tokens."""
+    """The bare forward pass that yields the hook's activation, over the same batches (the benchmark
+    baseline): up to the block's input for ``resid_pre``, through the block otherwise. Returns the
+    number of real tokens."""
     import torch
 
+    stop = spec.layer if spec.kind == "resid_pre" else spec.stop_at_layer
     n = 0
     with torch.inference_mode():
         for batch in batch_iter:
-            model(torch.from_numpy(batch.tokens).to(str(model.cfg.device)), stop_at_layer=spec.stop_at_layer)
+            model(torch.from_numpy(batch.tokens).to(str(model.cfg.device)), stop_at_layer=stop)
             n += int(batch.lengths.sum())
     return n

@@ -261,3 +261,23 @@ def test_agnostic_feature_is_not_selective(index):
     assert row["log_odds"] == pytest.approx(0.0, abs=1e-3)
     assert row["auroc"] == pytest.approx(0.5, abs=1e-3)
     assert row["f_random"] == pytest.approx(0.2)
+
+
+def test_auroc_two_phase_equals_full_ranking(index):
+    fast = Search(index, "fr").drop_random().rank_by("auroc").top(12)
+    full = fast.rank_by("auroc")
+    full.refine = False
+    a, b = fast.run(), full.run()
+    assert "lower_bound" in a.sql and "lower_bound" not in b.sql
+    assert a.features == b.features and a.dropped == b.dropped
+    np.testing.assert_allclose(a.sql_scores, b.sql_scores, rtol=1e-12)
+
+
+def test_auroc_bounds_hold_for_every_feature(index):
+    res = Search(index, "fr").rank_by("auroc").top(N).run()
+    p_t = res.df["f_target"].to_numpy()
+    p_c = res.df["f_contrast"].to_numpy()
+    auroc = res.df["auroc"].to_numpy()
+    tie = (1 - p_t) * (1 - p_c) / 2
+    assert np.all(p_t * (1 - p_c) + tie <= auroc + 1e-12)
+    assert np.all(auroc <= p_t + tie + 1e-12)

@@ -19,8 +19,16 @@ HOOK = "blocks.1.hook_resid_pre"
 
 
 def _fs(**kw) -> FeatureSet:
-    base = dict(features=[3, 7, 11], target="language=fr", model_id="tiny-random", sae_id="tiny", hook_name=HOOK,
-                scores={"auc": [0.9, 0.5, -0.2]}, build_id="b1", filters=["density<0.1"])
+    base = dict(
+        features=[3, 7, 11],
+        target="language=fr",
+        model_id="tiny-random",
+        sae_id="tiny",
+        hook_name=HOOK,
+        scores={"auc": [0.9, 0.5, -0.2]},
+        build_id="b1",
+        filters=["density<0.1"],
+    )
     base.update(kw)
     return FeatureSet(**base)  # type: ignore[arg-type]
 
@@ -67,8 +75,12 @@ def test_from_feature_set_scales_to_the_typical_norm_and_records_provenance(tiny
 
 
 def test_raw_scale_keeps_the_unnormalised_sum(tiny_model, tiny_sae):
-    v = from_feature_set(_fs(weights=[1.0, 2.0, 3.0]), tiny_sae, tiny_model, scale_mode="raw", unit_rows=False)
-    assert torch.equal(v.components[0].vector, decoder_direction(tiny_sae, [3, 7, 11], [1.0, 2.0, 3.0], unit_rows=False))
+    v = from_feature_set(
+        _fs(weights=[1.0, 2.0, 3.0]), tiny_sae, tiny_model, scale_mode="raw", unit_rows=False
+    )
+    assert torch.equal(
+        v.components[0].vector, decoder_direction(tiny_sae, [3, 7, 11], [1.0, 2.0, 3.0], unit_rows=False)
+    )
     assert v.components[0].typical_norm is None
 
 
@@ -98,7 +110,8 @@ def _index(tmp_path):
             "INSERT INTO builds (build_id, model_id, model_hash, sae_id, sae_hash, hook_name, d_model, d_sae, dtype, "
             "tokenizer, threshold, hist_edges, top_k, context_window, exclude, max_seq_len, versions, settings) "
             "VALUES ('b1', 'tiny-random', 'h', 'tiny', 'h', ?, 64, 256, 'float32', 'byte', 0.0, [0.1, 1.0], 5, 3, "
-            "['bos'], 64, '{}', '{}')", [HOOK]
+            "['bos'], 64, '{}', '{}')",
+            [HOOK],
         )
         for cond, n in (("language=fr", 1000), ("language=en", 500)):
             db.execute(
@@ -132,12 +145,19 @@ def test_mismatched_feature_sets_are_refused(tiny_model, tiny_sae):
 
 def test_clamp_vector_from_features(tiny_model, tiny_sae):
     v = from_feature_set(_fs(), tiny_sae, tiny_model, operator="clamp", clamp_values=[4.0, 5.0, 6.0])
-    assert v.clamp is not None and v.clamp.features.tolist() == [3, 7, 11] and v.clamp.values.tolist() == [4.0, 5.0, 6.0]
+    assert (
+        v.clamp is not None
+        and v.clamp.features.tolist() == [3, 7, 11]
+        and v.clamp.values.tolist() == [4.0, 5.0, 6.0]
+    )
     assert v.clamp.sae_id == "tiny"
 
 
 def test_diffmean_is_the_difference_of_mean_residuals(tiny_model):
-    target, others = ["bonjour le monde", "merci beaucoup"], {"language=en": ["hello world"], "language=de": ["guten tag", "danke"]}
+    target, others = (
+        ["bonjour le monde", "merci beaucoup"],
+        {"language=en": ["hello world"], "language=de": ["guten tag", "danke"]},
+    )
     v = diffmean(tiny_model, HOOK, target, others, scale_mode="raw")
 
     def mean(texts):

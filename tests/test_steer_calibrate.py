@@ -50,7 +50,11 @@ def test_sweep_picks_the_strongest_strength_within_budget():
 
 def test_language_accuracy():
     m = language_accuracy("language=fr")
-    texts = ["Je voudrais un café et un croissant, s'il vous plaît.", "I would like a coffee and a croissant, please.", ""]
+    texts = [
+        "Je voudrais un café et un croissant, s'il vous plaît.",
+        "I would like a coffee and a croissant, please.",
+        "",
+    ]
     assert m([], texts) == pytest.approx(1 / 3)
 
 
@@ -81,8 +85,15 @@ def test_continuation_nll_matches_an_unpadded_forward(tiny_model):
 def test_sweep_on_a_real_backend_reports_every_strength(tiny_model):
     b = TLBackend(tiny_model)
     v = SteeringVector(components=(Component("blocks.1.hook_resid_pre", torch.randn(64) * 3),), model=b.info)
-    res = sweep(b, v, ["hello", "one two"], [0.0, 1.0, 8.0], lambda _p, t: float(len(t)),
-                cfg=GenerationConfig(max_new_tokens=4), max_ppl_ratio=1e9)
+    res = sweep(
+        b,
+        v,
+        ["hello", "one two"],
+        [0.0, 1.0, 8.0],
+        lambda _p, t: float(len(t)),
+        cfg=GenerationConfig(max_new_tokens=4),
+        max_ppl_ratio=1e9,
+    )
     assert [r.strength for r in res.rows] == [0.0, 1.0, 8.0]
     assert res.rows[0].perplexity == res.baseline.perplexity  # strength 0 is the unsteered run
     assert res.chosen is not None and res.chosen.strength == 8.0

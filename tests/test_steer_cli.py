@@ -44,10 +44,27 @@ def _fail(args: list[str], capsys) -> str:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
-    FeatureSet(features=[3, 7, 11], target="language=fr", model_id="tiny-random", sae_id="tiny",
-               hook_name="blocks.1.hook_resid_pre").save(d / "fs.json")
-    _ok(["steer", "build", "--features", str(d / "fs.json"), "--model", "tiny-random", "--sae", "tiny",
-         "-o", str(d / "v.safetensors")])
+    FeatureSet(
+        features=[3, 7, 11],
+        target="language=fr",
+        model_id="tiny-random",
+        sae_id="tiny",
+        hook_name="blocks.1.hook_resid_pre",
+    ).save(d / "fs.json")
+    _ok(
+        [
+            "steer",
+            "build",
+            "--features",
+            str(d / "fs.json"),
+            "--model",
+            "tiny-random",
+            "--sae",
+            "tiny",
+            "-o",
+            str(d / "v.safetensors"),
+        ]
+    )
     return d
 
 
@@ -59,8 +76,23 @@ def test_build_and_info(built):
 
 
 def test_generate_side_by_side(built):
-    out = json.loads(_ok(["steer", "generate", "--vector", str(built / "v.safetensors"), "--strength", "3",
-                          "hello", "one two", "-n", "4", "--json"]).stdout)
+    out = json.loads(
+        _ok(
+            [
+                "steer",
+                "generate",
+                "--vector",
+                str(built / "v.safetensors"),
+                "--strength",
+                "3",
+                "hello",
+                "one two",
+                "-n",
+                "4",
+                "--json",
+            ]
+        ).stdout
+    )
     assert out["strength"] == 3.0 and out["backend"] == "tl" and out["model"] == "tiny-random"
     assert [r["prompt"] for r in out["rows"]] == ["hello", "one two"]
     assert all(set(r) == {"prompt", "unsteered", "steered"} for r in out["rows"])
@@ -69,8 +101,25 @@ def test_generate_side_by_side(built):
 
 
 def test_sweep(built):
-    out = json.loads(_ok(["steer", "sweep", "--vector", str(built / "v.safetensors"), "--strengths", "1,4",
-                          "--n-prompts", "2", "-n", "4", "--json", "--max-ppl-ratio", "1000"]).stdout)
+    out = json.loads(
+        _ok(
+            [
+                "steer",
+                "sweep",
+                "--vector",
+                str(built / "v.safetensors"),
+                "--strengths",
+                "1,4",
+                "--n-prompts",
+                "2",
+                "-n",
+                "4",
+                "--json",
+                "--max-ppl-ratio",
+                "1000",
+            ]
+        ).stdout
+    )
     assert out["metric"] == "lang:fr" and [r["strength"] for r in out["rows"]] == [0.0, 1.0, 4.0]
     assert out["chosen"] == 4.0
 
@@ -87,8 +136,25 @@ def test_export_import_round_trip(built, capsys):
 
 def test_diffmean_build_and_gguf_export(tmp_path):
     out = tmp_path / "dm.safetensors"
-    _ok(["steer", "build", "--diffmean", "--target", "fr", "--others", "en,de", "--n-texts", "3",
-         "--model", "tiny-random", "--hook", "blocks.1.hook_resid_post", "-o", str(out)])
+    _ok(
+        [
+            "steer",
+            "build",
+            "--diffmean",
+            "--target",
+            "fr",
+            "--others",
+            "en,de",
+            "--n-texts",
+            "3",
+            "--model",
+            "tiny-random",
+            "--hook",
+            "blocks.1.hook_resid_post",
+            "-o",
+            str(out),
+        ]
+    )
     v = load_vector(out)
     assert v.provenance["method"] == "diffmean" and v.provenance["others"] == ["language=de", "language=en"]
     res = _ok(["steer", "export", str(out), "--format", "gguf", "-o", str(tmp_path / "dm.gguf")])
@@ -102,7 +168,10 @@ def test_diffmean_build_and_gguf_export(tmp_path):
 
 
 def test_errors_are_one_line_messages(built, capsys, tmp_path):
-    err = _fail(["steer", "generate", "--vector", str(built / "v.safetensors"), "--model", "tiny-random:1", "hi"], capsys)
+    err = _fail(
+        ["steer", "generate", "--vector", str(built / "v.safetensors"), "--model", "tiny-random:1", "hi"],
+        capsys,
+    )
     assert "built for model 'tiny-random', not 'tiny-random:1'" in err
     (tmp_path / "junk.safetensors").write_bytes(b"not a vector at all")
     err = _fail(["steer", "info", str(tmp_path / "junk.safetensors")], capsys)

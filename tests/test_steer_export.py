@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from saesteer.errors import ExportFormatError, SteeringVectorError
-from saesteer.steer.export import ImportHints, detect_format, export_vector, import_vector, load_vector, save_vector
+from saesteer.steer.export import (
+    ImportHints,
+    detect_format,
+    export_vector,
+    import_vector,
+    load_vector,
+    save_vector,
+)
 from saesteer.steer.export.interop import (
     RepengControlVector,
     from_repeng,
@@ -26,7 +33,12 @@ INFO = ModelInfo(id="gemma-3-270m", d_model=16, n_layers=18, model_type="gemma3_
 def _vec(hooks: list[str], seed: int = 0, **kw) -> SteeringVector:
     g = torch.Generator().manual_seed(seed)
     comps = tuple(Component(h, torch.randn(16, generator=g) * 123.456, 98.7 + i) for i, h in enumerate(hooks))
-    prov = {"method": "sae_features", "features": [1, 2, 3], "scores": {"auc": [0.1, 0.2, 0.3]}, "build_id": "b1"}
+    prov = {
+        "method": "sae_features",
+        "features": [1, 2, 3],
+        "scores": {"auc": [0.1, 0.2, 0.3]},
+        "build_id": "b1",
+    }
     return SteeringVector(components=comps, model=INFO, provenance=prov, name="fr", **kw)
 
 
@@ -39,9 +51,13 @@ def test_native_round_trip_is_bit_exact(tmp_path, multi):
     path = save_vector(multi, tmp_path / "v.safetensors")
     back = load_vector(path)
     assert back.bit_equal(multi) and back.manifest() == multi.manifest()
-    clamp = SteeringVector(components=(Component("blocks.6.hook_resid_post", torch.randn(16)),), model=INFO,
-                           operator="clamp", positions="generated",
-                           clamp=ClampSpec(torch.tensor([5, 9]), torch.tensor([1.5, 3.25]), "default"))
+    clamp = SteeringVector(
+        components=(Component("blocks.6.hook_resid_post", torch.randn(16)),),
+        model=INFO,
+        operator="clamp",
+        positions="generated",
+        clamp=ClampSpec(torch.tensor([5, 9]), torch.tensor([1.5, 3.25]), "default"),
+    )
     assert load_vector(save_vector(clamp, tmp_path / "c.safetensors")).bit_equal(clamp)
     assert detect_format(path) == "native"
 
@@ -72,9 +88,9 @@ def test_gguf_layer_mapping_and_direction_zero():
     assert gguf_layer_for_hook("blocks.2.hook_resid_pre") == 1
     assert hook_for_gguf_layer(4) == "blocks.4.hook_resid_post"
     for hook in ("blocks.0.hook_resid_post", "blocks.1.hook_resid_pre", "blocks.0.hook_resid_pre"):
-        with pytest.raises(ExportFormatError, match="rejects direction.0"):
+        with pytest.raises(ExportFormatError, match=r"rejects direction\.0"):
             gguf_layer_for_hook(hook)
-    with pytest.raises(ExportFormatError, match="rejects direction.0"):
+    with pytest.raises(ExportFormatError, match=r"rejects direction\.0"):
         hook_for_gguf_layer(0)
 
 
@@ -103,20 +119,29 @@ def test_gguf_baked_strength_and_foreign_files(tmp_path):
     w.add_string("controlvector.model_hint", "gemma3_text")
     w.add_uint32("controlvector.layer_count", 1)
     w.add_tensor("direction.7", np.arange(16, dtype=np.float32))
-    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()  # noqa: E702
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
     foreign = import_vector(tmp_path / "repeng.gguf", hints=ImportHints(model_id="gemma-3-270m", n_layers=18))
     assert foreign.hooks == ["blocks.7.hook_resid_post"] and foreign.model.id == "gemma-3-270m"
     assert torch.equal(foreign.components[0].vector, torch.arange(16, dtype=torch.float32))
 
     w = gguf.GGUFWriter(str(tmp_path / "zero.gguf"), "controlvector")
     w.add_tensor("direction.0", np.ones(16, dtype=np.float32))
-    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()  # noqa: E702
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
     with pytest.raises(ExportFormatError, match=r"direction\.0 is invalid"):
         import_vector(tmp_path / "zero.gguf")
 
     w = gguf.GGUFWriter(str(tmp_path / "model.gguf"), "llama")
     w.add_tensor("token_embd.weight", np.ones((4, 16), dtype=np.float32))
-    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()  # noqa: E702
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
     with pytest.raises(ExportFormatError, match="architecture 'llama', not a control vector"):
         import_vector(tmp_path / "model.gguf")
 
@@ -125,8 +150,17 @@ def test_neuronpedia_round_trip_and_payload(tmp_path):
     v = _vec(["blocks.5.hook_resid_post"])
     path, side = export_vector(v, tmp_path / "v.json", "neuronpedia", strength=4.0)
     payload = json.loads(path.read_text())
-    assert set(payload) == {"modelId", "layerNumber", "hookType", "vector", "vectorDefaultSteerStrength", "vectorLabel"}
-    assert payload["hookType"] == "hook_resid_pre" and payload["layerNumber"] == 6  # resid_post 5 == resid_pre 6
+    assert set(payload) == {
+        "modelId",
+        "layerNumber",
+        "hookType",
+        "vector",
+        "vectorDefaultSteerStrength",
+        "vectorLabel",
+    }
+    assert (
+        payload["hookType"] == "hook_resid_pre" and payload["layerNumber"] == 6
+    )  # resid_post 5 == resid_pre 6
     assert payload["vectorDefaultSteerStrength"] == 4.0 and payload["modelId"] == "gemma-3-270m"
     back = import_vector(path)
     assert back.bit_equal(v.with_(default_strength=4.0))
@@ -137,7 +171,9 @@ def test_neuronpedia_round_trip_and_payload(tmp_path):
     with pytest.raises(ExportFormatError, match="last layer"):
         export_vector(_vec(["blocks.17.hook_resid_post"]), tmp_path / "w.json", "neuronpedia")
     with pytest.raises(ExportFormatError, match="one layer"):
-        export_vector(_vec(["blocks.2.hook_resid_post", "blocks.3.hook_resid_post"]), tmp_path / "w.json", "neuronpedia")
+        export_vector(
+            _vec(["blocks.2.hook_resid_post", "blocks.3.hook_resid_post"]), tmp_path / "w.json", "neuronpedia"
+        )
 
 
 def test_npy_round_trip_and_bare_arrays(tmp_path, multi):
@@ -161,13 +197,17 @@ def test_repeng_and_steering_vectors_objects(multi):
     np.testing.assert_array_equal(cv.directions[5], multi.component("blocks.6.hook_resid_pre").vector.numpy())
     back = from_repeng(cv, model_id="gemma-3-270m", n_layers=18)
     assert back.hooks == ["blocks.3.hook_resid_post", "blocks.5.hook_resid_post", "blocks.9.hook_resid_post"]
-    assert torch.equal(back.component("blocks.5.hook_resid_post").vector, multi.component("blocks.6.hook_resid_pre").vector)
+    assert torch.equal(
+        back.component("blocks.5.hook_resid_post").vector, multi.component("blocks.6.hook_resid_pre").vector
+    )
 
     sv = to_steering_vectors(multi, strength=2.0)
     assert sv.layer_type == "decoder_block" and sorted(sv.layer_activations) == [3, 5, 9]
     assert torch.equal(sv.layer_activations[9], multi.component("blocks.9.hook_resid_post").vector * 2.0)
     again = from_steering_vectors(to_steering_vectors(multi), model_id="gemma-3-270m")
-    assert torch.equal(again.component("blocks.3.hook_resid_post").vector, multi.component("blocks.3.hook_resid_post").vector)
+    assert torch.equal(
+        again.component("blocks.3.hook_resid_post").vector, multi.component("blocks.3.hook_resid_post").vector
+    )
 
 
 def test_corrupt_and_foreign_files_get_clear_errors(tmp_path, multi):

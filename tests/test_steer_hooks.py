@@ -39,7 +39,9 @@ TOKENS = torch.tensor([[2, 40, 41, 42, 43, 44], [2, 50, 51, 52, 53, 54]])
 def test_tl_add_matches_a_hand_written_hook(tiny_model, tl_info):
     v = make_vec(tl_info, ["blocks.1.hook_resid_pre"])
     delta = v.components[0].vector * 2.5
-    expected = tiny_model.run_with_hooks(TOKENS, fwd_hooks=[("blocks.1.hook_resid_pre", lambda r, hook: r + delta)])
+    expected = tiny_model.run_with_hooks(
+        TOKENS, fwd_hooks=[("blocks.1.hook_resid_pre", lambda r, hook: r + delta)]
+    )
     with steering(tiny_model, v, strength=2.5):
         got = tiny_model(TOKENS)
     assert torch.equal(got, expected)
@@ -100,7 +102,9 @@ def test_composition_of_two_add_vectors_is_their_sum(tiny_model, tl_info):
 
 def test_resid_pre_of_next_layer_equals_resid_post(tiny_model, tl_info, tiny_hf):
     a = make_vec(tl_info, ["blocks.0.hook_resid_post"], seed=3)
-    b = SteeringVector(components=(Component("blocks.1.hook_resid_pre", a.components[0].vector),), model=tl_info)
+    b = SteeringVector(
+        components=(Component("blocks.1.hook_resid_pre", a.components[0].vector),), model=tl_info
+    )
     with steering(tiny_model, a):
         la = tiny_model(TOKENS)
     with steering(tiny_model, b):
@@ -164,7 +168,9 @@ def test_hf_hooks_handle_tuple_outputs_and_keyword_inputs():
     info = ModelInfo.from_hf(lm, "fake")
     x = torch.zeros(1, 3, 4)
     post = SteeringVector(components=(Component("blocks.0.hook_resid_post", torch.ones(4)),), model=info)
-    pre = SteeringVector(components=(Component("blocks.1.hook_resid_pre", torch.full((4,), 2.0)),), model=info)
+    pre = SteeringVector(
+        components=(Component("blocks.1.hook_resid_pre", torch.full((4,), 2.0)),), model=info
+    )
     with steering(lm, [post, pre], model_id="fake"):
         out = lm(x)
     assert torch.equal(out, torch.full((1, 3, 4), 3.0))
@@ -192,7 +198,10 @@ def test_layer_out_of_range_is_refused(tiny_model):
     deep = ModelInfo(id="tiny-random", d_model=64, n_layers=None)
     before = _hook_count(tiny_model)
     with pytest.raises(SteeringVectorError, match=r"out of range: model 'tiny-random' has 2 layers \(0..1\)"):
-        attach(tiny_model, [make_vec(deep, ["blocks.0.hook_resid_post"]), make_vec(deep, ["blocks.5.hook_resid_post"])])
+        attach(
+            tiny_model,
+            [make_vec(deep, ["blocks.0.hook_resid_post"]), make_vec(deep, ["blocks.5.hook_resid_post"])],
+        )
     assert _hook_count(tiny_model) == before
     with pytest.raises(SteeringVectorError, match="out of range"):
         make_vec(ModelInfo(id="x", d_model=64, n_layers=2), ["blocks.2.hook_resid_pre"])
@@ -204,19 +213,30 @@ def test_non_finite_and_malformed_vectors_are_refused(tl_info):
     with pytest.raises(SteeringVectorError, match="non-finite"):
         SteeringVector(components=(Component("blocks.0.hook_resid_post", bad),), model=tl_info)
     with pytest.raises(SteeringVectorError, match="float32"):
-        SteeringVector(components=(Component("blocks.0.hook_resid_post", torch.zeros(64, dtype=torch.float64)),), model=tl_info)
+        SteeringVector(
+            components=(Component("blocks.0.hook_resid_post", torch.zeros(64, dtype=torch.float64)),),
+            model=tl_info,
+        )
     with pytest.raises(SteeringVectorError, match="resid_pre / resid_post"):
         SteeringVector(components=(Component("blocks.0.hook_resid_mid", torch.zeros(64)),), model=tl_info)
     with pytest.raises(SteeringVectorError, match="invalid hook"):
         SteeringVector(components=(Component("blocks.0.attn.hook_z", torch.zeros(64)),), model=tl_info)
     with pytest.raises(SteeringVectorError, match="needs a clamp spec"):
-        SteeringVector(components=(Component("blocks.0.hook_resid_post", torch.zeros(64)),), model=tl_info, operator="clamp")
+        SteeringVector(
+            components=(Component("blocks.0.hook_resid_post", torch.zeros(64)),),
+            model=tl_info,
+            operator="clamp",
+        )
 
 
 def test_clamp_vector_needs_its_sae(tiny_model, tiny_sae, tl_info):
     clamp = ClampSpec(torch.tensor([1, 2]), torch.tensor([3.0, 4.0]), "tiny")
-    v = SteeringVector(components=(Component("blocks.1.hook_resid_pre", torch.zeros(64)),), model=tl_info,
-                       operator="clamp", clamp=clamp)
+    v = SteeringVector(
+        components=(Component("blocks.1.hook_resid_pre", torch.zeros(64)),),
+        model=tl_info,
+        operator="clamp",
+        clamp=clamp,
+    )
     with pytest.raises(SteeringVectorError, match="pass that SAE"):
         attach(tiny_model, v)
     with steering(tiny_model, v, sae=tiny_sae, record=True) as h:

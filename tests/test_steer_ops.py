@@ -50,7 +50,9 @@ def test_ablation_is_orthogonal_to_the_direction(resid, vec):
     u = vec / vec.norm()
     assert float((out @ u).abs().max()) < 1e-4
     # the orthogonal part is untouched
-    torch.testing.assert_close(out - (out @ u)[..., None] * u, resid - (resid @ u)[..., None] * u, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        out - (out @ u)[..., None] * u, resid - (resid @ u)[..., None] * u, rtol=1e-5, atol=1e-5
+    )
 
 
 def test_ablation_strength_two_reflects(resid, vec):

@@ -42,11 +42,19 @@ def _vector(info: ModelInfo, positions: str, hook: str = "blocks.0.hook_resid_po
 def _run(backend, positions: str):
     vec = _vector(backend.info, positions)
     cfg = GenerationConfig(max_new_tokens=N_NEW, min_new_tokens=N_NEW)
-    with steering(backend.model, vec, strength=2.0, record=True, model_id=backend.info.id) as h, torch.no_grad():
+    with (
+        steering(backend.model, vec, strength=2.0, record=True, model_id=backend.info.id) as h,
+        torch.no_grad(),
+    ):
         if isinstance(backend, HFBackend):
             enc = backend.tokenizer(PROMPTS, return_tensors="pt", padding=True)
-            backend.model.generate(**enc, max_new_tokens=N_NEW, min_new_tokens=N_NEW, do_sample=False,
-                                   pad_token_id=backend.tokenizer.pad_token_id)
+            backend.model.generate(
+                **enc,
+                max_new_tokens=N_NEW,
+                min_new_tokens=N_NEW,
+                do_sample=False,
+                pad_token_id=backend.tokenizer.pad_token_id,
+            )
             valid = enc["attention_mask"].bool()
         else:
             backend._generate_batch(PROMPTS, cfg)
@@ -119,8 +127,16 @@ def test_kv_cache_and_full_recompute_agree_under_steering(hf_backend):
             with steering(hf, vec, strength=3.0, model_id=hf_backend.info.id) as h, torch.no_grad():
                 if not use_cache:
                     h.tracker.prompt_len_override = enc["input_ids"].shape[1]
-                outs.append(hf.generate(**enc, max_new_tokens=6, min_new_tokens=6, do_sample=False,
-                                        use_cache=use_cache, pad_token_id=tok.pad_token_id))
+                outs.append(
+                    hf.generate(
+                        **enc,
+                        max_new_tokens=6,
+                        min_new_tokens=6,
+                        do_sample=False,
+                        use_cache=use_cache,
+                        pad_token_id=tok.pad_token_id,
+                    )
+                )
         assert torch.equal(outs[0], outs[1]), positions
 
 

@@ -26,7 +26,10 @@ def _text(t: str) -> str:
 
 def _cands(lang: str, source: str, n: int, marker: str) -> list[Candidate]:
     # Each document's text is made of a unique marker, so the packed tokens reveal which document they came from.
-    return [Candidate(lang, source, f"{source}:{lang}:{i}", partial(_text, f"{marker}{i:03d} " * 8)) for i in range(n)]
+    return [
+        Candidate(lang, source, f"{source}:{lang}:{i}", partial(_text, f"{marker}{i:03d} " * 8))
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +42,24 @@ def _sources(*keys: str) -> dict[str, SourceInfo]:
 
 
 def test_splits_are_packed_with_bos_and_held_out_documents_are_never_trained_on(tok):
-    cands = _cands("fr", "manpages-fr", 30, "M") + _cands("fr", "ddtp", 30, "D") + _cands("fr", "bundled", 5, "B")
-    cands += _cands("de", "manpages-de", 30, "N") + _cands("de", "ddtp", 30, "E") + _cands("de", "bundled", 5, "C")
-    plan = TextPlan(langs=("fr", "de"), train_tokens_per_lang=1024, heldout_tokens_per_lang=256, context_size=64,
-                    window_tokens=40)
+    cands = (
+        _cands("fr", "manpages-fr", 30, "M") + _cands("fr", "ddtp", 30, "D") + _cands("fr", "bundled", 5, "B")
+    )
+    cands += (
+        _cands("de", "manpages-de", 30, "N") + _cands("de", "ddtp", 30, "E") + _cands("de", "bundled", 5, "C")
+    )
+    plan = TextPlan(
+        langs=("fr", "de"),
+        train_tokens_per_lang=1024,
+        heldout_tokens_per_lang=256,
+        context_size=64,
+        window_tokens=40,
+    )
     tt = build_training_text(cands, _sources("manpages-fr", "manpages-de", "ddtp", "bundled"), tok, plan)
     assert tt.train.tokens.shape == (2 * 16, 64) and tt.heldout.tokens.shape == (2 * 4, 64)
-    assert (tt.train.tokens[:, 0] == tok.bos_token_id).all() and (tt.heldout.tokens[:, 0] == tok.bos_token_id).all()
+    assert (tt.train.tokens[:, 0] == tok.bos_token_id).all() and (
+        tt.heldout.tokens[:, 0] == tok.bos_token_id
+    ).all()
     assert (tt.train.tokens[:, 1:] != tok.bos_token_id).all()
     assert tt.train.langs == ["fr"] * 16 + ["de"] * 16
     # held-out documents: never the bundled corpus, and never in the train split
@@ -64,8 +78,14 @@ def test_splits_are_packed_with_bos_and_held_out_documents_are_never_trained_on(
 
 def test_scarce_sources_are_reread_with_other_windows(tok):
     cands = _cands("id", "manpages-id", 5, "I")
-    plan = TextPlan(langs=("id",), train_tokens_per_lang=256, heldout_tokens_per_lang=32, context_size=32,
-                    window_tokens=20, max_passes=4)
+    plan = TextPlan(
+        langs=("id",),
+        train_tokens_per_lang=256,
+        heldout_tokens_per_lang=32,
+        context_size=32,
+        window_tokens=20,
+        max_passes=4,
+    )
     tt = build_training_text(cands, _sources("manpages-id"), tok, plan)
     assert len(tt.heldout) == 1 and len(tt.train) >= 4
     assert tt.counts["train"]["id"]["manpages-id"]["docs"] == 2  # three documents are held out
@@ -74,9 +94,14 @@ def test_scarce_sources_are_reread_with_other_windows(tok):
 
 def test_missing_language_is_a_clear_error(tok):
     with pytest.raises(CorpusError, match="no training text for language 'tr'"):
-        build_training_text(_cands("fr", "ddtp", 3, "D"), _sources("ddtp"), tok,
-                            TextPlan(langs=("fr", "tr"), train_tokens_per_lang=64, heldout_tokens_per_lang=64,
-                                     context_size=32))
+        build_training_text(
+            _cands("fr", "ddtp", 3, "D"),
+            _sources("ddtp"),
+            tok,
+            TextPlan(
+                langs=("fr", "tr"), train_tokens_per_lang=64, heldout_tokens_per_lang=64, context_size=32
+            ),
+        )
 
 
 def test_training_text_round_trips(tmp_path, tok):

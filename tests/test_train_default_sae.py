@@ -67,12 +67,17 @@ def test_default_sae_reconstructs_heldout_gemma_activations(gemma, report):
     expected = report["quality"]["bundled_heldout"]
     last_line = int(expected["lines"].split("-")[1])
     langs = tuple(report["config"]["langs"])
-    tokens, _ = bundled_heldout_tokens(gemma.tokenizer, langs, report["text"]["context_size"], last_line=last_line)
+    tokens, _ = bundled_heldout_tokens(
+        gemma.tokenizer, langs, report["text"]["context_size"], last_line=last_line
+    )
     acts = []
     with torch.no_grad():
         for i in range(0, len(tokens), 8):
-            _, cache = gemma.run_with_cache(torch.as_tensor(tokens[i : i + 8]), names_filter=[hook],
-                                            stop_at_layer=parse_hook(hook).stop_at_layer)
+            _, cache = gemma.run_with_cache(
+                torch.as_tensor(tokens[i : i + 8]),
+                names_filter=[hook],
+                stop_at_layer=parse_hook(hook).stop_at_layer,
+            )
             acts.append(cache[hook].numpy())
     mask = token_mask(tokens, get_special_token_ids(gemma.tokenizer))
     m = reconstruction_metrics(sae, np.concatenate(acts), mask)

@@ -18,9 +18,22 @@ HOOKS = ("blocks.0.hook_resid_post", "blocks.1.hook_resid_post")
 
 def _cfg(tmp: Path, **kw) -> TrainSaeConfig:
     base = dict(
-        cache_dir=tmp / "cache", out_dir=tmp / "out", text_dir=tmp / "text", model="tiny-random", langs=("en", "fr"),
-        hooks=HOOKS, train_tokens_per_lang=512, heldout_tokens_per_lang=64, context_size=32, compare_tokens=512,
-        final_tokens=1024, d_sae=128, k=8, batch_tokens=128, ce_seqs_per_lang=1, command="test",
+        cache_dir=tmp / "cache",
+        out_dir=tmp / "out",
+        text_dir=tmp / "text",
+        model="tiny-random",
+        langs=("en", "fr"),
+        hooks=HOOKS,
+        train_tokens_per_lang=512,
+        heldout_tokens_per_lang=64,
+        context_size=32,
+        compare_tokens=512,
+        final_tokens=1024,
+        d_sae=128,
+        k=8,
+        batch_tokens=128,
+        ce_seqs_per_lang=1,
+        command="test",
     )
     base.update(kw)
     return TrainSaeConfig(**base)
@@ -57,16 +70,28 @@ def test_report_has_every_figure(trained):
     assert r["sae"]["hook_name"] == result.hook and r["sae"]["k"] == 8
     assert [c["hook"] for c in r["hook_comparison"]] == list(HOOKS)
     assert sum(c["chosen"] for c in r["hook_comparison"]) == 1
-    best = max(r["hook_comparison"], key=lambda c: (c["n_clear_languages"], round(c["mean_selectivity"], 3),
-                                                     c["explained_variance"]))
+    best = max(
+        r["hook_comparison"],
+        key=lambda c: (c["n_clear_languages"], round(c["mean_selectivity"], 3), c["explained_variance"]),
+    )
     assert best["chosen"] and best["hook"] == result.hook
     for lang in ("en", "fr"):
         row = r["quality"]["per_language"][lang][r["quality"]["shipped"]]
-        assert {"explained_variance", "nmse", "l0", "ce_clean", "ce_spliced", "ce_zero", "ce_recovered"} <= set(row)
+        assert {
+            "explained_variance",
+            "nmse",
+            "l0",
+            "ce_clean",
+            "ce_spliced",
+            "ce_zero",
+            "ce_recovered",
+        } <= set(row)
         assert row["l0"] == pytest.approx(8.0)
     o = r["quality"]["overall"][r["quality"]["shipped"]]
     assert 0.0 <= o["dead_share"] <= 1.0 and 0.0 <= o["dense_share"] <= 1.0
-    assert o["ce_recovered"] == pytest.approx((o["ce_zero"] - o["ce_spliced"]) / (o["ce_zero"] - o["ce_clean"]))
+    assert o["ce_recovered"] == pytest.approx(
+        (o["ce_zero"] - o["ce_spliced"]) / (o["ce_zero"] - o["ce_clean"])
+    )
     assert r["sae"]["storage_dtype"] in ("float16", "float32")
     assert r["text"]["sources"]["manpages-fr"]["licence"] == "GPL-3+"
     assert set(r["targets"]) == {"ce_recovered", "explained_variance", "selective_languages"}
@@ -95,7 +120,9 @@ def test_rerun_repeats_no_forward_pass_and_no_finished_run(trained, tiny_model, 
     assert calls == {"forward": 0, "train": 0}
     assert json.dumps(again.report["quality"]) == json.dumps(first.report["quality"])  # NaN-safe equality
     # another final token count: a new training run, still no forward pass
-    run_train_sae(_cfg(cfg.cache_dir.parent, final_tokens=768, out_dir=cfg.cache_dir.parent / "out2"), model=tiny_model)
+    run_train_sae(
+        _cfg(cfg.cache_dir.parent, final_tokens=768, out_dir=cfg.cache_dir.parent / "out2"), model=tiny_model
+    )
     assert calls == {"forward": 0, "train": 1}
 
 
@@ -116,9 +143,17 @@ def test_saved_sae_works_on_raw_activations_with_scaling_folded_in(tmp_path, tin
     ds = cache.saelens_dataset("train", hook, acts, tokens)
     mean, mean_norm = activation_stats(acts, mask)
     settings = TrainSettings(hook=hook, training_tokens=8192, d_sae=128, k=16, batch_tokens=128)
-    sae = run_training(tiny_model, settings, cached_activations=ds, tokens=tokens, context_size=32,
-                       out_dir=tmp_path / "run", model_name="tiny-random", dataset_name="test",
-                       b_dec_init=mean * np.sqrt(64) / mean_norm)
+    sae = run_training(
+        tiny_model,
+        settings,
+        cached_activations=ds,
+        tokens=tokens,
+        context_size=32,
+        out_dir=tmp_path / "run",
+        model_name="tiny-random",
+        dataset_name="test",
+        b_dec_init=mean * np.sqrt(64) / mean_norm,
+    )
     b_dec = sae.b_dec.detach().double().numpy()
     cos = float(b_dec @ mean / (np.linalg.norm(b_dec) * np.linalg.norm(mean)))
     assert cos > 0.9 and 0.5 < np.linalg.norm(b_dec) / np.linalg.norm(mean) < 2.0

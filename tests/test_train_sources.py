@@ -45,23 +45,28 @@ def make_text_tree(root: Path) -> Path:
     en = root / "pkgs" / "manpages"
     (en / "usr/share/man/man1").mkdir(parents=True)
     (en / "usr/share/man/man1/ls.1").write_text(
-        ".SH DESCRIPTION\nList information about the files in the current directory, sorted alphabetically.\n")
+        ".SH DESCRIPTION\nList information about the files in the current directory, sorted alphabetically.\n"
+    )
     cu = root / "pkgs" / "coreutils"
     (cu / "usr/share/locale/fr/LC_MESSAGES").mkdir(parents=True)
     (cu / "usr/share/locale/de/LC_MESSAGES").mkdir(parents=True)
-    fr_pairs = [("cannot open the file %s for reading", "impossible d'ouvrir le fichier %s en lecture"),
-                ("the directory is not empty", "le répertoire n'est pas vide et ne peut pas être supprimé")]
-    de_pairs = [("cannot open the file %s for reading", "kann die Datei %s nicht zum Lesen öffnen"),
-                ("the directory is not empty", "das Verzeichnis ist nicht leer")]
+    fr_pairs = [
+        ("cannot open the file %s for reading", "impossible d'ouvrir le fichier %s en lecture"),
+        ("the directory is not empty", "le répertoire n'est pas vide et ne peut pas être supprimé"),
+    ]
+    de_pairs = [
+        ("cannot open the file %s for reading", "kann die Datei %s nicht zum Lesen öffnen"),
+        ("the directory is not empty", "das Verzeichnis ist nicht leer"),
+    ]
     (cu / "usr/share/locale/fr/LC_MESSAGES/coreutils.mo").write_bytes(_mo(fr_pairs))
     (cu / "usr/share/locale/de/LC_MESSAGES/coreutils.mo").write_bytes(_mo(de_pairs))
     (cu / "usr/share/doc/coreutils").mkdir(parents=True)
-    (cu / "usr/share/doc/coreutils/copyright").write_text(
-        "see /usr/share/common-licenses/GPL-3.\n")
+    (cu / "usr/share/doc/coreutils/copyright").write_text("see /usr/share/common-licenses/GPL-3.\n")
     (root / "ddtp").mkdir()
     (root / "ddtp/Translation-fr").write_text(
         "Package: foo\nDescription-md5: 1\nDescription-fr: outil pour afficher des fichiers\n"
-        " Ce paquet fournit un outil simple qui affiche le contenu des fichiers texte.\n")
+        " Ce paquet fournit un outil simple qui affiche le contenu des fichiers texte.\n"
+    )
     (root / "ddtp/RELEASE").write_text("Codename: bookworm\nVersion: 12.15\nDate: today\n")
     return root
 
@@ -72,13 +77,17 @@ def test_collect_candidates_finds_every_kind_with_provenance(tmp_path):
     root = make_text_tree(tmp_path)
     cands, sources = collect_candidates(root, ("en", "fr"), classify=make_langid_classifier(("en", "fr")))
     ids = {c.doc_id for c in cands}
-    assert "manpages-fr:fr:man1/ls.1.gz" in ids and "manpages-fr:fr:man1/dir.1.gz" not in ids  # symlink skipped
+    assert (
+        "manpages-fr:fr:man1/ls.1.gz" in ids and "manpages-fr:fr:man1/dir.1.gz" not in ids
+    )  # symlink skipped
     assert "manpages:en:man1/ls.1" in ids
     assert "coreutils:fr:fr:coreutils.mo" in ids and "coreutils:en:de:coreutils.mo" in ids  # en = msgids
     assert "ddtp:fr:foo" in ids and sum(c.doc_id.startswith("bundled:fr") for c in cands) == 20
     page = next(c for c in cands if c.doc_id == "manpages-fr:fr:man1/ls.1.gz").load()
-    assert page == ("ls - afficher le contenu des répertoires\nAfficher les informations des fichiers du "
-                    "répertoire courant par défaut, triées par ordre alphabétique.")  # English paragraph dropped
+    assert page == (
+        "ls - afficher le contenu des répertoires\nAfficher les informations des fichiers du "
+        "répertoire courant par défaut, triées par ordre alphabétique."
+    )  # English paragraph dropped
     en_cat = next(c for c in cands if c.doc_id == "coreutils:en:de:coreutils.mo").load()
     assert en_cat is not None and "cannot open the file for reading" in en_cat
     assert sources["manpages-fr"].version == "4.18.1-1" and sources["manpages-fr"].licence == "GPL-3+"

@@ -35,7 +35,9 @@ def make_mo(pairs: list[tuple[str, str]]) -> bytes:
         trans_tab.append((len(s), data_start + len(blob)))
         blob += s + b"\0"
     head = struct.pack("<7I", 0x950412DE, 0, n, o_orig, o_trans, 0, 0)
-    tabs = b"".join(struct.pack("<2I", *t) for t in orig_tab) + b"".join(struct.pack("<2I", *t) for t in trans_tab)
+    tabs = b"".join(struct.pack("<2I", *t) for t in orig_tab) + b"".join(
+        struct.pack("<2I", *t) for t in trans_tab
+    )
     return head + tabs + blob
 
 
@@ -45,28 +47,30 @@ def test_unescape_groff_fonts_and_named_chars():
 
 
 def test_groff_paragraphs_drops_markup_headings_comments_and_tables():
-    src = "\n".join([
-        '.\\" a comment',
-        '.TH LS 1 "2021" "GNU" "Commandes"',
-        ".SH NOM",
-        "ls \\- afficher le contenu",
-        ".SH DESCRIPTION",
-        "Afficher les informations des",
-        ".I FICHIERs",
-        "du répertoire courant.",
-        ".TP",
-        ".BR \\-a , \" \\-\\-all\"",
-        "inclure les entrées cachées",
-        ".TS",
-        "tab(:); l l.",
-        "a:b",
-        ".TE",
-        ".de XX",
-        "junk",
-        "..",
-        ".PP",
-        "Dernier paragraphe.",
-    ])
+    src = "\n".join(
+        [
+            '.\\" a comment',
+            '.TH LS 1 "2021" "GNU" "Commandes"',
+            ".SH NOM",
+            "ls \\- afficher le contenu",
+            ".SH DESCRIPTION",
+            "Afficher les informations des",
+            ".I FICHIERs",
+            "du répertoire courant.",
+            ".TP",
+            '.BR \\-a , " \\-\\-all"',
+            "inclure les entrées cachées",
+            ".TS",
+            "tab(:); l l.",
+            "a:b",
+            ".TE",
+            ".de XX",
+            "junk",
+            "..",
+            ".PP",
+            "Dernier paragraphe.",
+        ]
+    )
     assert groff_paragraphs(src) == [
         "ls - afficher le contenu",
         "Afficher les informations des FICHIERs du répertoire courant.",
@@ -76,7 +80,9 @@ def test_groff_paragraphs_drops_markup_headings_comments_and_tables():
 
 
 def test_read_mo_returns_pairs_without_header_and_handles_context_and_plurals():
-    data = make_mo([("Hello", "Bonjour"), ("ctx\x04Open", "Ouvrir"), ("one file\0%d files", "un fichier\0%d fichiers")])
+    data = make_mo(
+        [("Hello", "Bonjour"), ("ctx\x04Open", "Ouvrir"), ("one file\0%d files", "un fichier\0%d fichiers")]
+    )
     assert read_mo(data) == [("Hello", "Bonjour"), ("Open", "Ouvrir"), ("one file", "un fichier")]
     with pytest.raises(ValueError):
         read_mo(b"not a catalogue at all, really not")

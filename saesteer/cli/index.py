@@ -21,7 +21,7 @@ app = typer.Typer(
 def _merge_flags(spec: IndexSpec, flags: dict[str, Any]) -> IndexSpec:
     """Flags given on the command line win over the spec file."""
     for key, value in flags.items():
-        if value is None or value == [] or value is False:
+        if value is None or (value == [] and key != "exclude") or value is False:
             continue
         if key in ("text", "hf"):
             setattr(spec, key, getattr(spec, key) + value)
@@ -108,6 +108,18 @@ def build(
     shard: Annotated[
         str | None, typer.Option("--shard", help="Build shard i/n of the documents (multi-machine builds).")
     ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="A token is active when activation > this (default 0)."),
+    ] = None,
+    context_window: Annotated[
+        int | None,
+        typer.Option("--context-window", help="Tokens kept each side of a top example (default 8)."),
+    ] = None,
+    exclude: Annotated[
+        str | None,
+        typer.Option("--exclude", help="Token kinds not counted: bos,pad,special (the default) or 'none'."),
+    ] = None,
     no_feature_output: Annotated[
         bool, typer.Option("--no-feature-output", help="Skip the logit-lens table.")
     ] = False,
@@ -138,6 +150,11 @@ def build(
         "batch_size": batch_size,
         "top_k": top_k,
         "shard": shard,
+        "threshold": threshold,
+        "context_window": context_window,
+        "exclude": None
+        if exclude is None
+        else [x.strip() for x in exclude.split(",") if x.strip() not in ("", "none")],
     }
     full = _merge_flags(base, flags)
     if no_feature_output:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,17 +21,33 @@ from saesteer.cli.common import (
     err_console,
 )
 
-app = typer.Typer(help="Steering vectors: build from features or DiffMean, generate side by side, sweep, export/import.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Steering vectors: build from features or DiffMean, generate side by side, sweep, export/import.",
+    no_args_is_help=True,
+)
 
 VectorArg = Annotated[Path, typer.Option("--vector", "-V", help="A native steering vector (.safetensors).")]
-BackendOpt = Annotated[str, typer.Option("--backend", help="auto (transformers, or transformer-lens for tiny-random), hf, tl.")]
-SkipCheckOpt = Annotated[bool, typer.Option("--skip-model-check", help="Apply a vector built for another model id (width and layers are still checked).")]
+BackendOpt = Annotated[
+    str, typer.Option("--backend", help="auto (transformers, or transformer-lens for tiny-random), hf, tl.")
+]
+SkipCheckOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-model-check",
+        help="Apply a vector built for another model id (width and layers are still checked).",
+    ),
+]
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err_console, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
 
 
 def _strength_list(text: str) -> list[float]:
@@ -79,18 +95,41 @@ def _sae_for_vector(vector: Any, sae: str | None) -> Any:
 @app.command()
 def build(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the vector (.safetensors).")],
-    features: Annotated[Path | None, typer.Option("--features", "-f", help="A saved feature set (JSON from `saesteer features`).")] = None,
-    diffmean: Annotated[bool, typer.Option("--diffmean", help="Build the DiffMean baseline on the bundled corpus instead.")] = False,
-    target: Annotated[str | None, typer.Option("--target", help="DiffMean target language, e.g. fr or language=fr.")] = None,
-    others: Annotated[str | None, typer.Option("--others", help="DiffMean other languages, comma-separated (default: all other bundled).")] = None,
-    n_texts: Annotated[int, typer.Option("--n-texts", help="DiffMean: sentences per language (train split).")] = 200,
+    features: Annotated[
+        Path | None,
+        typer.Option("--features", "-f", help="A saved feature set (JSON from `saesteer features`)."),
+    ] = None,
+    diffmean: Annotated[
+        bool, typer.Option("--diffmean", help="Build the DiffMean baseline on the bundled corpus instead.")
+    ] = False,
+    target: Annotated[
+        str | None, typer.Option("--target", help="DiffMean target language, e.g. fr or language=fr.")
+    ] = None,
+    others: Annotated[
+        str | None,
+        typer.Option(
+            "--others", help="DiffMean other languages, comma-separated (default: all other bundled)."
+        ),
+    ] = None,
+    n_texts: Annotated[
+        int, typer.Option("--n-texts", help="DiffMean: sentences per language (train split).")
+    ] = 200,
     model: ModelOpt = "gemma-3-270m",
     sae: SaeOpt = "default",
-    hook: Annotated[list[str] | None, typer.Option("--hook", help="Hook(s) for DiffMean (repeatable); default: the SAE's hook.")] = None,
-    weights: Annotated[str, typer.Option("--weights", help="given | uniform | mean_act | score:<name>.")] = "given",
+    hook: Annotated[
+        list[str] | None,
+        typer.Option("--hook", help="Hook(s) for DiffMean (repeatable); default: the SAE's hook."),
+    ] = None,
+    weights: Annotated[
+        str, typer.Option("--weights", help="given | uniform | mean_act | score:<name>.")
+    ] = "given",
     rows: Annotated[str, typer.Option("--rows", help="Decoder rows: unit (normalised) or raw.")] = "unit",
-    scale: Annotated[str, typer.Option("--scale", help="residual_norm (strength 1 = typical residual norm) or raw.")] = "residual_norm",
-    operator: Annotated[str, typer.Option("--operator", help="add | norm_preserving_add | ablate | clamp.")] = "add",
+    scale: Annotated[
+        str, typer.Option("--scale", help="residual_norm (strength 1 = typical residual norm) or raw.")
+    ] = "residual_norm",
+    operator: Annotated[
+        str, typer.Option("--operator", help="add | norm_preserving_add | ablate | clamp.")
+    ] = "add",
     positions: Annotated[str, typer.Option("--positions", help="all | prompt | generated.")] = "all",
     name: Annotated[str | None, typer.Option("--name", help="A name for the vector.")] = None,
     db: DbOpt = None,
@@ -105,6 +144,16 @@ def build(
 
     if (features is None) == (not diffmean):
         raise SteeringVectorError("give exactly one of --features FILE or --diffmean --target LANG")
+    from saesteer.steer.vector import OPERATORS, POSITIONS, SCALE_MODES
+
+    for opt, value, allowed in (
+        ("--operator", operator, OPERATORS),
+        ("--positions", positions, POSITIONS),
+        ("--scale", scale, SCALE_MODES),
+        ("--rows", rows, ("unit", "raw")),
+    ):
+        if value not in allowed:
+            raise SteeringVectorError(f"{opt} must be one of {', '.join(allowed)}, not {value!r}")
     m = load_model(model, cache=model_cache)
     if diffmean:
         from saesteer.steer.baselines import diffmean_bundled
@@ -116,13 +165,22 @@ def build(
             try:
                 hooks = [str(load_sae(sae, model=m).cfg.metadata.hook_name)]
             except SaeLoadError as exc:
-                raise SteeringVectorError(f"--diffmean needs --hook (the SAE {sae!r} to take it from did not load: {exc})") from exc
+                raise SteeringVectorError(
+                    f"--diffmean needs --hook (the SAE {sae!r} to take it from did not load: {exc})"
+                ) from exc
         other_langs = [o.strip() for o in others.split(",") if o.strip()] if others else None
         with _progress() as prog:
             task = prog.add_task("DiffMean residuals", total=None)
             vec = diffmean_bundled(
-                m, hooks, target, other_langs, n_texts=n_texts, scale_mode=scale,  # type: ignore[arg-type]
-                operator=operator, positions=positions, name=name,  # type: ignore[arg-type]
+                m,
+                hooks,
+                target,
+                other_langs,
+                n_texts=n_texts,
+                scale_mode=scale,
+                operator=operator,
+                positions=positions,
+                name=name,
                 progress=lambda done, total: prog.update(task, completed=done, total=total),
             )
     else:
@@ -133,8 +191,15 @@ def build(
         fs = FeatureSet.load(features)
         s = load_sae(sae, model=m, hook_name=fs.hook_name)
         vec = from_feature_set(
-            fs, s, m, weighting=weights, unit_rows=rows == "unit", scale_mode=scale,  # type: ignore[arg-type]
-            operator=operator, positions=positions, db=resolve_db(db) if weights == "mean_act" else None,  # type: ignore[arg-type]
+            fs,
+            s,
+            m,
+            weighting=weights,
+            unit_rows=rows == "unit",
+            scale_mode=cast(Any, scale),
+            operator=cast(Any, operator),
+            positions=cast(Any, positions),
+            db=resolve_db(db) if weights == "mean_act" else None,
             name=name,
         )
     path = save_vector(vec, out)
@@ -144,8 +209,12 @@ def build(
 @app.command()
 def generate(
     vector: VectorArg,
-    prompts: Annotated[list[str] | None, typer.Argument(help="Prompts (default: the bundled English prompts).")] = None,
-    strength: Annotated[float | None, typer.Option("--strength", "-S", help="Strength (default: the vector's).")] = None,
+    prompts: Annotated[
+        list[str] | None, typer.Argument(help="Prompts (default: the bundled English prompts).")
+    ] = None,
+    strength: Annotated[
+        float | None, typer.Option("--strength", "-S", help="Strength (default: the vector's).")
+    ] = None,
     prompts_file: Annotated[Path | None, typer.Option("--prompts-file", help="One prompt per line.")] = None,
     n_prompts: Annotated[int | None, typer.Option("--n-prompts", help="Use the first N prompts.")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n")] = 40,
@@ -154,8 +223,12 @@ def generate(
     top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model (default: the one the vector was built for).")] = None,
-    sae: Annotated[str | None, typer.Option("--sae", "-s", help="SAE for clamp vectors (default: the vector's).")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model (default: the one the vector was built for).")
+    ] = None,
+    sae: Annotated[
+        str | None, typer.Option("--sae", "-s", help="SAE for clamp vectors (default: the vector's).")
+    ] = None,
     backend: BackendOpt = "auto",
     skip_model_check: SkipCheckOpt = False,
     model_cache: CacheOpt = None,
@@ -169,8 +242,14 @@ def generate(
     s = vec.default_strength if strength is None else strength
     texts = _prompts(prompts, prompts_file, n_prompts)
     b = _backend(model, vec, backend, model_cache, skip_model_check)
-    cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, top_p=top_p,
-                           seed=seed, batch_size=batch_size)
+    cfg = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=sample,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        batch_size=batch_size,
+    )
     with _progress() as prog:
         task = prog.add_task(f"generating ({b.name})", total=2 * len(texts))
         seen = {"phase": 0, "last": 0}
@@ -183,10 +262,19 @@ def generate(
 
         rows = side_by_side(b, texts, (vec, s), cfg, sae=_sae_for_vector(vec, sae), progress=tick)
     if as_json:
-        emit_json({"vector": vec.name, "strength": s, "model": b.info.id, "backend": b.name,
-                   "rows": [r.__dict__ for r in rows]})
+        emit_json(
+            {
+                "vector": vec.name,
+                "strength": s,
+                "model": b.info.id,
+                "backend": b.name,
+                "rows": [r.__dict__ for r in rows],
+            }
+        )
         return
-    table = Table(title=f"{vec.name} at strength {s:g} on {b.info.id} ({b.name}, seed {seed})", show_lines=True)
+    table = Table(
+        title=f"{vec.name} at strength {s:g} on {b.info.id} ({b.name}, seed {seed})", show_lines=True
+    )
     table.add_column("prompt", style="bold", overflow="fold")
     table.add_column("unsteered", overflow="fold")
     table.add_column(f"steered (x{s:g})", overflow="fold", style="green")
@@ -199,9 +287,19 @@ def generate(
 def sweep(
     vector: VectorArg,
     strengths: Annotated[str, typer.Option("--strengths", help="Comma-separated strengths.")] = "0.5,1,2,4,8",
-    metric: Annotated[str | None, typer.Option("--metric", help="lang:<code> (language-ID accuracy); default: the vector's target language.")] = None,
-    max_ppl_ratio: Annotated[float | None, typer.Option("--max-ppl-ratio", help="Fluency budget: max perplexity / unsteered perplexity.")] = 2.0,
-    max_ppl: Annotated[float | None, typer.Option("--max-ppl", help="Fluency budget: max absolute perplexity.")] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric", help="lang:<code> (language-ID accuracy); default: the vector's target language."
+        ),
+    ] = None,
+    max_ppl_ratio: Annotated[
+        float | None,
+        typer.Option("--max-ppl-ratio", help="Fluency budget: max perplexity / unsteered perplexity."),
+    ] = 2.0,
+    max_ppl: Annotated[
+        float | None, typer.Option("--max-ppl", help="Fluency budget: max absolute perplexity.")
+    ] = None,
     prompts_file: Annotated[Path | None, typer.Option("--prompts-file", help="One prompt per line.")] = None,
     n_prompts: Annotated[int, typer.Option("--n-prompts")] = 8,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n")] = 30,
@@ -221,36 +319,77 @@ def sweep(
     from saesteer.steer.generate import GenerationConfig
 
     vec = load_vector(vector)
-    spec = metric or ("lang:" + str(vec.provenance.get("target", "")).removeprefix("language=")
-                      if str(vec.provenance.get("target", "")).startswith("language=") else None)
+    spec = metric or (
+        "lang:" + str(vec.provenance.get("target", "")).removeprefix("language=")
+        if str(vec.provenance.get("target", "")).startswith("language=")
+        else None
+    )
     if not spec or not spec.startswith("lang:") or len(spec) <= 5:
-        raise SteeringVectorError("pass --metric lang:<code> (the vector does not name a language=<code> target)")
+        raise SteeringVectorError(
+            "pass --metric lang:<code> (the vector does not name a language=<code> target)"
+        )
     b = _backend(model, vec, backend, model_cache, skip_model_check)
     texts = _prompts(None, prompts_file, n_prompts)
     cfg = GenerationConfig(max_new_tokens=max_new_tokens, seed=seed)
     levels = _strength_list(strengths)
     with _progress() as prog:
         task = prog.add_task(f"sweeping ({b.name})", total=len(levels) + 1)
-        res = run_sweep(b, vec, texts, levels, language_accuracy(spec[5:]), cfg=cfg, max_ppl_ratio=max_ppl_ratio,
-                        max_ppl=max_ppl, sae=_sae_for_vector(vec, sae),
-                        progress=lambda done, total: prog.update(task, completed=done))
-    rows = [{"strength": r.strength, "metric": r.metric, "perplexity": r.perplexity, "ppl_ratio": r.ppl_ratio,
-             "within_budget": r.within_budget, "example": r.examples[0] if r.examples else ""}
-            for r in (res.baseline, *res.rows)]
+        res = run_sweep(
+            b,
+            vec,
+            texts,
+            levels,
+            language_accuracy(spec[5:]),
+            cfg=cfg,
+            max_ppl_ratio=max_ppl_ratio,
+            max_ppl=max_ppl,
+            sae=_sae_for_vector(vec, sae),
+            progress=lambda done, total: prog.update(task, completed=done),
+        )
+    rows = [
+        {
+            "strength": r.strength,
+            "metric": r.metric,
+            "perplexity": r.perplexity,
+            "ppl_ratio": r.ppl_ratio,
+            "within_budget": r.within_budget,
+            "example": r.examples[0] if r.examples else "",
+        }
+        for r in (res.baseline, *res.rows)
+    ]
     if as_json:
-        emit_json({"metric": spec, "budget": res.budget, "chosen": res.chosen.strength if res.chosen else None, "rows": rows})
+        emit_json(
+            {
+                "metric": spec,
+                "budget": res.budget,
+                "chosen": res.chosen.strength if res.chosen else None,
+                "rows": rows,
+            }
+        )
         return
     emit(rows, title=f"{vec.name}: {spec} and fluency by strength (first row: unsteered)")
     chosen = f"{res.chosen.strength:g}" if res.chosen else "none within budget"
-    console.print(f"chosen strength: [bold]{chosen}[/] (budget: perplexity ratio <= {max_ppl_ratio}, perplexity <= {max_ppl})")
+    console.print(
+        f"chosen strength: [bold]{chosen}[/] (budget: perplexity ratio <= {max_ppl_ratio}, perplexity <= {max_ppl})"
+    )
 
 
 @app.command("export")
 def export_cmd(
     vector: Annotated[Path, typer.Argument(help="A native steering vector (.safetensors).")],
     fmt: Annotated[str, typer.Option("--format", "-F", help="native | gguf | neuronpedia | npy.")] = "gguf",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: the vector's name with the format's suffix).")] = None,
-    strength: Annotated[float | None, typer.Option("--strength", help="Default strength for the target tool (GGUF: baked into the tensors).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Output file (default: the vector's name with the format's suffix)."
+        ),
+    ] = None,
+    strength: Annotated[
+        float | None,
+        typer.Option(
+            "--strength", help="Default strength for the target tool (GGUF: baked into the tensors)."
+        ),
+    ] = None,
 ) -> None:
     """Export a vector: native safetensors, llama.cpp GGUF (direction.N), Neuronpedia JSON, or numpy."""
     from saesteer.steer.export import export_vector, get_format, load_vector
@@ -272,18 +411,30 @@ def export_cmd(
 
 @app.command("import")
 def import_cmd(
-    path: Annotated[Path, typer.Argument(help="A vector file: GGUF control vector, Neuronpedia JSON, .npy or native.")],
+    path: Annotated[
+        Path, typer.Argument(help="A vector file: GGUF control vector, Neuronpedia JSON, .npy or native.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Native output (.safetensors).")],
-    fmt: Annotated[str | None, typer.Option("--format", "-F", help="Format (default: detected from the content).")] = None,
-    model_id: Annotated[str | None, typer.Option("--model-id", help="The model the vector is for, if the file does not say.")] = None,
-    n_layers: Annotated[int | None, typer.Option("--n-layers", help="The model's layer count (enables range checks).")] = None,
-    hook: Annotated[str | None, typer.Option("--hook", help="Hook name(s) for a bare .npy, comma-separated.")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-F", help="Format (default: detected from the content).")
+    ] = None,
+    model_id: Annotated[
+        str | None, typer.Option("--model-id", help="The model the vector is for, if the file does not say.")
+    ] = None,
+    n_layers: Annotated[
+        int | None, typer.Option("--n-layers", help="The model's layer count (enables range checks).")
+    ] = None,
+    hook: Annotated[
+        str | None, typer.Option("--hook", help="Hook name(s) for a bare .npy, comma-separated.")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name")] = None,
 ) -> None:
     """Import a vector from another format into the native format."""
     from saesteer.steer.export import ImportHints, import_vector, save_vector
 
-    vec = import_vector(path, fmt, ImportHints(model_id=model_id, n_layers=n_layers, hook_name=hook, name=name))
+    vec = import_vector(
+        path, fmt, ImportHints(model_id=model_id, n_layers=n_layers, hook_name=hook, name=name)
+    )
     p = save_vector(vec, out)
     _print_summary(vec, f"wrote {p}")
 

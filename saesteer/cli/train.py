@@ -16,29 +16,95 @@ def register(app: typer.Typer) -> None:
 
 
 def train_sae(
-    text_dir: Annotated[Path | None, typer.Option(
-        "--text-dir", help="Output of scripts/fetch_training_text.sh (pkgs/, ddtp/). Default: the bundled corpus only.")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(
-        "--cache-dir", help="Where tokenized text, activations and runs are cached (default: $SAESTEER_TRAIN_CACHE, else <user cache>/train).")] = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Output directory (sae-lens format + REPORT.md + report.json). Default: the package's default_sae/.")] = None,
+    text_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--text-dir",
+            help="Output of scripts/fetch_training_text.sh (pkgs/, ddtp/). Default: the bundled corpus only.",
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help="Where tokenized text, activations and runs are cached (default: $SAESTEER_TRAIN_CACHE, else <user cache>/train).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output directory (sae-lens format + REPORT.md + report.json). Default: the package's default_sae/.",
+        ),
+    ] = None,
     model: ModelOpt = "gemma-3-270m",
-    langs: Annotated[str, typer.Option("--langs", help="Comma-separated language codes.")] = "en,fr,de,es,it,pt,nl,pl,ru,tr,id,zh",
-    hooks: Annotated[str, typer.Option("--hooks", help="Comma-separated candidate hooks; the most language-selective one is kept.")] = "blocks.6.hook_resid_post,blocks.9.hook_resid_post",
-    train_tokens_per_lang: Annotated[int, typer.Option("--train-tokens-per-lang", min=128, help="Tokens of training text per language (cached once).")] = 7_680,
-    heldout_tokens_per_lang: Annotated[int, typer.Option("--heldout-tokens-per-lang", min=128, help="Held-out tokens per language for the report.")] = 512,
-    context_size: Annotated[int, typer.Option("--context-size", min=8, help="Tokens per sequence (BOS included).")] = 128,
-    compare_tokens: Annotated[int, typer.Option("--compare-tokens", min=1, help="Activation vectors per hook-comparison run.")] = 40_000,
-    final_tokens: Annotated[int, typer.Option("--final-tokens", min=1, help="Activation vectors for the final run.")] = 300_000,
+    langs: Annotated[
+        str, typer.Option("--langs", help="Comma-separated language codes.")
+    ] = "en,fr,de,es,it,pt,nl,pl,ru,tr,id,zh",
+    hooks: Annotated[
+        str,
+        typer.Option(
+            "--hooks", help="Comma-separated candidate hooks; the most language-selective one is kept."
+        ),
+    ] = "blocks.6.hook_resid_post,blocks.9.hook_resid_post",
+    train_tokens_per_lang: Annotated[
+        int,
+        typer.Option(
+            "--train-tokens-per-lang", min=128, help="Tokens of training text per language (cached once)."
+        ),
+    ] = 7_680,
+    heldout_tokens_per_lang: Annotated[
+        int,
+        typer.Option(
+            "--heldout-tokens-per-lang", min=128, help="Held-out tokens per language for the report."
+        ),
+    ] = 512,
+    context_size: Annotated[
+        int, typer.Option("--context-size", min=8, help="Tokens per sequence (BOS included).")
+    ] = 128,
+    compare_tokens: Annotated[
+        int, typer.Option("--compare-tokens", min=1, help="Activation vectors per hook-comparison run.")
+    ] = 40_000,
+    final_tokens: Annotated[
+        int, typer.Option("--final-tokens", min=1, help="Activation vectors for the final run.")
+    ] = 300_000,
     width: Annotated[int, typer.Option("--width", min=1, help="Number of latents (d_sae).")] = 5120,
     k: Annotated[int, typer.Option("--k", min=1, help="TopK: active latents per token.")] = 64,
-    batch_tokens: Annotated[int, typer.Option("--batch-tokens", min=1, help="SAE training batch, in tokens.")] = 512,
+    batch_tokens: Annotated[
+        int, typer.Option("--batch-tokens", min=1, help="SAE training batch, in tokens.")
+    ] = 512,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-3,
-    ce_seqs_per_lang: Annotated[int, typer.Option("--ce-seqs-per-lang", min=1, help="Held-out sequences per language for the CE-loss figures.")] = 1,
-    ce_context: Annotated[int, typer.Option("--ce-context", min=0, help="CE losses on the first N positions of each sequence (0: all).")] = 0,
-    probe_last_line: Annotated[int, typer.Option("--probe-last-line", min=201, max=250, help="Selectivity probes: bundled corpus lines 201..N (held out).")] = 250,
-    dtype: Annotated[str, typer.Option("--dtype", help="Storage dtype: auto (half precision if the measured loss is negligible), float32, float16, bfloat16.")] = "auto",
-    forward_batch: Annotated[int, typer.Option("--forward-batch", min=1, help="Sequences per forward pass.")] = 8,
+    ce_seqs_per_lang: Annotated[
+        int,
+        typer.Option(
+            "--ce-seqs-per-lang", min=1, help="Held-out sequences per language for the CE-loss figures."
+        ),
+    ] = 1,
+    ce_context: Annotated[
+        int,
+        typer.Option(
+            "--ce-context", min=0, help="CE losses on the first N positions of each sequence (0: all)."
+        ),
+    ] = 0,
+    probe_last_line: Annotated[
+        int,
+        typer.Option(
+            "--probe-last-line",
+            min=201,
+            max=250,
+            help="Selectivity probes: bundled corpus lines 201..N (held out).",
+        ),
+    ] = 250,
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype",
+            help="Storage dtype: auto (half precision if the measured loss is negligible), float32, float16, bfloat16.",
+        ),
+    ] = "auto",
+    forward_batch: Annotated[
+        int, typer.Option("--forward-batch", min=1, help="Sequences per forward pass.")
+    ] = 8,
     seed: Annotated[int, typer.Option("--seed", help="Seed for text sampling and training.")] = 0,
 ) -> None:
     """Train an SAE on multilingual Debian text with sae-lens, compare hooks, and write the SAE with its report."""
@@ -56,22 +122,44 @@ def train_sae(
     if not lang_t or not hook_t:
         raise SaesteerError("--langs and --hooks must each name at least one entry")
     if text_dir is not None and not text_dir.is_dir():
-        raise SaesteerError(f"--text-dir {text_dir} does not exist; run scripts/fetch_training_text.sh {text_dir} first")
+        raise SaesteerError(
+            f"--text-dir {text_dir} does not exist; run scripts/fetch_training_text.sh {text_dir} first"
+        )
     env_cache = os.environ.get("SAESTEER_TRAIN_CACHE")
     cfg = TrainSaeConfig(
         cache_dir=cache_dir or (Path(env_cache) if env_cache else user_cache() / "train"),
-        out_dir=out or default_sae_path(), text_dir=text_dir, model=model, langs=lang_t, hooks=hook_t,
-        train_tokens_per_lang=train_tokens_per_lang, heldout_tokens_per_lang=heldout_tokens_per_lang,
-        context_size=context_size, compare_tokens=compare_tokens, final_tokens=final_tokens, d_sae=width, k=k,
-        batch_tokens=batch_tokens, lr=lr, ce_seqs_per_lang=ce_seqs_per_lang, storage_dtype=dtype,
-        probe_last_line=probe_last_line, ce_context=ce_context,
-        forward_batch=forward_batch, seed=seed,
+        out_dir=out or default_sae_path(),
+        text_dir=text_dir,
+        model=model,
+        langs=lang_t,
+        hooks=hook_t,
+        train_tokens_per_lang=train_tokens_per_lang,
+        heldout_tokens_per_lang=heldout_tokens_per_lang,
+        context_size=context_size,
+        compare_tokens=compare_tokens,
+        final_tokens=final_tokens,
+        d_sae=width,
+        k=k,
+        batch_tokens=batch_tokens,
+        lr=lr,
+        ce_seqs_per_lang=ce_seqs_per_lang,
+        storage_dtype=dtype,
+        probe_last_line=probe_last_line,
+        ce_context=ce_context,
+        forward_batch=forward_batch,
+        seed=seed,
         command="saesteer " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=err_console, transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    ) as bar:
         tasks: dict[str, int] = {}
 
         def progress(stage: str, done: int, total: int) -> None:

@@ -6,9 +6,10 @@ document's id is its 0-based index among the documents the source yields, so the
 gives the same ids (sharding and top examples rely on that).
 
 Variants: :class:`TextFileSource` (a file or a directory of files, one document per line or per file),
-:class:`TableSource` (JSONL / CSV / Parquet with a text column), :class:`HFDatasetSource` (a ``datasets``
-dataset by hub name or local path) and :class:`ListSource` (texts in memory). :func:`text_source` picks
-the variant for a path.
+:class:`ListSource` (texts in memory) and :class:`ConcatSource` (several conditions in a row) live here;
+:class:`~saesteer.corpus.tables.TableSource` (JSONL / CSV / Parquet with a text column) and
+:class:`~saesteer.corpus.hf.HFDatasetSource` (a ``datasets`` dataset) in their own modules.
+:func:`text_source` picks the variant for a path.
 
 A :class:`Condition` is a label (``key=value``, e.g. ``language=fr``) and a source.
 """
@@ -16,10 +17,7 @@ A :class:`Condition` is a label (``key=value``, e.g. ``language=fr``) and a sour
 from __future__ import annotations
 
 import codecs
-import csv
 import hashlib
-import io
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -67,7 +65,7 @@ class TextSource(Protocol):
         ...
 
 
-def _number(texts: Iterable[str]) -> Iterator[Document]:
+def number_documents(texts: Iterable[str]) -> Iterator[Document]:
     i = 0
     for t in texts:
         if t.strip():
@@ -75,13 +73,13 @@ def _number(texts: Iterable[str]) -> Iterator[Document]:
             i += 1
 
 
-def _first_or_empty(source: TextSource, what: str) -> None:
+def require_documents(source: TextSource, what: str) -> None:
     for _ in source.documents():
         return
     raise CorpusError(f"empty corpus: {what} holds no non-blank documents")
 
 
-def _hash_files(files: Sequence[Path], root: Path, *, check_utf8: bool) -> str:
+def hash_files(files: Sequence[Path], root: Path, *, check_utf8: bool) -> str:
     """sha256 over names and bytes; with ``check_utf8`` also a strict incremental UTF-8 check."""
     h = hashlib.sha256()
     for f in files:
@@ -158,12 +156,12 @@ class TextFileSource:
             raise CorpusError(f"no such file or directory: {self.path}")
         if self.path.is_dir() and not self.files():
             raise CorpusError(f"empty corpus: no {self.pattern} files in {self.path}")
-        _first_or_empty(self, str(self.path))
+        require_documents(self, str(self.path))
 
     def documents(self) -> Iterator[Document]:
         if self.mode == "line":
-            return _number(line for f in self.files() for line in _read_lines(f))
-        return _number(self._whole(f) for f in self.files())
+            return number_documents(line for f in self.files() for line in _read_lines(f))
+        return number_documents(self._whole(f) for f in self.files())
 
     @staticmethod
     def _whole(f: Path) -> str:
@@ -179,245 +177,12 @@ class TextFileSource:
 
     def content_hash(self) -> str:
         root = self.path if self.path.is_dir() else self.path.parent
-        return _hash_files(self.files(), root, check_utf8=True) + f":{self.mode}"
+        return hash_files(self.files(), root, check_utf8=True) + f":{self.mode}"
 
     def count(self) -> int | None:
         if self.mode == "file":
             return len(self.files())
         return None
-
-
-@dataclass(frozen=True)
-class TableSource:
-    """JSONL / CSV / Parquet with a text column (the format comes from the suffix unless ``fmt`` is given)."""
-
-    path: Path
-    column: str = "text"
-    fmt: Literal["jsonl", "csv", "parquet"] | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path).expanduser())
-        if self.fmt is None:
-            suffix = self.path.suffix.lower()
-            fmt = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(suffix)
-            if fmt is None:
-                raise CorpusError(
-                    f"{self.path}: unknown table format {suffix!r}; expected .jsonl, .csv or .parquet"
-                )
-            object.__setattr__(self, "fmt", fmt)
-
-    def columns(self) -> list[str]:
-        """The column names (JSONL: the keys of the first record)."""
-        if self.fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            try:
-                return list(pq.ParquetFile(self.path).schema_arrow.names)
-            except Exception as exc:  # pyarrow raises several types for a bad file
-                raise CorpusError(f"{self.path} is not a readable Parquet file: {exc}") from exc
-        if self.fmt == "csv":
-            with self._text() as fh:
-                header = next(csv.reader(fh), None)
-            return list(header or [])
-        for lineno, rec in self._json_records():
-            del lineno
-            return list(rec)
-        return []
-
-    def validate(self) -> None:
-        if not self.path.is_file():
-            raise CorpusError(f"no such file: {self.path}")
-        cols = self.columns()
-        if self.column not in cols:
-            raise CorpusError(
-                f"unknown column {self.column!r} in {self.path}; available columns: {', '.join(cols) or '(none)'}; "
-                "pass --column NAME"
-            )
-        _first_or_empty(self, f"column {self.column!r} of {self.path}")
-
-    def _text(self) -> io.TextIOWrapper:
-        return self.path.open("r", encoding="utf-8", errors="strict", newline="")
-
-    def _json_records(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        lineno = 0
-        try:
-            with self._text() as fh:
-                for line in fh:
-                    lineno += 1
-                    if not line.strip():
-                        continue
-                    rec = json.loads(line)
-                    if not isinstance(rec, dict):
-                        raise CorpusError(
-                            f"{self.path} line {lineno}: expected a JSON object, got {type(rec).__name__}"
-                        )
-                    yield lineno, rec
-        except json.JSONDecodeError as exc:
-            raise CorpusError(f"{self.path} line {lineno}: invalid JSON ({exc.msg})") from exc
-        except UnicodeDecodeError as exc:
-            raise CorpusError(
-                f"undecodable text: {self.path} is not valid UTF-8 near line {lineno + 1}"
-            ) from exc
-
-    def _cell(self, value: Any, where: str) -> str:
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise CorpusError(
-                f"{self.path} {where}: column {self.column!r} holds {type(value).__name__}, not text"
-            )
-        return value
-
-    def _texts(self) -> Iterator[str]:
-        if self.fmt == "jsonl":
-            for lineno, rec in self._json_records():
-                if self.column not in rec:
-                    raise CorpusError(
-                        f"{self.path} line {lineno}: no column {self.column!r} (has {', '.join(rec)})"
-                    )
-                yield self._cell(rec[self.column], f"line {lineno}")
-        elif self.fmt == "csv":
-            try:
-                with self._text() as fh:
-                    reader = csv.DictReader(fh)
-                    if self.column not in (reader.fieldnames or []):
-                        raise CorpusError(f"unknown column {self.column!r} in {self.path}")
-                    for row in reader:
-                        yield self._cell(row[self.column], f"line {reader.line_num}")
-            except UnicodeDecodeError as exc:
-                raise CorpusError(f"undecodable text: {self.path} is not valid UTF-8 ({exc.reason})") from exc
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            pf = pq.ParquetFile(self.path)
-            field = pf.schema_arrow.field(self.column)
-            if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
-                raise CorpusError(f"{self.path}: column {self.column!r} has type {field.type}, not text")
-            for batch in pf.iter_batches(columns=[self.column], batch_size=4096):
-                for value in batch.column(0).to_pylist():
-                    yield value or ""
-
-    def documents(self) -> Iterator[Document]:
-        return _number(self._texts())
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": self.fmt, "path": str(self.path.resolve()), "column": self.column}
-
-    def content_hash(self) -> str:
-        check = self.fmt != "parquet"
-        return _hash_files([self.path], self.path.parent, check_utf8=check) + f":{self.column}"
-
-    def count(self) -> int | None:
-        if self.fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            return int(pq.ParquetFile(self.path).metadata.num_rows)
-        return None
-
-
-@dataclass(frozen=True)
-class HFDatasetSource:
-    """A Hugging Face ``datasets`` dataset: a hub name (needs the local cache offline) or a local path
-    (a ``save_to_disk`` directory, or a directory/file ``load_dataset`` understands).
-
-    ``n`` keeps the first ``n`` non-blank documents; ``streaming`` avoids materialising the dataset.
-    """
-
-    name: str
-    config: str | None = None
-    split: str = "train"
-    column: str = "text"
-    streaming: bool = False
-    n: int | None = None
-
-    def _load(self) -> Any:
-        import datasets
-
-        path = Path(self.name).expanduser()
-        try:
-            if path.is_dir() and ((path / "state.json").exists() or (path / "dataset_dict.json").exists()):
-                ds = datasets.load_from_disk(str(path))
-                if isinstance(ds, datasets.DatasetDict):
-                    if self.split not in ds:
-                        raise CorpusError(f"{path} has no split {self.split!r}; splits: {', '.join(ds)}")
-                    ds = ds[self.split]
-                if self.streaming:
-                    ds = ds.to_iterable_dataset()
-                return ds
-            return datasets.load_dataset(self.name, self.config, split=self.split, streaming=self.streaming)
-        except CorpusError:
-            raise
-        except (FileNotFoundError, ValueError, ConnectionError, OSError) as exc:
-            raise CorpusError(
-                f"cannot load dataset {self.name!r} (config {self.config!r}, split {self.split!r}): {exc}. "
-                "Offline, a hub dataset must already be in the local Hugging Face cache; or pass a local path."
-            ) from exc
-
-    def _column_names(self, ds: Any) -> list[str]:
-        names = getattr(ds, "column_names", None)
-        if names:
-            return list(names)
-        first = next(iter(ds), None)
-        return list(first) if first else []
-
-    def validate(self) -> None:
-        if self.n is not None and self.n <= 0:
-            raise CorpusError(f"n must be positive, got {self.n}")
-        ds = self._load()
-        cols = self._column_names(ds)
-        if self.column not in cols:
-            raise CorpusError(
-                f"unknown column {self.column!r} in dataset {self.name!r}; available columns: {', '.join(cols)}"
-            )
-        _first_or_empty(self, f"dataset {self.name!r} split {self.split!r}")
-
-    def documents(self) -> Iterator[Document]:
-        ds = self._load()
-        names = getattr(ds, "column_names", None)
-        if names is not None and self.column not in names:
-            raise CorpusError(
-                f"unknown column {self.column!r} in dataset {self.name!r}; available: {', '.join(names)}"
-            )
-        texts = (self._cell(row) for row in ds.select_columns([self.column]))
-        return islice(_number(texts), self.n)
-
-    def _cell(self, row: dict[str, Any]) -> str:
-        value = row.get(self.column)
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise CorpusError(
-                f"dataset {self.name!r}: column {self.column!r} holds {type(value).__name__}, not text"
-            )
-        return value
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "kind": "hf",
-            "name": self.name,
-            "config": self.config,
-            "split": self.split,
-            "column": self.column,
-            "streaming": self.streaming,
-            "n": self.n,
-        }
-
-    def content_hash(self) -> str:
-        desc = json.dumps(self.describe(), sort_keys=True)
-        fingerprint = ""
-        if not self.streaming:
-            fingerprint = str(getattr(self._load(), "_fingerprint", "") or "")
-        return hashlib.sha256((desc + fingerprint).encode()).hexdigest()
-
-    def count(self) -> int | None:
-        if self.streaming:
-            return self.n
-        try:
-            total = len(self._load())
-        except TypeError:
-            return self.n
-        return min(total, self.n) if self.n is not None else total
 
 
 @dataclass(frozen=True)
@@ -435,10 +200,10 @@ class ListSource:
                 raise CorpusError(f"{self.name}: item {i} is {type(t).__name__}, not text")
 
     def validate(self) -> None:
-        _first_or_empty(self, self.name)
+        require_documents(self, self.name)
 
     def documents(self) -> Iterator[Document]:
-        return _number(self.texts)
+        return number_documents(self.texts)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "list", "name": self.name, **self.meta}
@@ -460,6 +225,8 @@ def text_source(
     """The source for a path: a table for ``.jsonl/.csv/.parquet``, plain text otherwise."""
     p = Path(path).expanduser()
     if p.suffix.lower() in TABLE_SUFFIXES and not p.is_dir():
+        from saesteer.corpus.tables import TableSource
+
         return TableSource(p, column or "text")
     if column is not None:
         raise CorpusError(f"--column applies to .jsonl/.csv/.parquet files, not to plain text {p}")
@@ -552,7 +319,7 @@ class ConcatSource:
             c.validate()
 
     def documents(self) -> Iterator[Document]:
-        return _number(d.text for c in self.conditions for d in c.documents())
+        return number_documents(d.text for c in self.conditions for d in c.documents())
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "concat", "name": self.name, "parts": [c.label for c in self.conditions]}

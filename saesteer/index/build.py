@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -38,7 +39,7 @@ from saesteer.index.db import IndexDb
 from saesteer.index.provenance import build_info, builds_table, condition_row, now
 from saesteer.index.stats import ConditionStats, FeatureStatsAccumulator, default_hist_edges
 from saesteer.index.tokens import TokenStrings
-from saesteer.index.topk import TopExamples, TopKAccumulator, top_table
+from saesteer.index.topk import POS_BITS, TopExamples, TopKAccumulator, top_table
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -85,7 +86,7 @@ class BuildConfig:
         checks = {
             "top_k": self.top_k >= 0,
             "context_window": self.context_window >= 0,
-            "max_seq_len": self.max_seq_len >= 2,
+            "max_seq_len": 2 <= self.max_seq_len < (1 << POS_BITS),
             "batch_size": self.batch_size >= 1,
             "pad_multiple": self.pad_multiple >= 1,
             "chunk_elements": self.chunk_elements >= 1,
@@ -98,11 +99,12 @@ class BuildConfig:
             )
 
 
-class BuildProgress(NamedTuple):
+@dataclass(frozen=True)
+class BuildProgress:
     """A progress event: ``status`` is start | batch | collected | written | skipped | feature_output."""
 
     condition: str
-    position: int  # 0-based position of the condition in the build
+    index: int  # 0-based position of the condition in the build
     n_conditions: int
     status: str
     n_docs: int
@@ -224,6 +226,8 @@ def collect_condition(
     emit: Callable[[str, int, int], None] | None = None,
 ) -> CollectedCondition:
     """Run one condition through the model and SAE and accumulate its statistics and top examples."""
+    import torch
+
     d_sae = int(sae.cfg.d_sae)
     device = sae.W_enc.device
     started = now()
@@ -254,9 +258,10 @@ def collect_condition(
         chunk_elements=config.chunk_elements,
         on_batch=on_batch,
     )
-    for chunk in stream:
-        nz = acc.update(chunk)
-        topk.update(chunk, nz)
+    with torch.inference_mode(), closing(stream):
+        for chunk in stream:
+            nz = acc.update(chunk)
+            topk.update(chunk, nz)
     stats = acc.result()
     if config.shard is None and counts[0] == 0:
         raise CorpusError(f"condition {cond.label}: empty corpus (no documents)")

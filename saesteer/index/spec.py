@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from saesteer.corpus.bundled import bundled_conditions
+from saesteer.corpus.hf import HFDatasetSource
 from saesteer.corpus.random_tokens import RandomTokens
-from saesteer.corpus.sources import ConcatSource, Condition, HFDatasetSource, parse_label, text_source
+from saesteer.corpus.sources import ConcatSource, Condition, parse_label, text_source
 from saesteer.errors import CorpusError, SaesteerError
+from saesteer.index.build import BuildConfig
 
 
 class SpecError(SaesteerError):
@@ -145,9 +147,7 @@ class IndexSpec:
     def shard_tuple(self) -> tuple[int, int] | None:
         return parse_shard(self.shard) if self.shard else None
 
-    def build_config(self) -> Any:
-        from saesteer.index.build import BuildConfig
-
+    def build_config(self) -> BuildConfig:
         return BuildConfig(
             threshold=self.threshold,
             top_k=self.top_k,

@@ -50,8 +50,10 @@ class Nonzeros(NamedTuple):
 
 def counted_nonzeros(chunk: ActivationChunk) -> Nonzeros:
     """Indices and values of ``chunk.acts != 0`` restricted to counted tokens."""
-    mask = (chunk.acts != 0) & chunk.counted[:, None]
-    rows, feats = mask.nonzero(as_tuple=True)
+    rows, feats = (chunk.acts != 0).nonzero(as_tuple=True)
+    if not bool(chunk.counted.all()):
+        keep = chunk.counted[rows]
+        rows, feats = rows[keep], feats[keep]
     return Nonzeros(rows, feats, chunk.acts[rows, feats])
 
 

@@ -38,14 +38,26 @@ class TopExamples(NamedTuple):
         return {int(d) for d in np.unique(self.doc_id)}
 
 
-def _stable_order(keys: list[tuple[torch.Tensor, bool]]) -> torch.Tensor:
-    """Indices sorting by several keys (most significant first; ``(tensor, descending)``)."""
+POS_BITS = 20  # positions < 2**20 and doc ids < 2**43 pack into one int64 tie-break key
+
+
+def sort_order(f: torch.Tensor, v: torch.Tensor, d: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Indices ordering entries by feature (asc), activation (desc), doc id (asc), position (asc).
+
+    ``v`` must be positive (active codes): a positive float32's bit pattern increases with its value,
+    so ``(feature, -activation)`` packs exactly into one int64 key. The (doc, position) tie-break costs a
+    second stable sort only when two entries of a feature have exactly the same activation.
+    """
     import torch
 
-    order = torch.arange(keys[0][0].numel(), device=keys[0][0].device)
-    for key, desc in reversed(keys):
-        idx = torch.sort(key[order], stable=True, descending=desc).indices
-        order = order[idx]
+    bits = v.contiguous().view(torch.int32).to(torch.int64)
+    main = (f.to(torch.int64) << 31) | (0x7FFFFFFF - bits)
+    order = torch.sort(main, stable=True).indices
+    sm = main[order]
+    if sm.numel() > 1 and bool((sm[1:] == sm[:-1]).any()):
+        tie = (d << POS_BITS) | p
+        order = torch.sort(tie, stable=True).indices
+        order = order[torch.sort(main[order], stable=True).indices]
     return order
 
 
@@ -73,7 +85,9 @@ class TopKAccumulator:
             return
         f, v, r = f[cand], v[cand], r[cand]
         d, p = chunk.doc_ids[r], chunk.positions[r]
-        uf = torch.unique(f)
+        touched = torch.zeros(self.d_sae, dtype=torch.bool, device=f.device)
+        touched[f] = True
+        uf = touched.nonzero().squeeze(1)
         old_v, old_d, old_p = self.vals[uf].reshape(-1), self.docs[uf].reshape(-1), self.pos[uf].reshape(-1)
         old_f = uf.repeat_interleave(self.k)
         valid = old_d >= 0
@@ -81,7 +95,7 @@ class TopKAccumulator:
         all_v = torch.cat([old_v[valid], v])
         all_d = torch.cat([old_d[valid], d])
         all_p = torch.cat([old_p[valid], p])
-        order = _stable_order([(all_f, False), (all_v, True), (all_d, False), (all_p, False)])
+        order = sort_order(all_f, all_v, all_d, all_p)
         sf, sv, sd, sp = all_f[order], all_v[order], all_d[order], all_p[order]
         _, counts = torch.unique_consecutive(sf, return_counts=True)
         starts = torch.cumsum(counts, 0) - counts

@@ -40,7 +40,9 @@ class FeatureSet:
             raise SaesteerError(f"FeatureSet: {len(self.weights)} weights for {len(self.features)} features")
         for name, vals in self.scores.items():
             if len(vals) != len(self.features):
-                raise SaesteerError(f"FeatureSet: score {name!r} has {len(vals)} values for {len(self.features)} features")
+                raise SaesteerError(
+                    f"FeatureSet: score {name!r} has {len(vals)} values for {len(self.features)} features"
+                )
 
     def __len__(self) -> int:
         return len(self.features)
@@ -65,7 +67,9 @@ class FeatureSet:
         if data.get("kind") != KIND:
             raise SaesteerError(f"not a saesteer feature set (kind={data.get('kind')!r})")
         if int(data.get("version", 0)) > VERSION:
-            raise SaesteerError(f"feature set version {data.get('version')} is newer than this saesteer reads ({VERSION})")
+            raise SaesteerError(
+                f"feature set version {data.get('version')} is newer than this saesteer reads ({VERSION})"
+            )
         fields_ = {k: v for k, v in data.items() if k not in ("kind", "version")}
         return cls(**fields_)
 

@@ -141,12 +141,15 @@ class DropDense:
         _check("drop_dense max_freq", self.max_freq, 0.0, 1.0)
 
     def needs(self, n_bins: int) -> tuple[str, ...]:
-        return ("nr_min_freq",)
+        return ("nr_min_freq", "nr_rows")
 
     def predicates(self, ctx: SqlContext) -> list[tuple[str, str]]:
         p = ctx.bind(self.max_freq, "dense_max_freq")
         return [
-            (f"dense: frequency > {self.max_freq:g} on every non-random condition", f"nr_min_freq <= {p}")
+            (
+                f"dense: frequency > {self.max_freq:g} on every non-random condition",
+                f"NOT (nr_rows >= $n_nonrandom AND nr_min_freq > {p})",
+            )
         ]
 
     def describe(self) -> str:

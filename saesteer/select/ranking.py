@@ -187,6 +187,15 @@ class Auroc(Score):
         ]
         return "(" + " + ".join(terms) + ") / ($tok_t * $tok_c)"
 
+    def bounds(self, ctx: SqlContext) -> tuple[str, str, tuple[str, ...]]:
+        """Bounds from the active fractions ``p_t``, ``p_c`` alone (valid when active = positive, i.e. a
+        build threshold of 0): a target token that fires beats at least every silent contrast token and at
+        most everything; a silent one ties with the silent contrast tokens. So
+        ``p_t (1 - p_c) + (1 - p_t)(1 - p_c) / 2 <= AUROC <= p_t + (1 - p_t)(1 - p_c) / 2`` (width ``p_t p_c``)."""
+        pt, pc = "(t_n / $tok_t)", "(c_n / $tok_c)"
+        tie = f"(1.0 - {pt}) * (1.0 - {pc}) / 2.0"
+        return f"{pt} * (1.0 - {pc}) + {tie}", f"{pt} + {tie}", ("t_n", "c_n")
+
     def numpy(self, d: DetailStats) -> np.ndarray:
         return S.auroc_from_hist(d.t("hist"), d.t_tokens, d.pooled("hist"), d.tokens())
 

@@ -21,29 +21,26 @@ import logging
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from saesteer.errors import CorpusError, EmptyResultError, SaesteerError
 from saesteer.index.db import IndexDb, load_query
-from saesteer.select.catalog import BuildInfo, Catalog, load_catalog
+from saesteer.select.catalog import Catalog, load_catalog
 from saesteer.select.detail import DetailStats, fetch_detail
-from saesteer.select.featureset import FeatureSet
 from saesteer.select.filters import DropBosOnly, DropDead, DropDense, DropRandom, MinFreq
 from saesteer.select.ranking import DEFAULT_RANK, SCORES, Score, get_score
+from saesteer.select.result import SearchResult, bookkeeping, build_frame, empty_message
 from saesteer.select.sqlbuild import CompiledSearch, Predicate, compile_search
 
 if TYPE_CHECKING:
-    import pandas as pd
     from sae_lens import SAE
     from transformer_lens import HookedTransformer
 
 log = logging.getLogger(__name__)
-
-Weights = Literal["uniform", "mean", "score"]
 
 
 @dataclass(frozen=True)
@@ -56,98 +53,6 @@ class OutputStep:
     rerank: bool = False
     pool: int = 200
     top_n: int = 10
-
-
-@dataclass
-class SearchResult:
-    """A ranked search result. ``df`` has one row per feature, best first."""
-
-    df: pd.DataFrame
-    target: str
-    contrast: list[str]
-    random: list[str]
-    build: BuildInfo
-    build_note: str
-    rank_by: str
-    dropped: dict[str, int]
-    n_universe: int
-    n_kept: int  # features passing every filter (before the top-k cut)
-    filters: list[str]
-    sql: str
-    params: dict[str, Any]
-    detail: DetailStats | None = None
-    score_objects: dict[str, Score] = field(default_factory=dict)
-    sql_scores: np.ndarray | None = None  # the rank score as SQL computed it (equals the numpy column)
-
-    @property
-    def features(self) -> list[int]:
-        return [int(f) for f in self.df["feature"]] if len(self.df) else []
-
-    def __len__(self) -> int:
-        return len(self.df)
-
-    def arrow(self) -> Any:
-        """The result as a pyarrow Table."""
-        import pyarrow as pa
-
-        return pa.Table.from_pandas(self.df, preserve_index=False)
-
-    def polars(self) -> Any:
-        """The result as a polars DataFrame (needs ``polars``, an optional dependency)."""
-        try:
-            import polars as pl
-        except ImportError as exc:
-            raise SaesteerError(
-                "polars is not installed: `pip install polars`, or use .df (pandas) / .arrow()"
-            ) from exc
-        return pl.from_arrow(self.arrow())
-
-    def summary(self) -> str:
-        """One line: what was searched, on which build, and how many features each filter removed."""
-        drops = "; ".join(f"{k}: -{v}" for k, v in self.dropped.items() if v)
-        return (
-            f"{len(self)} features for {self.target} vs {len(self.contrast)} conditions, ranked by {self.rank_by} "
-            f"(build {self.build.build_id}, {self.build_note}); {self.n_kept} of {self.n_universe} passed the "
-            f"filters ({drops or 'none dropped'})"
-        )
-
-    def to_featureset(self, weights: Weights = "uniform") -> FeatureSet:
-        """The hand-off to steering: the features, their weights and scores, and the provenance."""
-        if weights not in ("uniform", "mean", "score"):
-            raise SaesteerError(f"weights must be 'uniform', 'mean' or 'score', got {weights!r}")
-        w: list[float] | None = None
-        if weights == "mean":
-            w = [float(x) for x in self.df["mean_target"]]
-        elif weights == "score":
-            score = self.score_objects.get(self.rank_by) or get_score(self.rank_by)
-            vals = self.df[self.rank_by].to_numpy(dtype=np.float64)
-            w = (
-                [float(x) for x in score.as_weight(vals, self.detail)]
-                if self.detail is not None
-                else list(vals)
-            )
-        names = [n for n in self.score_objects if n in self.df.columns]
-        if "output_mass" in self.df.columns:
-            names.append("output_mass")
-        scores = {n: [float(x) for x in self.df[n].to_numpy(dtype=np.float64)] for n in names}
-        filters = [
-            f"target={self.target}",
-            f"against={','.join(self.contrast)}",
-            *self.filters,
-            f"rank_by={self.rank_by}",
-            f"top={len(self)}",
-        ]
-        return FeatureSet(
-            features=self.features,
-            target=self.target,
-            weights=w,
-            scores=scores,
-            build_id=self.build.build_id,
-            model_id=self.build.model_id,
-            sae_id=self.build.sae_id,
-            hook_name=self.build.hook_name,
-            filters=filters,
-        )
 
 
 class Search:
@@ -176,6 +81,7 @@ class Search:
         self.display: dict[str, Score] = {name: cls() for name, cls in SCORES.items()}
         self.k = 20
         self.output: OutputStep | None = None
+        self.refine = True  # exact two-phase top-k for scores with cheap bounds (AUROC)
 
     # -- building -------------------------------------------------------------------------------------------
     def _copy(self) -> Search:
@@ -299,6 +205,7 @@ class Search:
             constants=constants,
             n_bins=cat.build.n_bins,
             limit=limit,
+            refine=self.refine and cat.build.threshold == 0.0,
         )
         return target, contrast, random, compiled
 
@@ -318,7 +225,7 @@ class Search:
             )
             with _tuned(db, cat.build.d_sae):
                 raw = db.fetch_df(compiled.sql, compiled.params)
-            dropped, n_universe, n_kept = _bookkeeping(raw, compiled.steps)
+            dropped, n_universe, n_kept = bookkeeping(raw, compiled.steps)
             hits = raw[raw["feature"].notna()]
             feats = [int(f) for f in hits["feature"]]
             sql_scores = hits["score"].to_numpy(dtype=np.float64)
@@ -349,9 +256,9 @@ class Search:
             feats, detail, sql_scores = feats[: self.k], _take(detail, slice(0, self.k)), sql_scores[: self.k]
             out_cols = {k: v[: self.k] for k, v in out_cols.items()}
         if not feats and not allow_empty:
-            raise EmptyResultError(_empty_message(target, n_universe, dropped))
-        df = _frame(feats, detail, self.rank, self.display, tokens, out_cols)
-        filters = [f.describe() for f in self.filters]  # type: ignore[attr-defined]
+            raise EmptyResultError(empty_message(target, n_universe, dropped))
+        df = build_frame(feats, detail, self.rank, self.display, tokens, out_cols)
+        filters = [f.describe() for f in self.filters]
         return SearchResult(
             df=df,
             target=target,
@@ -417,39 +324,6 @@ def _tuned(db: IndexDb, d_sae: int) -> Iterator[None]:
         db.execute(f"SET perfect_ht_threshold = {int(old)}")
 
 
-def _bookkeeping(raw: pd.DataFrame, steps: list[str]) -> tuple[dict[str, int], int, int]:
-    first = raw.iloc[0]
-    n_universe = int(first["n_universe"])
-    dropped: dict[str, int] = {}
-    prev = n_universe
-    for i, desc in enumerate(steps):
-        n = int(first[f"n_step{i}"])
-        key, j = desc, 2
-        while key in dropped:
-            key, j = f"{desc} ({j})", j + 1
-        dropped[key] = prev - n
-        prev = n
-    return dropped, n_universe, prev
-
-
-def _empty_message(target: str, n_universe: int, dropped: dict[str, int]) -> str:
-    if n_universe == 0:
-        return f"no features to search: the build has no features for {target}"
-    left = n_universe
-    for desc, n in dropped.items():
-        if n and n == left:
-            return (
-                f"no features left for {target}: the filter '{desc}' removed the last {n} "
-                f"(removed per filter: {_fmt_dropped(dropped)}); relax or remove it"
-            )
-        left -= n
-    return f"no features left for {target} (removed per filter: {_fmt_dropped(dropped)})"
-
-
-def _fmt_dropped(dropped: dict[str, int]) -> str:
-    return "; ".join(f"{k}: {v}" for k, v in dropped.items())
-
-
 def _take(d: DetailStats, idx: Any) -> DetailStats:
     new = copy.copy(d)
     for name in (
@@ -471,41 +345,3 @@ def _stored_tokens(db: IndexDb, build_id: str, feats: list[int]) -> dict[int, li
         return {}
     rows = db.execute(load_query("select_feature_output"), {"build": build_id, "features": feats}).fetchall()
     return {int(r[0]): list(r[1]) for r in rows}
-
-
-def _frame(
-    feats: list[int],
-    d: DetailStats,
-    rank: Score,
-    display: dict[str, Score],
-    tokens: dict[int, list[str]],
-    out_cols: dict[str, Any],
-) -> pd.DataFrame:
-    import pandas as pd
-
-    cols: dict[str, Any] = {
-        "rank": np.arange(1, len(feats) + 1),
-        "feature": np.asarray(feats, dtype=np.int64),
-    }
-    cols[rank.name] = rank.numpy(d) if len(feats) else np.zeros(0)
-    for name, sc in display.items():
-        if name != rank.name:
-            cols[name] = sc.numpy(d) if len(feats) else np.zeros(0)
-    freq = d.freq
-    c_idx = list(d.contrast)
-    cols["f_target"] = freq[:, d.target] if len(feats) else np.zeros(0)
-    cols["f_contrast"] = d.pooled("n_active") / max(d.tokens(), 1.0)
-    cols["f_contrast_max"] = freq[:, c_idx].max(axis=1) if len(feats) and c_idx else np.zeros(len(feats))
-    cols["max_contrast"] = (
-        [d.conditions[c_idx[int(i)]] for i in freq[:, c_idx].argmax(axis=1)]
-        if len(feats) and c_idx
-        else [None] * len(feats)
-    )
-    r_idx = list(d.random)
-    cols["f_random"] = freq[:, r_idx].max(axis=1) if len(feats) and r_idx else np.full(len(feats), np.nan)
-    cols["mean_target"] = d.mean[:, d.target] if len(feats) else np.zeros(0)
-    for j, c in enumerate(d.conditions):
-        cols[f"freq[{c}]"] = freq[:, j] if len(feats) else np.zeros(0)
-    cols.update(out_cols)
-    cols["top_tokens"] = [tokens.get(int(f), []) for f in feats]
-    return pd.DataFrame(cols)

@@ -52,12 +52,12 @@ AGGREGATES: dict[str, tuple[str, str]] = {
     "r_n": ("sum(s.n_active * c.w_r)", "0.0"),
     "r_max_freq": ("max(s.n_active * c.inv_n * c.w_r)", "0.0"),
     "r_max_mean": ("max(s.sum_act * c.inv_n * c.w_r)", "0.0"),
-    "a_n": ("sum(s.n_active)", "0.0"),
-    "bos_n": ("sum(s.n_bos_active)", "0.0"),
-    "nr_min_freq": (
-        "CASE WHEN sum(c.w_nr) >= $n_nonrandom THEN min(CASE WHEN c.w_nr > 0 THEN s.n_active * c.inv_n END) ELSE 0.0 END",
-        "0.0",
-    ),
+    "a_n": ("sum(s.n_active::DOUBLE)", "0.0"),
+    "bos_n": ("sum(s.n_bos_active::DOUBLE)", "0.0"),
+    # min frequency over the non-random rows (random rows pushed above 1); with nr_rows, the number of
+    # non-random conditions where the feature has a row (a missing row is a frequency of 0)
+    "nr_min_freq": ("min(s.n_active * c.inv_n + (1.0 - c.w_nr) * 2.0)", "0.0"),
+    "nr_rows": ("sum(c.w_nr)", "0.0"),
 }
 _HIST = re.compile(r"^([tc])_h(\d+)$")
 
@@ -104,6 +104,8 @@ class Predicate(Protocol):
 
     def predicates(self, ctx: SqlContext) -> list[tuple[str, str]]: ...
 
+    def describe(self) -> str: ...
+
 
 class RankScore(Protocol):
     """A ranking score: a SQL expression, its direction, and the aggregates it needs."""
@@ -141,12 +143,18 @@ def compile_search(
     constants: dict[str, Any],
     n_bins: int,
     limit: int,
+    refine: bool = True,
 ) -> CompiledSearch:
     """Fill ``select_search.sql``: aggregates, the rank score, one predicate per filter step, the counts.
 
     ``implicit`` are predicates applied before the user's filters (e.g. "active on the target").
     ``constants`` binds ``$build``, ``$target``, ``$contrast``, ``$random``, ``$d_sae`` and the ``$tok_t``...
     constants of the module docstring.
+
+    A score with cheap ``bounds`` (``lower, upper, needs``: e.g. the AUROC from frequencies alone) is
+    ranked exactly in two phases when ``refine``: the bounds over every feature, then the expensive
+    score only for the features whose upper bound reaches the k-th best lower bound
+    (``select_search_refine.sql``).
     """
     binder = Binder()
     ctx = SqlContext(binder, n_bins)
@@ -156,29 +164,38 @@ def compile_search(
         needed += f.needs(n_bins)
         steps += f.predicates(ctx)
     steps += score.requires(ctx)
-    needed += score.needs(n_bins)
+    bounds = getattr(score, "bounds", None)
+    two_phase = bool(refine and bounds is not None and score.higher_is_better)
+    slots: dict[str, str] = {}
+    if two_phase:
+        assert bounds is not None
+        lower, upper, cheap = bounds(ctx)
+        needed += cheap
+        exact = list(dict.fromkeys(score.needs(n_bins)))
+        slots["exact_aggregates"] = ",\n        ".join(f"{aggregate_sql(a)[0]} AS {a}" for a in exact)
+        slots["lower"], slots["upper"] = lower, upper
+    else:
+        needed += score.needs(n_bins)
     aggs = list(dict.fromkeys(needed))
-    agg_cols = ",\n        ".join(f"{aggregate_sql(a)[0]} AS {a}" for a in aggs)
-    empty_cols = ", ".join(f"{aggregate_sql(a)[1]} AS {a}" for a in aggs)
-    helpers = "".join(f"{expr} AS {name}, " for name, expr in score.helpers(ctx))
     preds = ", ".join(f"({p}) AS p{i}" for i, (_, p) in enumerate(steps)) or "TRUE AS p_none"
     counts = ["sum(w) AS n_universe"]
     for i in range(len(steps)):
         cond = " AND ".join(f"coalesce(p{j}, FALSE)" for j in range(i + 1))
         counts.append(f"coalesce(sum(w) FILTER (WHERE {cond}), 0) AS n_step{i}")
-    keep = " AND ".join(f"coalesce(p{i}, FALSE)" for i in range(len(steps))) or "TRUE"
-    order = "DESC" if score.higher_is_better else "ASC"
-    sql = load_query("select_search")
-    for slot, text in {
-        "aggregates": agg_cols,
-        "empty": empty_cols,
-        "helpers": helpers,
-        "score": score.sql(ctx),
-        "predicates": preds,
-        "counts": ", ".join(counts),
-        "keep": keep,
-        "order": order,
-    }.items():
+    slots.update(
+        {
+            "aggregates": ",\n        ".join(f"{aggregate_sql(a)[0]} AS {a}" for a in aggs),
+            "empty": ", ".join(f"{aggregate_sql(a)[1]} AS {a}" for a in aggs),
+            "helpers": "".join(f"{expr} AS {name}, " for name, expr in score.helpers(ctx)),
+            "score": score.sql(ctx),
+            "predicates": preds,
+            "counts": ", ".join(counts),
+            "keep": " AND ".join(f"coalesce(p{i}, FALSE)" for i in range(len(steps))) or "TRUE",
+            "order": "DESC" if score.higher_is_better else "ASC",
+        }
+    )
+    sql = load_query("select_search_refine" if two_phase else "select_search")
+    for slot, text in slots.items():
         sql = sql.replace("{{" + slot + "}}", text)
     params = {**constants, **binder.params, "top_k": int(limit)}
     return CompiledSearch(sql, prune_params(sql, params), [d for d, _ in steps], aggs)

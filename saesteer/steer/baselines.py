@@ -28,8 +28,18 @@ if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
 LANGUAGE_NAMES = {
-    "en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian", "pt": "Portuguese",
-    "nl": "Dutch", "pl": "Polish", "ru": "Russian", "tr": "Turkish", "id": "Indonesian", "zh": "Chinese",
+    "en": "English",
+    "fr": "French",
+    "de": "German",
+    "es": "Spanish",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+    "pl": "Polish",
+    "ru": "Russian",
+    "tr": "Turkish",
+    "id": "Indonesian",
+    "zh": "Chinese",
 }
 
 
@@ -69,7 +79,9 @@ def diffmean(
         if progress is not None:
             progress(offset + done, total)
 
-    tmean, n_target = mean_residual(model, hooks, target_texts, batch_size=batch_size, max_len=max_len, progress=step)
+    tmean, n_target = mean_residual(
+        model, hooks, target_texts, batch_size=batch_size, max_len=max_len, progress=step
+    )
     offset += len(target_texts)
     other_means: dict[str, torch.Tensor] = {h: torch.zeros_like(tmean[h]) for h in hooks}
     n_others: dict[str, int] = {}
@@ -87,16 +99,28 @@ def diffmean(
             tn = typical_norms[h] if typical_norms and h in typical_norms else typical_residual_norm(model, h)
         comps.append(scaled_component(direction, h, scale_mode=scale_mode, typical_norm=tn))
     prov = {
-        "method": "diffmean", "target": target, "others": sorted(other_map), "n_tokens_target": n_target,
-        "n_tokens_others": n_others, "n_texts_target": len(target_texts),
-        "n_texts_others": {c: len(t) for c, t in other_map.items()}, "max_len": max_len,
+        "method": "diffmean",
+        "target": target,
+        "others": sorted(other_map),
+        "n_tokens_target": n_target,
+        "n_tokens_others": n_others,
+        "n_texts_target": len(target_texts),
+        "n_texts_others": {c: len(t) for c, t in other_map.items()},
+        "max_len": max_len,
         "direction_norms": {h: float((tmean[h] - other_means[h]).norm()) for h in hooks},
-        "model": asdict(model_source(model)), "source": source or {},
+        "model": asdict(model_source(model)),
+        "source": source or {},
         "norm_sample": NORM_SAMPLE if scale_mode == "residual_norm" else None,
     }
-    return SteeringVector(components=tuple(comps), model=ModelInfo.from_tl(model), operator=operator,
-                          positions=positions, scale_mode=scale_mode, provenance=prov,
-                          name=name or f"diffmean-{target}")
+    return SteeringVector(
+        components=tuple(comps),
+        model=ModelInfo.from_tl(model),
+        operator=operator,
+        positions=positions,
+        scale_mode=scale_mode,
+        provenance=prov,
+        name=name or f"diffmean-{target}",
+    )
 
 
 def diffmean_bundled(
@@ -111,15 +135,24 @@ def diffmean_bundled(
     """DiffMean on the bundled parallel corpus (train split, lines 1-200): ``language=<target>`` minus
     the other languages (default: all other bundled languages)."""
     target_lang = target_lang.removeprefix("language=")
-    others = [o.removeprefix("language=") for o in other_langs] if other_langs else [
-        lang for lang in bundled_languages() if lang != target_lang
-    ]
+    others = (
+        [o.removeprefix("language=") for o in other_langs]
+        if other_langs
+        else [lang for lang in bundled_languages() if lang != target_lang]
+    )
     if target_lang in others:
         raise CorpusError(f"the target language {target_lang!r} is also among the others")
     other_map = {f"language={o}": bundled_texts(o, limit=n_texts) for o in others}
     source = {"corpus": "bundled", "split": "train", "n_texts": n_texts}
-    return diffmean(model, hook_names, bundled_texts(target_lang, limit=n_texts), other_map,
-                    target=f"language={target_lang}", source=source, **kwargs)
+    return diffmean(
+        model,
+        hook_names,
+        bundled_texts(target_lang, limit=n_texts),
+        other_map,
+        target=f"language={target_lang}",
+        source=source,
+        **kwargs,
+    )
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,9 @@ if TYPE_CHECKING:
 NORM_SAMPLE = "first 48 lines of the bundled English train split (saesteer/corpus/data/en.txt)"
 
 
-def decoder_direction(sae: SAE, features: Sequence[int], weights: Sequence[float], *, unit_rows: bool = True) -> torch.Tensor:
+def decoder_direction(
+    sae: SAE, features: Sequence[int], weights: Sequence[float], *, unit_rows: bool = True
+) -> torch.Tensor:
     """``sum_i weights[i] * W_dec[features[i]]`` (rows unit-normalised if ``unit_rows``): ``[d_in]`` float32."""
     w_dec = sae.W_dec.detach().float().cpu()  # [d_sae, d_in]
     d_sae = int(w_dec.shape[0])
@@ -68,7 +70,9 @@ def decoder_direction(sae: SAE, features: Sequence[int], weights: Sequence[float
     return (w @ rows).to(torch.float32)
 
 
-def mean_activation_on_target(db: str | os.PathLike[str], build_id: str, condition: str, features: Sequence[int]) -> list[float]:
+def mean_activation_on_target(
+    db: str | os.PathLike[str], build_id: str, condition: str, features: Sequence[int]
+) -> list[float]:
     """Mean activation of each feature on ``condition``: ``sum_act / n_tokens`` (0 where it never fired)."""
     from saesteer.index.db import IndexDb
 
@@ -77,24 +81,30 @@ def mean_activation_on_target(db: str | os.PathLike[str], build_id: str, conditi
             "SELECT n_tokens FROM conditions WHERE build_id = ? AND condition = ?", [build_id, condition]
         ).fetchall()
         if not row:
-            known = con.execute("SELECT condition FROM conditions WHERE build_id = ? ORDER BY condition", [build_id]).fetchall()
+            known = con.execute(
+                "SELECT condition FROM conditions WHERE build_id = ? ORDER BY condition", [build_id]
+            ).fetchall()
             if not known:
                 raise IndexDbError(f"the index {db} has no build {build_id!r} (or it has no conditions yet)")
             raise UnknownConditionError(
                 f"condition {condition!r} is not in build {build_id!r}; known: {', '.join(r[0] for r in known)}"
             )
         n_tokens = int(row[0][0])
-        sums = dict(con.execute(
-            "SELECT feature, sum_act FROM feature_stats WHERE build_id = ? AND condition = ? "
-            "AND list_contains(?::INTEGER[], feature)",
-            [build_id, condition, [int(f) for f in features]],
-        ).fetchall())
+        sums = dict(
+            con.execute(
+                "SELECT feature, sum_act FROM feature_stats WHERE build_id = ? AND condition = ? "
+                "AND list_contains(?::INTEGER[], feature)",
+                [build_id, condition, [int(f) for f in features]],
+            ).fetchall()
+        )
     if n_tokens <= 0:
         raise UnknownConditionError(f"condition {condition!r} of build {build_id!r} counted no tokens")
     return [float(sums.get(int(f), 0.0)) / n_tokens for f in features]
 
 
-def feature_weights(fs: FeatureSet, weighting: str, *, db: str | os.PathLike[str] | None = None) -> list[float]:
+def feature_weights(
+    fs: FeatureSet, weighting: str, *, db: str | os.PathLike[str] | None = None
+) -> list[float]:
     """The weight of each feature of ``fs`` under ``weighting`` (see the module docstring)."""
     if weighting == "given":
         return [float(w) for w in fs.resolved_weights]
@@ -113,7 +123,9 @@ def feature_weights(fs: FeatureSet, weighting: str, *, db: str | os.PathLike[str
                 f"the feature set has no score {name!r}; it has: {', '.join(fs.scores) or '(none)'}"
             )
         return [float(x) for x in fs.scores[name]]
-    raise SteeringVectorError(f"unknown weighting {weighting!r}; use given, uniform, mean_act or score:<name>")
+    raise SteeringVectorError(
+        f"unknown weighting {weighting!r}; use given, uniform, mean_act or score:<name>"
+    )
 
 
 def scaled_component(
@@ -126,9 +138,13 @@ def scaled_component(
         raise SteeringVectorError(f"the direction at {hook_name} has non-finite values")
     if scale_mode == "residual_norm":
         if typical_norm is None:
-            raise SteeringVectorError("scale_mode 'residual_norm' needs the typical residual norm at the hook")
+            raise SteeringVectorError(
+                "scale_mode 'residual_norm' needs the typical residual norm at the hook"
+            )
         if norm == 0.0:
-            raise SteeringVectorError(f"the direction at {hook_name} is zero (weights cancel?); cannot normalise it")
+            raise SteeringVectorError(
+                f"the direction at {hook_name} is zero (weights cancel?); cannot normalise it"
+            )
         d = (d.double() * (typical_norm / norm)).to(torch.float32)
     return Component(hook_name, d.contiguous(), typical_norm)
 
@@ -164,12 +180,16 @@ def from_feature_set(
     msrc, ssrc = model_source(model), sae_source(sae)
     if check_ids:
         if fs.model_id and fs.model_id != msrc.id:
-            raise SteeringVectorError(f"the feature set was selected on model {fs.model_id!r}, not {msrc.id!r}")
+            raise SteeringVectorError(
+                f"the feature set was selected on model {fs.model_id!r}, not {msrc.id!r}"
+            )
         if fs.sae_id and fs.sae_id != ssrc.id:
             raise SteeringVectorError(f"the feature set was selected with SAE {fs.sae_id!r}, not {ssrc.id!r}")
         sae_hook = getattr(sae.cfg.metadata, "hook_name", None)
         if fs.hook_name and sae_hook and fs.hook_name != sae_hook:
-            raise SteeringVectorError(f"the feature set is for hook {fs.hook_name!r} but the SAE reads {sae_hook!r}")
+            raise SteeringVectorError(
+                f"the feature set is for hook {fs.hook_name!r} but the SAE reads {sae_hook!r}"
+            )
     weights = feature_weights(fs, weighting, db=db)
     direction = decoder_direction(sae, fs.features, weights, unit_rows=unit_rows)
     if scale_mode == "residual_norm" and typical_norm is None:
@@ -180,17 +200,33 @@ def from_feature_set(
         vals = list(clamp_values) if clamp_values is not None else weights
         if len(vals) != len(fs.features):
             raise SteeringVectorError(f"{len(vals)} clamp values for {len(fs.features)} features")
-        clamp = ClampSpec(torch.tensor(fs.features, dtype=torch.int64), torch.tensor(vals, dtype=torch.float32), ssrc.id)
+        clamp = ClampSpec(
+            torch.tensor(fs.features, dtype=torch.int64), torch.tensor(vals, dtype=torch.float32), ssrc.id
+        )
     prov: dict[str, Any] = {
-        "method": "sae_features", "target": fs.target, "features": list(fs.features), "weights": weights,
-        "weighting": weighting, "rows": "unit" if unit_rows else "raw", "scores": fs.scores,
-        "build_id": fs.build_id, "filters": list(fs.filters), "hook_name": hook,
-        "model": asdict(msrc), "sae": asdict(ssrc), "direction_norm": float(direction.double().norm()),
+        "method": "sae_features",
+        "target": fs.target,
+        "features": list(fs.features),
+        "weights": weights,
+        "weighting": weighting,
+        "rows": "unit" if unit_rows else "raw",
+        "scores": fs.scores,
+        "build_id": fs.build_id,
+        "filters": list(fs.filters),
+        "hook_name": hook,
+        "model": asdict(msrc),
+        "sae": asdict(ssrc),
+        "direction_norm": float(direction.double().norm()),
         "norm_sample": NORM_SAMPLE if scale_mode == "residual_norm" else None,
     }
     return SteeringVector(
-        components=(comp,), model=ModelInfo.from_tl(model), operator=operator, positions=positions,
-        scale_mode=scale_mode, clamp=clamp, provenance=prov,
+        components=(comp,),
+        model=ModelInfo.from_tl(model),
+        operator=operator,
+        positions=positions,
+        scale_mode=scale_mode,
+        clamp=clamp,
+        provenance=prov,
         name=name or f"{fs.target}-sae{len(fs.features)}",
     )
 
@@ -214,5 +250,12 @@ def from_direction(
     if scale_mode == "residual_norm" and typical_norm is None:
         typical_norm = typical_residual_norm(model, hook_name)
     comp = scaled_component(direction, hook_name, scale_mode=scale_mode, typical_norm=typical_norm)
-    return SteeringVector(components=(comp,), model=ModelInfo.from_tl(model), operator=operator,
-                          positions=positions, scale_mode=scale_mode, provenance=provenance or {}, name=name)
+    return SteeringVector(
+        components=(comp,),
+        model=ModelInfo.from_tl(model),
+        operator=operator,
+        positions=positions,
+        scale_mode=scale_mode,
+        provenance=provenance or {},
+        name=name,
+    )

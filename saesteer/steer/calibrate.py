@@ -92,7 +92,9 @@ def sweep(
         ppl, n = perplexity(backend, gens)
         ratio = ppl / base_ppl if base_ppl else 1.0
         ok = (max_ppl_ratio is None or ratio <= max_ppl_ratio) and (max_ppl is None or ppl <= max_ppl)
-        return SweepRow(float(strength), float(metric(prompts, texts)), ppl, ratio, bool(ok), n, tuple(texts[:n_examples]))
+        return SweepRow(
+            float(strength), float(metric(prompts, texts)), ppl, ratio, bool(ok), n, tuple(texts[:n_examples])
+        )
 
     base_gens = backend.generate(prompts, cfg)
     baseline = row_for(0.0, base_gens, None)

@@ -66,11 +66,18 @@ class Backend(Protocol):
     check_model: bool  # check that a vector was built for this model id (width and depth are always checked)
 
     def generate(
-        self, prompts: Sequence[str], cfg: GenerationConfig = ..., *, steer: Steer | Sequence[Steer] | None = None,
-        sae: SaeArg = None, progress: Progress | None = None,
+        self,
+        prompts: Sequence[str],
+        cfg: GenerationConfig = ...,
+        *,
+        steer: Steer | Sequence[Steer] | None = None,
+        sae: SaeArg = None,
+        progress: Progress | None = None,
     ) -> list[Generation]: ...
 
-    def continuation_nll(self, prompts: Sequence[str], continuations: Sequence[Sequence[int]]) -> list[tuple[float, int]]:
+    def continuation_nll(
+        self, prompts: Sequence[str], continuations: Sequence[Sequence[int]]
+    ) -> list[tuple[float, int]]:
         """``(sum of NLL, n tokens)`` of each continuation given its prompt, under the current hooks."""
         ...
 
@@ -132,13 +139,21 @@ class HFBackend:
         return cls(hf, tok, resolve_model(name).id)
 
     def generate(
-        self, prompts: Sequence[str], cfg: GenerationConfig = GenerationConfig(), *,
-        steer: Steer | Sequence[Steer] | None = None, sae: SaeArg = None, progress: Progress | None = None,
+        self,
+        prompts: Sequence[str],
+        cfg: GenerationConfig = GenerationConfig(),
+        *,
+        steer: Steer | Sequence[Steer] | None = None,
+        sae: SaeArg = None,
+        progress: Progress | None = None,
     ) -> list[Generation]:
         tok = self.tokenizer
         kwargs: dict[str, Any] = dict(
-            max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.min_new_tokens, do_sample=cfg.do_sample,
-            pad_token_id=tok.pad_token_id, use_cache=True,
+            max_new_tokens=cfg.max_new_tokens,
+            min_new_tokens=cfg.min_new_tokens,
+            do_sample=cfg.do_sample,
+            pad_token_id=tok.pad_token_id,
+            use_cache=True,
         )
         if cfg.do_sample:
             kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
@@ -151,7 +166,7 @@ class HFBackend:
                 enc = tok(batch, return_tensors="pt", padding=True).to(self.model.device)
                 torch.manual_seed(cfg.seed + bi)
                 seq = self.model.generate(**enc, **kwargs)
-                new = seq[:, enc["input_ids"].shape[1]:].tolist()
+                new = seq[:, enc["input_ids"].shape[1] :].tolist()
                 for p, ids in zip(batch, new, strict=True):
                     kept = _cut(ids, tok.eos_token_id, tok.pad_token_id)
                     out.append(Generation(p, tok.decode(list(kept), skip_special_tokens=True), kept))
@@ -162,10 +177,17 @@ class HFBackend:
     def prompt_ids(self, prompt: str) -> list[int]:
         return list(self.tokenizer(prompt)["input_ids"])
 
-    def continuation_nll(self, prompts: Sequence[str], continuations: Sequence[Sequence[int]], *, batch_size: int = 8) -> list[tuple[float, int]]:
+    def continuation_nll(
+        self, prompts: Sequence[str], continuations: Sequence[Sequence[int]], *, batch_size: int = 8
+    ) -> list[tuple[float, int]]:
         seqs = [(self.prompt_ids(p), list(c)) for p, c in zip(prompts, continuations, strict=True)]
-        return _batched_nll(seqs, lambda ids, mask: self.model(input_ids=ids, attention_mask=mask).logits,
-                            pad=int(self.tokenizer.pad_token_id), device=self.model.device, batch_size=batch_size)
+        return _batched_nll(
+            seqs,
+            lambda ids, mask: self.model(input_ids=ids, attention_mask=mask).logits,
+            pad=int(self.tokenizer.pad_token_id),
+            device=self.model.device,
+            batch_size=batch_size,
+        )
 
 
 class TLBackend:
@@ -197,8 +219,13 @@ class TLBackend:
         return [int(t) for t in self.model.to_tokens(prompt, prepend_bos=True, truncate=True)[0].tolist()]
 
     def generate(
-        self, prompts: Sequence[str], cfg: GenerationConfig = GenerationConfig(), *,
-        steer: Steer | Sequence[Steer] | None = None, sae: SaeArg = None, progress: Progress | None = None,
+        self,
+        prompts: Sequence[str],
+        cfg: GenerationConfig = GenerationConfig(),
+        *,
+        steer: Steer | Sequence[Steer] | None = None,
+        sae: SaeArg = None,
+        progress: Progress | None = None,
     ) -> list[Generation]:
         out: list[Generation] = []
         with _steer_ctx(self, steer, sae), torch.no_grad():
@@ -207,7 +234,9 @@ class TLBackend:
                 torch.manual_seed(cfg.seed + bi)
                 for p, ids in zip(batch, self._generate_batch(batch, cfg), strict=True):
                     kept = _cut(ids, self.eos, self.pad)
-                    out.append(Generation(p, str(self.tokenizer.decode(list(kept), skip_special_tokens=True)), kept))
+                    out.append(
+                        Generation(p, str(self.tokenizer.decode(list(kept), skip_special_tokens=True)), kept)
+                    )
                 if progress is not None:
                     progress(len(out), len(prompts))
         return out
@@ -222,8 +251,8 @@ class TLBackend:
         tokens = torch.full((len(seqs), width), self.pad, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
         for i, s in enumerate(seqs):  # left padding
-            tokens[i, width - len(s):] = torch.tensor(s)
-            mask[i, width - len(s):] = 1
+            tokens[i, width - len(s) :] = torch.tensor(s)
+            mask[i, width - len(s) :] = 1
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, dev, len(seqs))
         logits = model(tokens.to(dev), attention_mask=mask.to(dev), past_kv_cache=cache)
         finished = torch.zeros(len(seqs), dtype=torch.bool, device=dev)
@@ -245,15 +274,26 @@ class TLBackend:
             return [[] for _ in seqs]
         return torch.stack(steps, dim=1).tolist()
 
-    def continuation_nll(self, prompts: Sequence[str], continuations: Sequence[Sequence[int]], *, batch_size: int = 8) -> list[tuple[float, int]]:
+    def continuation_nll(
+        self, prompts: Sequence[str], continuations: Sequence[Sequence[int]], *, batch_size: int = 8
+    ) -> list[tuple[float, int]]:
         seqs = [(self.prompt_ids(p), list(c)) for p, c in zip(prompts, continuations, strict=True)]
-        return _batched_nll(seqs, lambda ids, mask: self.model(ids, attention_mask=mask),
-                            pad=self.pad, device=torch.device(self.model.cfg.device or "cpu"), batch_size=batch_size)
+        return _batched_nll(
+            seqs,
+            lambda ids, mask: self.model(ids, attention_mask=mask),
+            pad=self.pad,
+            device=torch.device(self.model.cfg.device or "cpu"),
+            batch_size=batch_size,
+        )
 
 
 def _batched_nll(
-    seqs: Sequence[tuple[list[int], list[int]]], forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    *, pad: int, device: torch.device, batch_size: int,
+    seqs: Sequence[tuple[list[int], list[int]]],
+    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    pad: int,
+    device: torch.device,
+    batch_size: int,
 ) -> list[tuple[float, int]]:
     """Right-padded batches; the logits at positions ``P-1 .. P+C-2`` score continuation tokens."""
     out: list[tuple[float, int]] = []
@@ -278,8 +318,13 @@ def _batched_nll(
 
 
 def side_by_side(
-    backend: Backend, prompts: Sequence[str], steer: Steer | Sequence[Steer], cfg: GenerationConfig = GenerationConfig(),
-    *, sae: SaeArg = None, progress: Progress | None = None,
+    backend: Backend,
+    prompts: Sequence[str],
+    steer: Steer | Sequence[Steer],
+    cfg: GenerationConfig = GenerationConfig(),
+    *,
+    sae: SaeArg = None,
+    progress: Progress | None = None,
 ) -> list[SideBySide]:
     """Unsteered and steered continuations of the same prompts with the same seeds."""
     base = backend.generate(prompts, cfg, progress=progress)

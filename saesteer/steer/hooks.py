@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,7 +67,9 @@ class Record:
 class _Entry:
     """One component of one vector at one strength, with its tensors cached per dtype/device."""
 
-    def __init__(self, vector: SteeringVector, component: Component, strength: float, sae: SAE | None) -> None:
+    def __init__(
+        self, vector: SteeringVector, component: Component, strength: float, sae: SAE | None
+    ) -> None:
         self.vector = vector
         self.component = component
         self.strength = float(strength)
@@ -155,13 +158,24 @@ class SteeringHandle:
                 continue
             resid = entry.apply(resid, sel.mask)
             if self.record:
-                m = sel.mask if sel.mask is not None else torch.ones(batch, pos, dtype=torch.bool, device=resid.device)
+                m = (
+                    sel.mask
+                    if sel.mask is not None
+                    else torch.ones(batch, pos, dtype=torch.bool, device=resid.device)
+                )
                 selected = m if selected is None else selected | m
         if self.record:
             if selected is None:
                 selected = torch.zeros(batch, pos, dtype=torch.bool, device=resid.device)
-            self.records.append(Record(hook_name, self.tracker.calls, before.detach().clone(),
-                                       resid.detach().clone(), selected.clone()))
+            self.records.append(
+                Record(
+                    hook_name,
+                    self.tracker.calls,
+                    before.detach().clone(),
+                    resid.detach().clone(),
+                    selected.clone(),
+                )
+            )
         return resid
 
 
@@ -219,10 +233,14 @@ def steering(model: Any, vectors: Steer | Sequence[Steer], **kwargs: Any) -> Ite
         handle.remove()
 
 
-def _normalise(vectors: Steer | Sequence[Steer], strength: float | None) -> list[tuple[SteeringVector, float]]:
+def _normalise(
+    vectors: Steer | Sequence[Steer], strength: float | None
+) -> list[tuple[SteeringVector, float]]:
     items: list[Steer]
     if isinstance(vectors, SteeringVector) or (
-        isinstance(vectors, tuple) and len(vectors) == 2 and isinstance(vectors[0], SteeringVector)
+        isinstance(vectors, tuple)
+        and len(vectors) == 2
+        and isinstance(vectors[0], SteeringVector)
         and not isinstance(vectors[1], SteeringVector)
     ):
         items = [vectors]  # type: ignore[list-item]
@@ -235,7 +253,9 @@ def _normalise(vectors: Steer | Sequence[Steer], strength: float | None) -> list
         elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], SteeringVector):
             out.append((item[0], float(item[1])))
         else:
-            raise SteeringVectorError(f"expected a SteeringVector or (SteeringVector, strength), got {type(item).__name__}")
+            raise SteeringVectorError(
+                f"expected a SteeringVector or (SteeringVector, strength), got {type(item).__name__}"
+            )
     if not out:
         raise SteeringVectorError("no steering vector given")
     for vec, s in out:
@@ -245,14 +265,17 @@ def _normalise(vectors: Steer | Sequence[Steer], strength: float | None) -> list
 
 
 def _backend_of(model: Any) -> str:
-    from transformer_lens import HookedTransformer
-
-    if isinstance(model, HookedTransformer):
+    tl = sys.modules.get(
+        "transformer_lens"
+    )  # not imported => not a HookedTransformer (and importing it costs seconds)
+    if tl is not None and isinstance(model, tl.HookedTransformer):
         return "tl"
     if hasattr(model, "config") and isinstance(model, torch.nn.Module):
         decoder_stack(model)  # raises a clear error if there is no decoder-layer list
         return "hf"
-    raise HookError(f"cannot steer a {type(model).__name__}: expected a transformer-lens HookedTransformer or a transformers causal LM")
+    raise HookError(
+        f"cannot steer a {type(model).__name__}: expected a transformer-lens HookedTransformer or a transformers causal LM"
+    )
 
 
 def _sae_for(vec: SteeringVector, sae: SaeArg, info: ModelInfo) -> SAE:
@@ -266,15 +289,21 @@ def _sae_for(vec: SteeringVector, sae: SaeArg, info: ModelInfo) -> SAE:
         )
     src = sae_source(chosen)
     if src.id != vec.clamp.sae_id and src.kind != "external":
-        raise SteeringVectorError(f"vector {vec.name!r} clamps features of SAE {vec.clamp.sae_id!r}, but SAE {src.id!r} was given")
+        raise SteeringVectorError(
+            f"vector {vec.name!r} clamps features of SAE {vec.clamp.sae_id!r}, but SAE {src.id!r} was given"
+        )
     if int(chosen.cfg.d_in) != info.d_model:
         raise SteeringVectorError(f"SAE d_in={chosen.cfg.d_in} does not match the model width {info.d_model}")
     hook = sae_hook_name(chosen)
     if hook != vec.components[0].hook_name:
-        raise SteeringVectorError(f"the SAE reads {hook!r} but the clamp vector sits at {vec.components[0].hook_name!r}")
+        raise SteeringVectorError(
+            f"the SAE reads {hook!r} but the clamp vector sits at {vec.components[0].hook_name!r}"
+        )
     d_sae = int(chosen.cfg.d_sae)
     if int(vec.clamp.features.max()) >= d_sae:
-        raise SteeringVectorError(f"clamp feature {int(vec.clamp.features.max())} is out of range for an SAE of width {d_sae}")
+        raise SteeringVectorError(
+            f"clamp feature {int(vec.clamp.features.max())} is out of range for an SAE of width {d_sae}"
+        )
     return chosen  # type: ignore[no-any-return]
 
 
@@ -301,7 +330,12 @@ def _register_tl(model: Any, handle: SteeringHandle) -> None:
         past = int(cache.previous_attention_mask.shape[1]) if cache is not None else 0
         mask = kwargs.get("attention_mask")
         tok = getattr(model, "tokenizer", None)
-        if mask is None and tokens is not None and tok is not None and getattr(tok, "padding_side", "right") == "left":
+        if (
+            mask is None
+            and tokens is not None
+            and tok is not None
+            and getattr(tok, "padding_side", "right") == "left"
+        ):
             mask = tl_utils.get_attention_mask(tok, tokens, model.cfg.default_prepend_bos)
         tracker.begin_call(batch=batch, cur_len=cur, past_len=past, attention_mask=mask)
 
@@ -333,7 +367,9 @@ def decoder_stack(hf: Any) -> tuple[torch.nn.Module, torch.nn.ModuleList]:
             layers = getattr(mod, attr, None)
             if isinstance(layers, torch.nn.ModuleList):
                 return mod, layers
-    raise HookError(f"cannot find the decoder layers of {type(hf).__name__} (looked for model.layers, transformer.h)")
+    raise HookError(
+        f"cannot find the decoder layers of {type(hf).__name__} (looked for model.layers, transformer.h)"
+    )
 
 
 def _register_hf(hf: Any, handle: SteeringHandle) -> None:
@@ -349,7 +385,9 @@ def _register_hf(hf: Any, handle: SteeringHandle) -> None:
             batch, cur = int(ref.shape[0]), int(ref.shape[1])
         pkv = kwargs.get("past_key_values")
         past = int(pkv.get_seq_length()) if pkv is not None and hasattr(pkv, "get_seq_length") else 0
-        tracker.begin_call(batch=batch, cur_len=cur, past_len=past, attention_mask=kwargs.get("attention_mask"))
+        tracker.begin_call(
+            batch=batch, cur_len=cur, past_len=past, attention_mask=kwargs.get("attention_mask")
+        )
 
     handle._hooks.append(owner.register_forward_pre_hook(track, with_kwargs=True))
     for hook_name in handle.entries:
@@ -367,7 +405,9 @@ def _register_hf(hf: Any, handle: SteeringHandle) -> None:
             handle._hooks.append(layer.register_forward_hook(post))
         elif spec.kind == "resid_pre":
 
-            def pre(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], _name: str = hook_name) -> Any:
+            def pre(
+                _module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], _name: str = hook_name
+            ) -> Any:
                 if args:
                     return (handle._intervene(_name, args[0]), *args[1:]), kwargs
                 kwargs = dict(kwargs)
@@ -376,4 +416,6 @@ def _register_hf(hf: Any, handle: SteeringHandle) -> None:
 
             handle._hooks.append(layer.register_forward_pre_hook(pre, with_kwargs=True))
         else:
-            raise HookError(f"{hook_name!r}: transformers models expose only resid_pre / resid_post at layer boundaries")
+            raise HookError(
+                f"{hook_name!r}: transformers models expose only resid_pre / resid_post at layer boundaries"
+            )

@@ -32,7 +32,9 @@ def add(resid: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor | None = No
     return _select(mask, resid + delta, resid)
 
 
-def norm_preserving_add(resid: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def norm_preserving_add(
+    resid: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Add ``delta``, then rescale each position back to its original norm (as in Selective Steering).
 
     ``resid: [batch, pos, d_model]``, ``delta: [d_model]``; returns ``[batch, pos, d_model]`` with
@@ -43,7 +45,9 @@ def norm_preserving_add(resid: torch.Tensor, delta: torch.Tensor, mask: torch.Te
     return _select(mask, new * scale, resid)
 
 
-def ablate(resid: torch.Tensor, direction: torch.Tensor, strength: float = 1.0, mask: torch.Tensor | None = None) -> torch.Tensor:
+def ablate(
+    resid: torch.Tensor, direction: torch.Tensor, strength: float = 1.0, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Directional ablation: remove ``strength`` times the component of ``resid`` along ``direction``.
 
     ``resid: [batch, pos, d_model]``, ``direction: [d_model]`` (any norm; it is normalised here).
@@ -55,7 +59,11 @@ def ablate(resid: torch.Tensor, direction: torch.Tensor, strength: float = 1.0, 
 
 
 def sae_clamp(
-    resid: torch.Tensor, sae: SAE, features: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None = None
+    resid: torch.Tensor,
+    sae: SAE,
+    features: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """SAE-space clamp that keeps the SAE's error term.
 

@@ -56,9 +56,12 @@ class PositionTracker:
         self.prompt_len: int | None = None
         self.prompt_len_override: int | None = None
         self.calls = 0
+        self._mask: torch.Tensor | None = None
         self._cache: dict[tuple[str, int, int], Selection] = {}
 
-    def begin_call(self, *, batch: int | None, cur_len: int | None, past_len: int, attention_mask: torch.Tensor | None) -> None:
+    def begin_call(
+        self, *, batch: int | None, cur_len: int | None, past_len: int, attention_mask: torch.Tensor | None
+    ) -> None:
         """Record a forward call. ``attention_mask``: ``[batch, past_len + cur_len]`` or ``[batch, cur_len]``."""
         self.calls += 1
         self._cache.clear()
@@ -66,20 +69,32 @@ class PositionTracker:
         if self.past_len == 0:
             self.prompt_len = cur_len
         self.valid = None
+        self._mask = None
         if attention_mask is None or cur_len is None or not isinstance(attention_mask, torch.Tensor):
             return
         if attention_mask.ndim != 2:
-            log.debug("attention mask of shape %s is not 2-D; treating every position as non-pad", tuple(attention_mask.shape))
+            log.debug(
+                "attention mask of shape %s is not 2-D; treating every position as non-pad",
+                tuple(attention_mask.shape),
+            )
             return
-        if attention_mask.shape[1] == self.past_len + cur_len:
-            cur = attention_mask[:, self.past_len:]
-        elif attention_mask.shape[1] == cur_len:
-            cur = attention_mask
+        width = attention_mask.shape[1]
+        if width == self.past_len + cur_len:
+            self._mask = attention_mask[:, self.past_len :] if self.past_len else attention_mask
+        elif width == cur_len:
+            self._mask = attention_mask
         else:
-            log.debug("attention mask width %d fits neither %d nor %d", attention_mask.shape[1], cur_len, self.past_len + cur_len)
-            return
-        valid = cur.bool()
-        self.valid = None if bool(valid.all()) else valid
+            log.debug(
+                "attention mask width %d fits neither %d nor %d", width, cur_len, self.past_len + cur_len
+            )
+
+    def _valid(self) -> torch.Tensor | None:
+        """``[batch, cur_len]`` bool non-pad positions of the current call (None: all), computed once."""
+        if self._mask is not None:
+            valid = self._mask.bool()
+            self.valid = None if bool(valid.all()) else valid
+            self._mask = None
+        return self.valid
 
     def select(self, policy: PositionPolicy, batch: int, pos: int, device: torch.device) -> Selection:
         """The positions ``policy`` selects in a residual of shape ``[batch, pos, d]`` of the current call."""
@@ -93,7 +108,7 @@ class PositionTracker:
 
     def _compute(self, policy: PositionPolicy, batch: int, pos: int, device: torch.device) -> Selection:
         if self.cur_len == pos and self.batch in (None, batch):
-            past, valid, prompt_len = self.past_len, self.valid, self.prompt_len
+            past, valid, prompt_len = self.past_len, self._valid(), self.prompt_len
         else:  # a call the tracker did not see: a fresh, unpadded prompt
             past, valid, prompt_len = 0, None, pos
         if self.prompt_len_override is not None:

@@ -73,7 +73,7 @@ def iter_residuals(
     names = set(hook_names)
     done = 0
     for start in range(0, len(seqs), batch_size):
-        chunk = seqs[start:start + batch_size]
+        chunk = seqs[start : start + batch_size]
         width = max(int(s.shape[0]) for s in chunk)
         tokens = torch.full((len(chunk), width), pad, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -130,7 +130,9 @@ def mean_residual(
     """``({hook: mean residual [d_model] (float64)}, n_tokens)`` over non-BOS, non-pad tokens."""
     sums: dict[str, torch.Tensor] = {}
     n = 0
-    for resid, keep in iter_residuals(model, hook_names, texts, batch_size=batch_size, max_len=max_len, progress=progress):
+    for resid, keep in iter_residuals(
+        model, hook_names, texts, batch_size=batch_size, max_len=max_len, progress=progress
+    ):
         for h in hook_names:
             s = resid[h][keep].double().sum(dim=0)
             sums[h] = sums[h] + s if h in sums else s

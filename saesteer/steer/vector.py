@@ -58,36 +58,57 @@ class ModelInfo:
 
         src = model_source(model)
         return cls(
-            id=src.id, d_model=int(model.cfg.d_model), n_layers=int(model.cfg.n_layers),
-            model_type=_tl_model_type(model), weights_hash=src.weights_hash,
+            id=src.id,
+            d_model=int(model.cfg.d_model),
+            n_layers=int(model.cfg.n_layers),
+            model_type=_tl_model_type(model),
+            weights_hash=src.weights_hash,
         )
 
     @classmethod
     def from_hf(cls, hf: Any, model_id: str | None = None) -> ModelInfo:
         cfg = hf.config
         text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-        mid = model_id or getattr(hf, "saesteer_model_id", None) or str(getattr(cfg, "name_or_path", "") or "")
+        mid = (
+            model_id or getattr(hf, "saesteer_model_id", None) or str(getattr(cfg, "name_or_path", "") or "")
+        )
         return cls(
-            id=mid, d_model=int(text_cfg.hidden_size), n_layers=int(text_cfg.num_hidden_layers),
+            id=mid,
+            d_model=int(text_cfg.hidden_size),
+            n_layers=int(text_cfg.num_hidden_layers),
             model_type=str(getattr(cfg, "model_type", "") or "") or None,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "d_model": self.d_model, "n_layers": self.n_layers,
-                "model_type": self.model_type, "weights_hash": self.weights_hash}
+        return {
+            "id": self.id,
+            "d_model": self.d_model,
+            "n_layers": self.n_layers,
+            "model_type": self.model_type,
+            "weights_hash": self.weights_hash,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelInfo:
         n_layers = data.get("n_layers")
-        return cls(id=str(data["id"]), d_model=int(data["d_model"]),
-                   n_layers=None if n_layers is None else int(n_layers),
-                   model_type=data.get("model_type"), weights_hash=data.get("weights_hash"))
+        return cls(
+            id=str(data["id"]),
+            d_model=int(data["d_model"]),
+            n_layers=None if n_layers is None else int(n_layers),
+            model_type=data.get("model_type"),
+            weights_hash=data.get("weights_hash"),
+        )
 
 
 def _tl_model_type(model: HookedTransformer) -> str | None:
     name = str(model.cfg.original_architecture or "")
-    return {"Gemma3ForCausalLM": "gemma3_text", "Gemma2ForCausalLM": "gemma2", "GPT2LMHeadModel": "gpt2",
-            "LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}.get(name)
+    return {
+        "Gemma3ForCausalLM": "gemma3_text",
+        "Gemma2ForCausalLM": "gemma2",
+        "GPT2LMHeadModel": "gpt2",
+        "LlamaForCausalLM": "llama",
+        "Qwen2ForCausalLM": "qwen2",
+    }.get(name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,7 +160,9 @@ class SteeringVector:
         try:
             prov = json.loads(json.dumps(self.provenance, allow_nan=False))
         except (TypeError, ValueError) as exc:
-            raise SteeringVectorError(f"provenance must be JSON-serialisable with finite numbers: {exc}") from exc
+            raise SteeringVectorError(
+                f"provenance must be JSON-serialisable with finite numbers: {exc}"
+            ) from exc
         object.__setattr__(self, "provenance", prov)
         self.validate()
 
@@ -149,11 +172,17 @@ class SteeringVector:
         if not self.components:
             raise SteeringVectorError(f"steering vector {self.name!r} has no components")
         if self.operator not in OPERATORS:
-            raise SteeringVectorError(f"unknown operator {self.operator!r}; expected one of {', '.join(OPERATORS)}")
+            raise SteeringVectorError(
+                f"unknown operator {self.operator!r}; expected one of {', '.join(OPERATORS)}"
+            )
         if self.positions not in POSITIONS:
-            raise SteeringVectorError(f"unknown position policy {self.positions!r}; expected one of {', '.join(POSITIONS)}")
+            raise SteeringVectorError(
+                f"unknown position policy {self.positions!r}; expected one of {', '.join(POSITIONS)}"
+            )
         if self.scale_mode not in SCALE_MODES:
-            raise SteeringVectorError(f"unknown scale mode {self.scale_mode!r}; expected one of {', '.join(SCALE_MODES)}")
+            raise SteeringVectorError(
+                f"unknown scale mode {self.scale_mode!r}; expected one of {', '.join(SCALE_MODES)}"
+            )
         if not math.isfinite(self.default_strength):
             raise SteeringVectorError(f"default strength must be finite, got {self.default_strength}")
         seen: set[str] = set()
@@ -168,7 +197,9 @@ class SteeringVector:
                     "hook decoder-layer boundaries)"
                 )
             if comp.hook_name in seen:
-                raise SteeringVectorError(f"hook {comp.hook_name!r} appears twice; combine its vectors into one component")
+                raise SteeringVectorError(
+                    f"hook {comp.hook_name!r} appears twice; combine its vectors into one component"
+                )
             seen.add(comp.hook_name)
             v = comp.vector
             if not isinstance(v, torch.Tensor) or v.dtype != torch.float32 or v.ndim != 1:
@@ -187,20 +218,28 @@ class SteeringVector:
                     f"component {comp.hook_name!r} of {self.name!r} has {bad} non-finite values (NaN/inf); "
                     "rebuild the vector (a zero-norm direction or an overflow upstream)"
                 )
-            if comp.typical_norm is not None and not (math.isfinite(comp.typical_norm) and comp.typical_norm > 0):
-                raise SteeringVectorError(f"component {comp.hook_name!r}: typical_norm must be finite and > 0")
+            if comp.typical_norm is not None and not (
+                math.isfinite(comp.typical_norm) and comp.typical_norm > 0
+            ):
+                raise SteeringVectorError(
+                    f"component {comp.hook_name!r}: typical_norm must be finite and > 0"
+                )
             _check_layer(comp.hook_name, spec, self.model)
         if self.operator == "clamp":
             self._validate_clamp()
         elif self.clamp is not None:
-            raise SteeringVectorError(f"a clamp spec is only meaningful with operator 'clamp', not {self.operator!r}")
+            raise SteeringVectorError(
+                f"a clamp spec is only meaningful with operator 'clamp', not {self.operator!r}"
+            )
 
     def _validate_clamp(self) -> None:
         c = self.clamp
         if c is None:
             raise SteeringVectorError("operator 'clamp' needs a clamp spec (features and values)")
         if len(self.components) != 1:
-            raise SteeringVectorError("a clamp vector works on one SAE, so it must have exactly one component")
+            raise SteeringVectorError(
+                "a clamp vector works on one SAE, so it must have exactly one component"
+            )
         if c.features.dtype != torch.int64 or c.values.dtype != torch.float32:
             raise SteeringVectorError("clamp features must be int64 and clamp values float32")
         if c.features.ndim != 1 or c.values.shape != c.features.shape or c.features.numel() == 0:
@@ -237,7 +276,9 @@ class SteeringVector:
         for c in self.components:
             if c.hook_name == hook_name:
                 return c
-        raise SteeringVectorError(f"vector {self.name!r} has no component at {hook_name!r} (it has {', '.join(self.hooks)})")
+        raise SteeringVectorError(
+            f"vector {self.name!r} has no component at {hook_name!r} (it has {', '.join(self.hooks)})"
+        )
 
     def with_(self, **changes: Any) -> SteeringVector:
         """A copy with some fields replaced (validated again)."""
@@ -257,37 +298,56 @@ class SteeringVector:
         comps = []
         for c in self.components:
             spec = c.spec
-            comps.append({
-                "hook_name": c.hook_name, "layer": spec.layer, "hook_semantics": spec.kind, "tensor": c.hook_name,
-                "typical_norm": c.typical_norm, "norm": float(c.vector.double().norm()),
-                "sha256": tensor_sha256(c.vector),
-            })
+            comps.append(
+                {
+                    "hook_name": c.hook_name,
+                    "layer": spec.layer,
+                    "hook_semantics": spec.kind,
+                    "tensor": c.hook_name,
+                    "typical_norm": c.typical_norm,
+                    "norm": float(c.vector.double().norm()),
+                    "sha256": tensor_sha256(c.vector),
+                }
+            )
         clamp = None
         if self.clamp is not None:
             clamp = {
-                "sae_id": self.clamp.sae_id, "features_tensor": "clamp.features", "values_tensor": "clamp.values",
+                "sae_id": self.clamp.sae_id,
+                "features_tensor": "clamp.features",
+                "values_tensor": "clamp.values",
                 "features": [int(f) for f in self.clamp.features.tolist()],
                 "sha256": tensor_sha256(self.clamp.values),
             }
         return {
-            "kind": KIND, "version": VERSION, "name": self.name,
+            "kind": KIND,
+            "version": VERSION,
+            "name": self.name,
             "model": self.model.to_dict(),
-            "operator": self.operator, "positions": self.positions,
+            "operator": self.operator,
+            "positions": self.positions,
             "scale": {
-                "mode": self.scale_mode, "default_strength": self.default_strength,
+                "mode": self.scale_mode,
+                "default_strength": self.default_strength,
                 "meaning": (
                     "strength 1.0 adds typical_norm * unit(direction) (median residual norm at the hook)"
-                    if self.scale_mode == "residual_norm" else "strength 1.0 adds the stored vector as built"
+                    if self.scale_mode == "residual_norm"
+                    else "strength 1.0 adds the stored vector as built"
                 ),
             },
-            "components": comps, "clamp": clamp, "provenance": self.provenance,
+            "components": comps,
+            "clamp": clamp,
+            "provenance": self.provenance,
         }
 
     @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], *, verify: bool = True) -> SteeringVector:
+    def from_manifest(
+        cls, manifest: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], *, verify: bool = True
+    ) -> SteeringVector:
         """Rebuild a vector from its manifest and tensors; ``verify`` checks each tensor's sha256."""
         if manifest.get("kind") != KIND:
-            raise SteeringVectorError(f"not a saesteer steering vector manifest (kind={manifest.get('kind')!r})")
+            raise SteeringVectorError(
+                f"not a saesteer steering vector manifest (kind={manifest.get('kind')!r})"
+            )
         if int(manifest.get("version", 0)) > VERSION:
             raise SteeringVectorError(
                 f"steering vector format version {manifest.get('version')} is newer than this saesteer reads ({VERSION}); upgrade"
@@ -300,7 +360,9 @@ class SteeringVector:
                     raise SteeringVectorError(f"the file has no tensor {key!r} that its manifest lists")
                 t = tensors[key]
                 if verify and entry.get("sha256") and tensor_sha256(t) != entry["sha256"]:
-                    raise SteeringVectorError(f"tensor {key!r} does not match its manifest checksum: the file is corrupt")
+                    raise SteeringVectorError(
+                        f"tensor {key!r} does not match its manifest checksum: the file is corrupt"
+                    )
                 tn = entry.get("typical_norm")
                 comps.append(Component(entry["hook_name"], t, None if tn is None else float(tn)))
             clamp = None
@@ -308,17 +370,26 @@ class SteeringVector:
             if cm:
                 feats, vals = tensors[cm["features_tensor"]], tensors[cm["values_tensor"]]
                 if verify and cm.get("sha256") and tensor_sha256(vals) != cm["sha256"]:
-                    raise SteeringVectorError("clamp values do not match their manifest checksum: the file is corrupt")
+                    raise SteeringVectorError(
+                        "clamp values do not match their manifest checksum: the file is corrupt"
+                    )
                 clamp = ClampSpec(feats, vals, str(cm["sae_id"]))
             scale = manifest["scale"]
             return cls(
-                components=tuple(comps), model=ModelInfo.from_dict(manifest["model"]),
-                operator=manifest["operator"], positions=manifest["positions"], scale_mode=scale["mode"],
-                default_strength=float(scale["default_strength"]), clamp=clamp,
-                provenance=dict(manifest.get("provenance") or {}), name=str(manifest.get("name", "steering-vector")),
+                components=tuple(comps),
+                model=ModelInfo.from_dict(manifest["model"]),
+                operator=manifest["operator"],
+                positions=manifest["positions"],
+                scale_mode=scale["mode"],
+                default_strength=float(scale["default_strength"]),
+                clamp=clamp,
+                provenance=dict(manifest.get("provenance") or {}),
+                name=str(manifest.get("name", "steering-vector")),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise SteeringVectorError(f"malformed steering vector manifest: {type(exc).__name__}: {exc}") from exc
+            raise SteeringVectorError(
+                f"malformed steering vector manifest: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def bit_equal(self, other: SteeringVector) -> bool:
         """True if both vectors have identical manifests and bit-identical tensors."""
@@ -351,9 +422,13 @@ def combine(vectors: Sequence[SteeringVector], *, name: str | None = None) -> St
     first = vectors[0]
     for v in vectors:
         if v.operator != "add" or v.positions != first.positions:
-            raise SteeringVectorError("only 'add' vectors with the same position policy can be combined into one")
+            raise SteeringVectorError(
+                "only 'add' vectors with the same position policy can be combined into one"
+            )
         if v.model.id != first.model.id or v.model.d_model != first.model.d_model:
-            raise SteeringVectorError(f"cannot combine vectors for different models ({first.model.id!r} vs {v.model.id!r})")
+            raise SteeringVectorError(
+                f"cannot combine vectors for different models ({first.model.id!r} vs {v.model.id!r})"
+            )
     summed: dict[str, torch.Tensor] = {}
     norms: dict[str, float | None] = {}
     for v in vectors:
@@ -363,10 +438,22 @@ def combine(vectors: Sequence[SteeringVector], *, name: str | None = None) -> St
             norms.setdefault(c.hook_name, c.typical_norm)
     comps = tuple(Component(h, t.to(torch.float32), norms[h]) for h, t in _layer_order(summed.items()))
     mode: ScaleMode = "residual_norm" if all(v.scale_mode == "residual_norm" for v in vectors) else "raw"
-    prov = {"method": "combine", "parts": [{"name": v.name, "default_strength": v.default_strength,
-                                            "provenance": v.provenance} for v in vectors]}
-    return SteeringVector(components=comps, model=first.model, operator="add", positions=first.positions,
-                          scale_mode=mode, provenance=prov, name=name or "+".join(v.name for v in vectors))
+    prov = {
+        "method": "combine",
+        "parts": [
+            {"name": v.name, "default_strength": v.default_strength, "provenance": v.provenance}
+            for v in vectors
+        ],
+    }
+    return SteeringVector(
+        components=comps,
+        model=first.model,
+        operator="add",
+        positions=first.positions,
+        scale_mode=mode,
+        provenance=prov,
+        name=name or "+".join(v.name for v in vectors),
+    )
 
 
 def _layer_order(items: Iterable[tuple[str, torch.Tensor]]) -> list[tuple[str, torch.Tensor]]:

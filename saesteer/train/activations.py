@@ -97,7 +97,9 @@ class ActivationCache:
             maps = {}
             for h in hooks:
                 p = self.path(name, h)
-                mode: Literal["r+", "w+"] = "r+" if p.is_file() and p.stat().st_size == n_seq * ctx * d * 4 and start > 0 else "w+"
+                mode: Literal["r+", "w+"] = (
+                    "r+" if p.is_file() and p.stat().st_size == n_seq * ctx * d * 4 and start > 0 else "w+"
+                )
                 maps[h] = np.memmap(p, dtype=np.float32, mode=mode, shape=(n_seq, ctx, d))
             stop = max(s.stop_at_layer for s in specs)
             log.info("caching %d sequences at %s (from %d)", n_seq, ", ".join(hooks), start)
@@ -117,9 +119,13 @@ class ActivationCache:
             for m in maps.values():
                 m.flush()
             del maps
-        return {h: np.memmap(self.path(name, h), dtype=np.float32, mode="r", shape=(n_seq, ctx, d)) for h in hooks}
+        return {
+            h: np.memmap(self.path(name, h), dtype=np.float32, mode="r", shape=(n_seq, ctx, d)) for h in hooks
+        }
 
-    def saelens_dataset(self, name: str, hook: str, acts: np.ndarray, tokens: np.ndarray, *, seed: int = 0) -> Path:
+    def saelens_dataset(
+        self, name: str, hook: str, acts: np.ndarray, tokens: np.ndarray, *, seed: int = 0
+    ) -> Path:
         """Write (once) the sae-lens cached-activation dataset of ``acts [n_seq, ctx, d]`` and return its path."""
         from datasets import Array2D, Dataset, Features, Sequence, Value, concatenate_datasets
 
@@ -131,18 +137,22 @@ class ActivationCache:
         marker = out / "saesteer.json"
         if marker.is_file() and json.loads(marker.read_text()) == stamp:
             return out
-        features = Features({
-            hook: Array2D(shape=(ctx, d), dtype="float32"),
-            "token_ids": Sequence(Value(dtype="int32"), length=ctx),
-        })
+        features = Features(
+            {
+                hook: Array2D(shape=(ctx, d), dtype="float32"),
+                "token_ids": Sequence(Value(dtype="int32"), length=ctx),
+            }
+        )
         order = shuffled_order(n_seq, seed)
         shards = []
         for i in range(0, n_seq, 64):
             idx = order[i : i + 64]
-            shards.append(Dataset.from_dict(
-                {hook: [acts[j] for j in idx], "token_ids": [tokens[j].astype("int32") for j in idx]},
-                features=features,
-            ))
+            shards.append(
+                Dataset.from_dict(
+                    {hook: [acts[j] for j in idx], "token_ids": [tokens[j].astype("int32") for j in idx]},
+                    features=features,
+                )
+            )
         ds = concatenate_datasets(shards)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=out.name + ".tmp-", dir=out.parent))

@@ -97,8 +97,11 @@ class TrainingText:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {
-            "plan": asdict(self.plan), "train_langs": self.train.langs, "heldout_langs": self.heldout.langs,
-            "sources": {k: asdict(v) for k, v in self.sources.items()}, "counts": self.counts,
+            "plan": asdict(self.plan),
+            "train_langs": self.train.langs,
+            "heldout_langs": self.heldout.langs,
+            "sources": {k: asdict(v) for k, v in self.sources.items()},
+            "counts": self.counts,
             "heldout_doc_ids": self.heldout_doc_ids,
         }
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
@@ -116,9 +119,11 @@ class TrainingText:
         arrays = np.load(path.with_suffix(".npz"))
         plan = TextPlan(**{**meta["plan"], "langs": tuple(meta["plan"]["langs"])})
         return cls(
-            plan=plan, train=TokenSplit(arrays["train"], list(meta["train_langs"])),
+            plan=plan,
+            train=TokenSplit(arrays["train"], list(meta["train_langs"])),
             heldout=TokenSplit(arrays["heldout"], list(meta["heldout_langs"])),
-            sources={k: SourceInfo(**v) for k, v in meta["sources"].items()}, counts=meta["counts"],
+            sources={k: SourceInfo(**v) for k, v in meta["sources"].items()},
+            counts=meta["counts"],
             heldout_doc_ids=list(meta["heldout_doc_ids"]),
         )
 
@@ -174,7 +179,9 @@ def build_training_text(
 
     bos = tokenizer.bos_token_id
     if bos is None:
-        raise CorpusError("the tokenizer has no BOS token; saesteer's training text starts every sequence with BOS")
+        raise CorpusError(
+            "the tokenizer has no BOS token; saesteer's training text starts every sequence with BOS"
+        )
     sep = list(tokenizer("\n\n", add_special_tokens=False)["input_ids"])
     windower = _Windower(tokenizer, plan.window_tokens, plan.seed)
     by_lang: dict[str, dict[str, list[Candidate]]] = {lang: {} for lang in plan.langs}
@@ -192,7 +199,9 @@ def build_training_text(
     for li, lang in enumerate(plan.langs):
         groups = by_lang[lang]
         if not groups:
-            raise CorpusError(f"no training text for language {lang!r}: fetch its sources or drop it from --langs")
+            raise CorpusError(
+                f"no training text for language {lang!r}: fetch its sources or drop it from --langs"
+            )
         held_cut = {k: 0 for k in groups}  # documents before this index are held out
         for split in ("heldout", "train"):
             want = plan.heldout_tokens_per_lang if split == "heldout" else plan.train_tokens_per_lang
@@ -243,9 +252,12 @@ def build_training_text(
 
     used = {s for split in counts.values() for per in split.values() for s in per}
     return TrainingText(
-        plan=plan, train=TokenSplit(arr(out["train"][0]), out["train"][1]),
+        plan=plan,
+        train=TokenSplit(arr(out["train"][0]), out["train"][1]),
         heldout=TokenSplit(arr(out["heldout"][0]), out["heldout"][1]),
-        sources={k: v for k, v in sources.items() if k in used}, counts=counts, heldout_doc_ids=heldout_ids,
+        sources={k: v for k, v in sources.items() if k in used},
+        counts=counts,
+        heldout_doc_ids=heldout_ids,
     )
 
 
@@ -257,8 +269,9 @@ def shuffled_order(n: int, seed: int) -> list[int]:
     return order
 
 
-def bundled_heldout_tokens(tokenizer: Any, langs: tuple[str, ...], context_size: int, *, first_line: int = 201,
-                           last_line: int = 250) -> tuple[np.ndarray, list[str]]:
+def bundled_heldout_tokens(
+    tokenizer: Any, langs: tuple[str, ...], context_size: int, *, first_line: int = 201, last_line: int = 250
+) -> tuple[np.ndarray, list[str]]:
     """The bundled corpus' held-out sentences (lines 201-250, never trained on), packed per language like
     the training text (``[BOS] + sentences`` separated by newlines, the last sequence of a language
     right-padded with the pad token): ``(tokens [n, context_size], languages)``."""

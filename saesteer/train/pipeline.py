@@ -76,13 +76,25 @@ class TrainSaeConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def text_plan(self) -> TextPlan:
-        return TextPlan(langs=self.langs, train_tokens_per_lang=self.train_tokens_per_lang,
-                        heldout_tokens_per_lang=self.heldout_tokens_per_lang, context_size=self.context_size,
-                        window_tokens=self.context_size - 1, seed=self.seed)
+        return TextPlan(
+            langs=self.langs,
+            train_tokens_per_lang=self.train_tokens_per_lang,
+            heldout_tokens_per_lang=self.heldout_tokens_per_lang,
+            context_size=self.context_size,
+            window_tokens=self.context_size - 1,
+            seed=self.seed,
+        )
 
     def settings(self, hook: str, tokens: int) -> TrainSettings:
-        return TrainSettings(hook=hook, training_tokens=tokens, d_sae=self.d_sae, k=self.k,
-                             batch_tokens=self.batch_tokens, lr=self.lr, seed=self.seed)
+        return TrainSettings(
+            hook=hook,
+            training_tokens=tokens,
+            d_sae=self.d_sae,
+            k=self.k,
+            batch_tokens=self.batch_tokens,
+            lr=self.lr,
+            seed=self.seed,
+        )
 
 
 @dataclass
@@ -127,7 +139,9 @@ def run_train_sae(
     if not cfg.hooks:
         raise SaesteerError("give at least one candidate hook (--hooks)")
     if cfg.storage_dtype not in ("auto", "float32", "float16", "bfloat16"):
-        raise SaesteerError(f"unknown storage dtype {cfg.storage_dtype!r}: use auto, float32, float16 or bfloat16")
+        raise SaesteerError(
+            f"unknown storage dtype {cfg.storage_dtype!r}: use auto, float32, float16 or bfloat16"
+        )
     timer = _Timer()
     with timer.stage("load_model"):
         model = model if model is not None else load_model(cfg.model)
@@ -147,20 +161,26 @@ def run_train_sae(
         else:
             from saesteer.train.textclean import make_langid_classifier
 
-            cands, sources = collect_candidates(cfg.text_dir, plan.langs, classify=make_langid_classifier(plan.langs))
+            cands, sources = collect_candidates(
+                cfg.text_dir, plan.langs, classify=make_langid_classifier(plan.langs)
+            )
             text = build_training_text(cands, sources, tokenizer, plan, progress=progress)
             text.save(text_path)
-        probe_tokens, probe_langs = bundled_heldout_tokens(tokenizer, plan.langs, plan.context_size,
-                                                           last_line=cfg.probe_last_line)
+        probe_tokens, probe_langs = bundled_heldout_tokens(
+            tokenizer, plan.langs, plan.context_size, last_line=cfg.probe_last_line
+        )
     special = get_special_token_ids(tokenizer)
     cache = ActivationCache(run_root / f"acts-{plan.key()}")
     with timer.stage("activations"):
-        train_acts = cache.ensure(model, "train", text.train.tokens, cfg.hooks, batch_size=cfg.forward_batch,
-                                  progress=progress)
-        held_acts = cache.ensure(model, "heldout", text.heldout.tokens, cfg.hooks, batch_size=cfg.forward_batch,
-                                 progress=progress)
-        probe_acts = cache.ensure(model, "probe", probe_tokens, cfg.hooks, batch_size=cfg.forward_batch,
-                                  progress=progress)
+        train_acts = cache.ensure(
+            model, "train", text.train.tokens, cfg.hooks, batch_size=cfg.forward_batch, progress=progress
+        )
+        held_acts = cache.ensure(
+            model, "heldout", text.heldout.tokens, cfg.hooks, batch_size=cfg.forward_batch, progress=progress
+        )
+        probe_acts = cache.ensure(
+            model, "probe", probe_tokens, cfg.hooks, batch_size=cfg.forward_batch, progress=progress
+        )
     train_mask = token_mask(text.train.tokens, special)
     held_mask = token_mask(text.heldout.tokens, special)
     probe_mask = token_mask(probe_tokens, special)
@@ -175,18 +195,36 @@ def run_train_sae(
         if hook not in b_dec:
             mean, mean_norm = activation_stats(train_acts[hook], train_mask)
             b_dec[hook] = mean * math.sqrt(d) / mean_norm
-        sae = run_training(model, settings, cached_activations=ds, tokens=text.train.tokens,
-                           context_size=cfg.context_size, out_dir=run_root / "runs" / f"{hook}-{settings.key()}",
-                           model_name=src.id, dataset_name="saesteer-debian-multilingual", b_dec_init=b_dec[hook])
+        sae = run_training(
+            model,
+            settings,
+            cached_activations=ds,
+            tokens=text.train.tokens,
+            context_size=cfg.context_size,
+            out_dir=run_root / "runs" / f"{hook}-{settings.key()}",
+            model_name=src.id,
+            dataset_name="saesteer-debian-multilingual",
+            b_dec_init=b_dec[hook],
+        )
         return sae, settings
 
     candidates: list[HookCandidate] = []
     with timer.stage("compare_hooks"):
         for i, hook in enumerate(cfg.hooks):
             sae, _ = train(hook, cfg.compare_tokens)
-            candidates.append(evaluate_candidate(
-                hook, sae, cfg.compare_tokens, langs=plan.langs, probe_acts=probe_acts[hook], probe_mask=probe_mask,
-                probe_langs=probe_langs, heldout_acts=held_acts[hook], heldout_mask=held_mask))
+            candidates.append(
+                evaluate_candidate(
+                    hook,
+                    sae,
+                    cfg.compare_tokens,
+                    langs=plan.langs,
+                    probe_acts=probe_acts[hook],
+                    probe_mask=probe_mask,
+                    probe_langs=probe_langs,
+                    heldout_acts=held_acts[hook],
+                    heldout_mask=held_mask,
+                )
+            )
             if progress is not None:
                 progress("compare", i + 1, len(cfg.hooks))
     best = choose_hook(candidates)
@@ -200,17 +238,30 @@ def run_train_sae(
         final_sel = language_selectivity(freq, plan.langs)
         probe = reconstruction_metrics(sae, probe_acts[hook], probe_mask)
         # Figures on the bundled held-out sentences, which anyone can recompute from the package alone.
-        quality["bundled_heldout"] = {"explained_variance": probe.explained_variance, "nmse": probe.nmse,
-                                      "l0": probe.l0, "n_tokens": probe.n_tokens,
-                                      "lines": f"201-{cfg.probe_last_line}"}
+        quality["bundled_heldout"] = {
+            "explained_variance": probe.explained_variance,
+            "nmse": probe.nmse,
+            "l0": probe.l0,
+            "n_tokens": probe.n_tokens,
+            "lines": f"201-{cfg.probe_last_line}",
+        }
 
     dtype = str(quality["shipped"])
     from saesteer.train.report import build_report, render_markdown
 
     report = build_report(
-        cfg=cfg, model_source=asdict(src), hook=hook, settings=settings, sae=sae, text=text,
-        n_train_tokens=n_train_tokens, candidates=candidates, quality=quality, selectivity=final_sel,
-        storage_dtype=dtype, timings=timer.times,
+        cfg=cfg,
+        model_source=asdict(src),
+        hook=hook,
+        settings=settings,
+        sae=sae,
+        text=text,
+        n_train_tokens=n_train_tokens,
+        candidates=candidates,
+        quality=quality,
+        selectivity=final_sel,
+        storage_dtype=dtype,
+        timings=timer.times,
     )
     with timer.stage("write"):
         _write_output(sae, cfg.out_dir, dtype, report, render_markdown, model_name=src.id, hook=hook)
@@ -219,14 +270,24 @@ def run_train_sae(
 
 
 def _quality(
-    model: HookedTransformer, sae: SAE, hook: str, text: TrainingText, acts: Any, mask: Any,
-    cfg: TrainSaeConfig, progress: Progress | None,
+    model: HookedTransformer,
+    sae: SAE,
+    hook: str,
+    text: TrainingText,
+    acts: Any,
+    mask: Any,
+    cfg: TrainSaeConfig,
+    progress: Progress | None,
 ) -> dict[str, Any]:
     """Metrics on the held-out split: reconstruction for the float32 SAE and its half-precision copies, the
     storage dtype chosen from them, then the CE losses of the SAE as shipped (in that dtype)."""
     import numpy as np
 
-    variants = {"float32": sae, "float16": rounded_copy(sae, "float16"), "bfloat16": rounded_copy(sae, "bfloat16")}
+    variants = {
+        "float32": sae,
+        "float16": rounded_copy(sae, "float16"),
+        "bfloat16": rounded_copy(sae, "bfloat16"),
+    }
     langs = list(text.plan.langs)
     by_lang = {lang: [i for i, x in enumerate(text.heldout.langs) if x == lang] for lang in langs}
     per_lang: dict[str, dict[str, Any]] = {lang: {"n_tokens": 0} for lang in langs}
@@ -248,8 +309,11 @@ def _quality(
         r = reconstruction_metrics(v, a_all, m_all)
         freq = fires_total[name] / max(1, n_total)
         overall[name] = {
-            "explained_variance": r.explained_variance, "nmse": r.nmse, "l0": r.l0,
-            "dead_share": float((fires_total[name] == 0).mean()), "dense_share": float((freq > 0.10).mean()),
+            "explained_variance": r.explained_variance,
+            "nmse": r.nmse,
+            "l0": r.l0,
+            "dead_share": float((fires_total[name] == 0).mean()),
+            "dense_share": float((freq > 0.10).mean()),
             "n_tokens": r.n_tokens,
         }
     shipped = _choose_dtype(cfg.storage_dtype, overall)
@@ -258,10 +322,22 @@ def _quality(
         ce_idx = idx[: cfg.ce_seqs_per_lang]
         if ce_idx:
             width = cfg.ce_context or text.plan.context_size
-            c = ce_losses(model, hook, text.heldout.tokens[ce_idx, :width], mask[ce_idx, :width],
-                          {shipped: variants[shipped]})[shipped]
-            per_lang[lang][shipped].update({"ce_clean": c.clean, "ce_spliced": c.spliced, "ce_zero": c.zero,
-                                            "ce_recovered": c.recovered, "ce_tokens": c.n_tokens})
+            c = ce_losses(
+                model,
+                hook,
+                text.heldout.tokens[ce_idx, :width],
+                mask[ce_idx, :width],
+                {shipped: variants[shipped]},
+            )[shipped]
+            per_lang[lang][shipped].update(
+                {
+                    "ce_clean": c.clean,
+                    "ce_spliced": c.spliced,
+                    "ce_zero": c.zero,
+                    "ce_recovered": c.recovered,
+                    "ce_tokens": c.n_tokens,
+                }
+            )
             for key, val in (("clean", c.clean), ("spliced", c.spliced), ("zero", c.zero)):
                 sums[key] += val * c.n_tokens
             sums["n"] += c.n_tokens
@@ -269,10 +345,15 @@ def _quality(
             progress("quality", li + 1, len(langs))
     n = max(int(sums["n"]), 1)
     clean, spliced, zero = sums["clean"] / n, sums["spliced"] / n, sums["zero"] / n
-    overall[shipped].update({
-        "ce_clean": clean, "ce_spliced": spliced, "ce_zero": zero, "ce_tokens": int(sums["n"]),
-        "ce_recovered": (zero - spliced) / (zero - clean) if zero != clean else float("nan"),
-    })
+    overall[shipped].update(
+        {
+            "ce_clean": clean,
+            "ce_spliced": spliced,
+            "ce_zero": zero,
+            "ce_tokens": int(sums["n"]),
+            "ce_recovered": (zero - spliced) / (zero - clean) if zero != clean else float("nan"),
+        }
+    )
     return {"per_language": per_lang, "overall": overall, "shipped": shipped}
 
 
@@ -282,14 +363,23 @@ def _choose_dtype(requested: str, overall: dict[str, dict[str, Any]]) -> str:
     if requested != "auto":
         return requested
     for cand in ("float16", "bfloat16"):
-        if all(abs(overall[cand][k] - overall["float32"][k]) <= tol for k, tol in HALF_PRECISION_TOLERANCE.items()):
+        if all(
+            abs(overall[cand][k] - overall["float32"][k]) <= tol
+            for k, tol in HALF_PRECISION_TOLERANCE.items()
+        ):
             return cand
     return "float32"
 
 
 def _write_output(
-    sae: SAE, out_dir: Path, dtype: str, report: dict[str, Any], render: Callable[[dict[str, Any]], str],
-    *, model_name: str, hook: str,
+    sae: SAE,
+    out_dir: Path,
+    dtype: str,
+    report: dict[str, Any],
+    render: Callable[[dict[str, Any]], str],
+    *,
+    model_name: str,
+    hook: str,
 ) -> None:
     """Write ``cfg.json``, ``sae_weights.safetensors`` (in ``dtype``), ``report.json`` and ``REPORT.md`` to
     ``out_dir``, replacing it atomically."""
@@ -304,16 +394,25 @@ def _write_output(
         cfg_path = tmp / "cfg.json"
         cfg_json = json.loads(cfg_path.read_text())
         meta = cfg_json.setdefault("metadata", {})
-        meta.update({"model_name": model_name, "hook_name": hook,
-                     "dataset_path": "saesteer: Debian translated man pages, DDTP, gettext catalogues, bundled corpus"})
+        meta.update(
+            {
+                "model_name": model_name,
+                "hook_name": hook,
+                "dataset_path": "saesteer: Debian translated man pages, DDTP, gettext catalogues, bundled corpus",
+            }
+        )
         cfg_json["dtype"] = "float32"  # weights may be stored in half precision; they load as float32
         cfg_path.write_text(json.dumps(cfg_json, indent=1))
         from safetensors.torch import load_file
 
         weights = load_file(str(tmp / "sae_weights.safetensors"))
-        save_file({k: v.to(tgt).contiguous() for k, v in weights.items()}, str(tmp / "sae_weights.safetensors"))
+        save_file(
+            {k: v.to(tgt).contiguous() for k, v in weights.items()}, str(tmp / "sae_weights.safetensors")
+        )
         report["files"] = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
-        (tmp / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False, default=_json_default))
+        (tmp / "report.json").write_text(
+            json.dumps(report, indent=1, ensure_ascii=False, default=_json_default)
+        )
         (tmp / "REPORT.md").write_text(render(report), encoding="utf-8")
         tmp.chmod(0o755)
         for f in tmp.iterdir():

@@ -52,7 +52,9 @@ def _flat(acts: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.asarray(acts).reshape(-1, acts.shape[-1])[np.flatnonzero(np.asarray(mask).reshape(-1))]
 
 
-def reconstruction_metrics(sae: SAE, acts: np.ndarray, mask: np.ndarray, *, batch: int = 2048) -> ReconMetrics:
+def reconstruction_metrics(
+    sae: SAE, acts: np.ndarray, mask: np.ndarray, *, batch: int = 2048
+) -> ReconMetrics:
     """EV, NMSE, L0 and per-latent firing counts of ``sae`` on ``acts [n, ctx, d]`` where ``mask [n, ctx]``."""
     import numpy as np
     import torch
@@ -130,8 +132,11 @@ def language_selectivity(freq: np.ndarray, langs: Sequence[str]) -> list[Languag
         score = freq[li] - out_max
         j = int(np.argmax(score))
         other_idx = [i for i in range(len(langs)) if i != li][int(np.argmax(others[:, j]))]
-        out.append(LanguageSelectivity(lang, j, float(freq[li, j]), float(out_max[j]), langs[other_idx],
-                                       float(score[j])))
+        out.append(
+            LanguageSelectivity(
+                lang, j, float(freq[li, j]), float(out_max[j]), langs[other_idx], float(score[j])
+            )
+        )
     return out
 
 
@@ -193,13 +198,18 @@ def _reconstruct(sae: SAE, x: torch.Tensor) -> torch.Tensor:
 
 
 def _masked_loss(
-    model: HookedTransformer, hook: str, tok: torch.Tensor, m: torch.Tensor, valid: torch.Tensor,
+    model: HookedTransformer,
+    hook: str,
+    tok: torch.Tensor,
+    m: torch.Tensor,
+    valid: torch.Tensor,
     fn: Callable[[torch.Tensor], torch.Tensor] | None,
 ) -> float:
     """Summed next-token loss where ``valid``; ``fn`` (if any) replaces the hook's activations where ``m``."""
     if fn is None:
         loss = model(tok, return_type="loss", loss_per_token=True)
     else:
+
         def hook_fn(act: torch.Tensor, hook: Any) -> torch.Tensor:
             new = act.clone()
             new[m] = fn(act[m]).to(act.dtype)

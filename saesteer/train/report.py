@@ -25,9 +25,19 @@ def _sel(s: LanguageSelectivity) -> dict[str, Any]:
 
 
 def build_report(
-    *, cfg: TrainSaeConfig, model_source: dict[str, Any], hook: str, settings: TrainSettings, sae: SAE,
-    text: TrainingText, n_train_tokens: int, candidates: list[HookCandidate], quality: dict[str, Any],
-    selectivity: list[LanguageSelectivity], storage_dtype: str, timings: dict[str, float],
+    *,
+    cfg: TrainSaeConfig,
+    model_source: dict[str, Any],
+    hook: str,
+    settings: TrainSettings,
+    sae: SAE,
+    text: TrainingText,
+    n_train_tokens: int,
+    candidates: list[HookCandidate],
+    quality: dict[str, Any],
+    selectivity: list[LanguageSelectivity],
+    storage_dtype: str,
+    timings: dict[str, float],
 ) -> dict[str, Any]:
     """Everything the report says, as JSON-able data."""
     import sae_lens
@@ -37,12 +47,21 @@ def build_report(
     epochs = settings.training_tokens / max(1, n_train_tokens)
     n_clear = sum(s.clear for s in selectivity)
     targets = {
-        "ce_recovered": {"target": TARGETS["ce_recovered"], "measured": o32["ce_recovered"],
-                         "met": bool(o32["ce_recovered"] >= TARGETS["ce_recovered"])},
-        "explained_variance": {"target": TARGETS["explained_variance"], "measured": o32["explained_variance"],
-                               "met": bool(o32["explained_variance"] >= TARGETS["explained_variance"])},
-        "selective_languages": {"target": MIN_SELECTIVE_LANGUAGES, "measured": n_clear,
-                                "met": n_clear >= MIN_SELECTIVE_LANGUAGES},
+        "ce_recovered": {
+            "target": TARGETS["ce_recovered"],
+            "measured": o32["ce_recovered"],
+            "met": bool(o32["ce_recovered"] >= TARGETS["ce_recovered"]),
+        },
+        "explained_variance": {
+            "target": TARGETS["explained_variance"],
+            "measured": o32["explained_variance"],
+            "met": bool(o32["explained_variance"] >= TARGETS["explained_variance"]),
+        },
+        "selective_languages": {
+            "target": MIN_SELECTIVE_LANGUAGES,
+            "measured": n_clear,
+            "met": n_clear >= MIN_SELECTIVE_LANGUAGES,
+        },
     }
     tokens_by_lang = {
         split: {lang: sum(v["tokens"] for v in per.values()) for lang, per in text.counts[split].items()}
@@ -58,38 +77,62 @@ def build_report(
                     row["train_docs"] += v["docs"]
     return {
         "sae": {
-            "architecture": sae.cfg.architecture(), "d_in": int(sae.cfg.d_in), "d_sae": int(sae.cfg.d_sae),
-            "k": int(settings.k), "hook_name": hook, "model_name": model_source["id"],
-            "storage_dtype": storage_dtype, "normalisation": "expected_average_only_in (folded into the weights)",
+            "architecture": sae.cfg.architecture(),
+            "d_in": int(sae.cfg.d_in),
+            "d_sae": int(sae.cfg.d_sae),
+            "k": int(settings.k),
+            "hook_name": hook,
+            "model_name": model_source["id"],
+            "storage_dtype": storage_dtype,
+            "normalisation": "expected_average_only_in (folded into the weights)",
         },
         "model": model_source,
         "command": cfg.command,
-        "config": {k: (str(v) if k in ("cache_dir", "out_dir", "text_dir") else v) for k, v in asdict(cfg).items()
-                   if k not in ("command",)},
+        "config": {
+            k: (str(v) if k in ("cache_dir", "out_dir", "text_dir") else v)
+            for k, v in asdict(cfg).items()
+            if k not in ("command",)
+        },
         "training": {
-            **asdict(settings), "steps": settings.steps, "cached_train_tokens": n_train_tokens,
-            "epochs_over_cache": round(epochs, 2), "runner": "sae_lens.LanguageModelSAETrainingRunner",
-            "sae_lens_version": sae_lens.__version__, "torch_version": torch.__version__,
+            **asdict(settings),
+            "steps": settings.steps,
+            "cached_train_tokens": n_train_tokens,
+            "epochs_over_cache": round(epochs, 2),
+            "runner": "sae_lens.LanguageModelSAETrainingRunner",
+            "sae_lens_version": sae_lens.__version__,
+            "torch_version": torch.__version__,
             "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} threads (shared)",
         },
         "text": {
             "context_size": text.plan.context_size,
-            "train_sequences": len(text.train), "heldout_sequences": len(text.heldout),
+            "train_sequences": len(text.train),
+            "heldout_sequences": len(text.heldout),
             "tokens_by_language": tokens_by_lang,
             "tokens_by_source": per_source,
             "sources": {k: asdict(v) for k, v in sorted(text.sources.items())},
             "heldout_policy": "whole documents, drawn before the train split and never trained on; "
-                              "language-selectivity probes use the bundled corpus lines 201-250 (never trained on)",
+            f"language-selectivity probes use the bundled corpus lines 201-{cfg.probe_last_line} "
+            "(never trained on)",
         },
         "hook_comparison": [
-            {"hook": c.hook, "training_tokens": c.training_tokens, "explained_variance": c.explained_variance,
-             "l0": c.l0, "n_clear_languages": c.n_clear, "mean_selectivity": c.mean_score,
-             "chosen": c.hook == hook, "per_language": [_sel(s) for s in c.selectivity]}
+            {
+                "hook": c.hook,
+                "training_tokens": c.training_tokens,
+                "explained_variance": c.explained_variance,
+                "l0": c.l0,
+                "n_clear_languages": c.n_clear,
+                "mean_selectivity": c.mean_score,
+                "chosen": c.hook == hook,
+                "per_language": [_sel(s) for s in c.selectivity],
+            }
             for c in candidates
         ],
         "quality": quality,
-        "selectivity": {"threshold": SELECTIVE_THRESHOLD, "n_clear_languages": n_clear,
-                        "per_language": [_sel(s) for s in selectivity]},
+        "selectivity": {
+            "threshold": SELECTIVE_THRESHOLD,
+            "n_clear_languages": n_clear,
+            "per_language": [_sel(s) for s in selectivity],
+        },
         "dense_threshold": DENSE_THRESHOLD,
         "targets": targets,
         "limits": _limits(targets, settings, n_train_tokens, epochs),
@@ -188,13 +231,21 @@ def render_markdown(r: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, m in q["overall"].items():
-        lines.append(f"| {name} | {_f(m['explained_variance'], 4)} | {_f(m['nmse'], 4)} | {_f(m['l0'], 2)} | "
-                     f"{_f(m.get('ce_recovered', 'not measured'), 4)} | {_f(m['dead_share'], 4)} | "
-                     f"{_f(m['dense_share'], 4)} |")
+        lines.append(
+            f"| {name} | {_f(m['explained_variance'], 4)} | {_f(m['nmse'], 4)} | {_f(m['l0'], 2)} | "
+            f"{_f(m.get('ce_recovered', 'not measured'), 4)} | {_f(m['dead_share'], 4)} | "
+            f"{_f(m['dense_share'], 4)} |"
+        )
     sizes = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in r.get("files", {}).items())
-    lines += ["", f"Shipped as {sae['storage_dtype']} (half precision is chosen when its EV and NMSE stay within "
-              "0.002 of float32's; the CE losses are measured for the shipped weights only). "
-              f"Files: {sizes}.", "", "## Hook choice", ""]
+    lines += [
+        "",
+        f"Shipped as {sae['storage_dtype']} (half precision is chosen when its EV and NMSE stay within "
+        "0.002 of float32's; the CE losses are measured for the shipped weights only). "
+        f"Files: {sizes}.",
+        "",
+        "## Hook choice",
+        "",
+    ]
     lines += [
         f"Short runs on the same cached text; per language, the latent maximising freq(lang) - max freq(other) "
         f"on the bundled corpus' held-out lines {q.get('bundled_heldout', {}).get('lines', '201-250')}; "
@@ -204,15 +255,24 @@ def render_markdown(r: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for c in r["hook_comparison"]:
-        lines.append(f"| `{c['hook']}` | {c['training_tokens']:,} | {_f(c['explained_variance'])} | {_f(c['l0'], 1)} | "
-                     f"{c['n_clear_languages']}/{len(c['per_language'])} | {_f(c['mean_selectivity'])} | "
-                     f"{'yes' if c['chosen'] else ''} |")
-    lines += ["", "Per language (selectivity of the best latent):", "",
-              "| lang | " + " | ".join(f"`{c['hook']}`" for c in r["hook_comparison"]) + " |",
-              "|---|" + "---|" * len(r["hook_comparison"])]
+        lines.append(
+            f"| `{c['hook']}` | {c['training_tokens']:,} | {_f(c['explained_variance'])} | {_f(c['l0'], 1)} | "
+            f"{c['n_clear_languages']}/{len(c['per_language'])} | {_f(c['mean_selectivity'])} | "
+            f"{'yes' if c['chosen'] else ''} |"
+        )
+    lines += [
+        "",
+        "Per language (selectivity of the best latent):",
+        "",
+        "| lang | " + " | ".join(f"`{c['hook']}`" for c in r["hook_comparison"]) + " |",
+        "|---|" + "---|" * len(r["hook_comparison"]),
+    ]
     langs = [s["lang"] for s in r["hook_comparison"][0]["per_language"]] if r["hook_comparison"] else []
     for i, lang in enumerate(langs):
-        cells = [f"{_f(c['per_language'][i]['score'], 2)} (#{c['per_language'][i]['latent']})" for c in r["hook_comparison"]]
+        cells = [
+            f"{_f(c['per_language'][i]['score'], 2)} (#{c['per_language'][i]['latent']})"
+            for c in r["hook_comparison"]
+        ]
         lines.append(f"| {lang} | " + " | ".join(cells) + " |")
     sel = r["selectivity"]
     lines += [
@@ -223,8 +283,10 @@ def render_markdown(r: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for s in sel["per_language"]:
-        lines.append(f"| {s['lang']} | {s['latent']} | {_f(s['freq_in'])} | {_f(s['freq_out'])} | {s['other_lang']} | "
-                     f"{_f(s['score'])} | {'yes' if s['clear'] else 'no'} |")
+        lines.append(
+            f"| {s['lang']} | {s['latent']} | {_f(s['freq_in'])} | {_f(s['freq_out'])} | {s['other_lang']} | "
+            f"{_f(s['score'])} | {'yes' if s['clear'] else 'no'} |"
+        )
     t = r["text"]
     lines += [
         "",
@@ -238,11 +300,17 @@ def render_markdown(r: dict[str, Any]) -> str:
     ]
     for lang, n in t["tokens_by_language"]["train"].items():
         lines.append(f"| {lang} | {n:,} | {t['tokens_by_language']['heldout'].get(lang, 0):,} |")
-    lines += ["", "| source | package | version | licence | train tokens | held-out tokens |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| source | package | version | licence | train tokens | held-out tokens |",
+        "|---|---|---|---|---|---|",
+    ]
     for key, s in t["sources"].items():
         n = t["tokens_by_source"].get(key, {})
-        lines.append(f"| {key} | {s['package']} | {s['version']} | {s['licence']} | {n.get('train_tokens', 0):,} | "
-                     f"{n.get('heldout_tokens', 0):,} |")
+        lines.append(
+            f"| {key} | {s['package']} | {s['version']} | {s['licence']} | {n.get('train_tokens', 0):,} | "
+            f"{n.get('heldout_tokens', 0):,} |"
+        )
     lines += ["", "## Timings (wall clock, seconds)", "", "| stage | s |", "|---|---|"]
     for k, v in r["timings_s"].items():
         lines.append(f"| {k} | {v} |")

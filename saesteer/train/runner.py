@@ -57,7 +57,9 @@ class TrainSettings:
         return max(1, self.training_tokens // self.batch_tokens)
 
 
-def activation_stats(acts: np.ndarray, mask: np.ndarray, max_tokens: int = 50_000) -> tuple[np.ndarray, float]:
+def activation_stats(
+    acts: np.ndarray, mask: np.ndarray, max_tokens: int = 50_000
+) -> tuple[np.ndarray, float]:
     """``(mean [d], mean_norm)`` of the activations where ``mask`` is True (a deterministic subsample).
 
     acts: ``[n_seq, ctx, d]``; mask: ``[n_seq, ctx]``.
@@ -80,8 +82,13 @@ def make_training_sae(settings: TrainSettings, d_in: int, b_dec_init: np.ndarray
 
     torch.manual_seed(settings.seed)
     cfg = TopKTrainingSAEConfig(
-        d_in=d_in, d_sae=settings.d_sae, k=settings.k, dtype="float32", device="cpu",
-        normalize_activations="expected_average_only_in", aux_loss_coefficient=settings.aux_loss_coefficient,
+        d_in=d_in,
+        d_sae=settings.d_sae,
+        k=settings.k,
+        dtype="float32",
+        device="cpu",
+        normalize_activations="expected_average_only_in",
+        aux_loss_coefficient=settings.aux_loss_coefficient,
     )
     sae = TopKTrainingSAE(cfg)
     if b_dec_init is not None:
@@ -120,23 +127,44 @@ def run_training(
     d_in = int(model.cfg.d_model)
     sae = make_training_sae(settings, d_in, b_dec_init)
     cfg = LanguageModelSAERunnerConfig(
-        sae=sae.cfg, model_name=model_name, hook_name=settings.hook, dataset_path=dataset_name,
-        is_dataset_tokenized=True, streaming=False, context_size=context_size,
-        use_cached_activations=True, cached_activations_path=str(cached_activations),
-        training_tokens=settings.training_tokens, train_batch_size_tokens=settings.batch_tokens,
-        store_batch_size_prompts=8, n_batches_in_buffer=64, activations_mixing_fraction=0.5,
-        device="cpu", dtype="float32", seed=settings.seed, prepend_bos=True, exclude_special_tokens=True,
-        lr=settings.lr, lr_warm_up_steps=min(settings.warmup_steps, settings.steps // 10),
-        lr_decay_steps=int(settings.steps * settings.decay_fraction), lr_scheduler_name="constant",
-        dead_feature_window=settings.dead_feature_window, feature_sampling_window=max(settings.steps, 1),
+        sae=sae.cfg,
+        model_name=model_name,
+        hook_name=settings.hook,
+        dataset_path=dataset_name,
+        is_dataset_tokenized=True,
+        streaming=False,
+        context_size=context_size,
+        use_cached_activations=True,
+        cached_activations_path=str(cached_activations),
+        training_tokens=settings.training_tokens,
+        train_batch_size_tokens=settings.batch_tokens,
+        store_batch_size_prompts=8,
+        n_batches_in_buffer=64,
+        activations_mixing_fraction=0.5,
+        device="cpu",
+        dtype="float32",
+        seed=settings.seed,
+        prepend_bos=True,
+        exclude_special_tokens=True,
+        lr=settings.lr,
+        lr_warm_up_steps=min(settings.warmup_steps, settings.steps // 10),
+        lr_decay_steps=int(settings.steps * settings.decay_fraction),
+        lr_scheduler_name="constant",
+        dead_feature_window=settings.dead_feature_window,
+        feature_sampling_window=max(settings.steps, 1),
         n_batches_for_norm_estimate=settings.n_batches_for_norm_estimate,
         model_from_pretrained_kwargs={},  # saesteer's models are loaded without weight processing
-        logger=LoggingConfig(log_to_wandb=False), checkpoint_path=None, n_checkpoints=0,
-        output_path=None, verbose=False,
+        logger=LoggingConfig(log_to_wandb=False),
+        checkpoint_path=None,
+        n_checkpoints=0,
+        output_path=None,
+        verbose=False,
     )
     dataset = Dataset.from_dict({"tokens": [row.tolist() for row in tokens[: max(1, min(len(tokens), 64))]]})
     torch.manual_seed(settings.seed)
-    runner = LanguageModelSAETrainingRunner(cfg, override_dataset=dataset, override_model=model, override_sae=sae)
+    runner = LanguageModelSAETrainingRunner(
+        cfg, override_dataset=dataset, override_model=model, override_sae=sae
+    )
     trained = runner.run()
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,9 @@ def evaluate_candidate(
     """
     freq, _ = latent_frequencies(sae, probe_acts, probe_mask, probe_langs, langs)
     rec = reconstruction_metrics(sae, heldout_acts, heldout_mask)
-    return HookCandidate(hook, training_tokens, rec.explained_variance, rec.l0, language_selectivity(freq, langs))
+    return HookCandidate(
+        hook, training_tokens, rec.explained_variance, rec.l0, language_selectivity(freq, langs)
+    )
 
 
 def choose_hook(candidates: Sequence[HookCandidate]) -> HookCandidate:

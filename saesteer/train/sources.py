@@ -40,8 +40,19 @@ log = logging.getLogger(__name__)
 LANGS: tuple[str, ...] = ("en", "fr", "de", "es", "it", "pt", "nl", "pl", "ru", "tr", "id", "zh")
 # Debian locale directory / DDTP suffix -> saesteer language code (simplified Chinese only).
 LOCALE_TO_LANG = {
-    "fr": "fr", "de": "de", "es": "es", "it": "it", "pt": "pt", "pt_BR": "pt", "nl": "nl", "pl": "pl",
-    "ru": "ru", "tr": "tr", "id": "id", "zh_CN": "zh", "en": "en",
+    "fr": "fr",
+    "de": "de",
+    "es": "es",
+    "it": "it",
+    "pt": "pt",
+    "pt_BR": "pt",
+    "nl": "nl",
+    "pl": "pl",
+    "ru": "ru",
+    "tr": "tr",
+    "id": "id",
+    "zh_CN": "zh",
+    "en": "en",
 }
 BUNDLED_TRAIN_LINES = 200  # lines 1-200 of saesteer/corpus/data/<lang>.txt; 201-250 are held out
 MESSAGES_PER_DOC = 12
@@ -120,7 +131,9 @@ def _filter_paragraphs(paras: list[str], lang: str, classify: LangClassifier | N
     return keep
 
 
-def manpage_candidates(pkgs_root: Path, classify: LangClassifier | None) -> Iterator[tuple[SourceInfo, Candidate]]:
+def manpage_candidates(
+    pkgs_root: Path, classify: LangClassifier | None
+) -> Iterator[tuple[SourceInfo, Candidate]]:
     """One candidate per page of every extracted ``manpages*`` package under ``pkgs_root``."""
     for pkg_dir in sorted(pkgs_root.glob("manpages*")):
         package = pkg_dir.name
@@ -130,15 +143,30 @@ def manpage_candidates(pkgs_root: Path, classify: LangClassifier | None) -> Iter
         if package == "manpages":
             dirs = [("en", man_root)]
         else:
-            dirs = [(LOCALE_TO_LANG[d.name], d) for d in sorted(man_root.iterdir()) if d.name in LOCALE_TO_LANG]
-        info = SourceInfo(package, "manpages", package, package_version(pkg_dir),
-                          package_licence(pkg_dir, package), "Debian bookworm main")
+            dirs = [
+                (LOCALE_TO_LANG[d.name], d) for d in sorted(man_root.iterdir()) if d.name in LOCALE_TO_LANG
+            ]
+        info = SourceInfo(
+            package,
+            "manpages",
+            package,
+            package_version(pkg_dir),
+            package_licence(pkg_dir, package),
+            "Debian bookworm main",
+        )
         for lang, root in dirs:
             for page in sorted(root.glob("man*/*")):
                 if page.is_symlink() or not page.is_file():  # aliases point to pages listed anyway
                     continue
-                yield info, Candidate(lang, package, f"{package}:{lang}:{page.relative_to(root)}",
-                                      partial(_load_manpage, page, lang, classify))
+                yield (
+                    info,
+                    Candidate(
+                        lang,
+                        package,
+                        f"{package}:{lang}:{page.relative_to(root)}",
+                        partial(_load_manpage, page, lang, classify),
+                    ),
+                )
 
 
 def _load_manpage(page: Path, lang: str, classify: LangClassifier | None) -> str | None:
@@ -146,7 +174,9 @@ def _load_manpage(page: Path, lang: str, classify: LangClassifier | None) -> str
     return "\n".join(paras) if paras else None
 
 
-def catalogue_candidates(pkgs_root: Path, classify: LangClassifier | None) -> Iterator[tuple[SourceInfo, Candidate]]:
+def catalogue_candidates(
+    pkgs_root: Path, classify: LangClassifier | None
+) -> Iterator[tuple[SourceInfo, Candidate]]:
     """One candidate per ``.mo`` catalogue and language in every extracted package that is not a man-page
     package (English: the msgids of the :data:`_EN_MSGID_LOCALE` catalogues)."""
     for pkg_dir in sorted(pkgs_root.iterdir()):
@@ -154,8 +184,14 @@ def catalogue_candidates(pkgs_root: Path, classify: LangClassifier | None) -> It
         locale_root = pkg_dir / "usr" / "share" / "locale"
         if package.startswith("manpages") or not locale_root.is_dir():
             continue
-        info = SourceInfo(f"catalogue:{package}", "catalogues", package, package_version(pkg_dir),
-                          package_licence(pkg_dir, package), "Debian bookworm main")
+        info = SourceInfo(
+            f"catalogue:{package}",
+            "catalogues",
+            package,
+            package_version(pkg_dir),
+            package_licence(pkg_dir, package),
+            "Debian bookworm main",
+        )
         for loc_dir in sorted(locale_root.iterdir()):
             wanted: list[tuple[str, int]] = []
             if loc_dir.name in LOCALE_TO_LANG and loc_dir.name != "en":
@@ -164,8 +200,15 @@ def catalogue_candidates(pkgs_root: Path, classify: LangClassifier | None) -> It
                 wanted.append(("en", 0))  # msgid: the English originals
             for mo in sorted((loc_dir / "LC_MESSAGES").glob("*.mo")):
                 for lang, col in wanted:
-                    yield info, Candidate(lang, info.key, f"{package}:{lang}:{loc_dir.name}:{mo.name}",
-                                          partial(_load_catalogue, mo, lang, col, classify))
+                    yield (
+                        info,
+                        Candidate(
+                            lang,
+                            info.key,
+                            f"{package}:{lang}:{loc_dir.name}:{mo.name}",
+                            partial(_load_catalogue, mo, lang, col, classify),
+                        ),
+                    )
 
 
 def _load_catalogue(mo: Path, lang: str, col: int, classify: LangClassifier | None) -> str | None:
@@ -184,24 +227,36 @@ def _load_catalogue(mo: Path, lang: str, col: int, classify: LangClassifier | No
     return "\n".join(keep) if keep else None
 
 
-def ddtp_candidates(ddtp_root: Path, classify: LangClassifier | None) -> Iterator[tuple[SourceInfo, Candidate]]:
+def ddtp_candidates(
+    ddtp_root: Path, classify: LangClassifier | None
+) -> Iterator[tuple[SourceInfo, Candidate]]:
     """One candidate per package description in the decompressed DDTP ``Translation-<locale>`` files."""
     release = "unknown"
     rel = ddtp_root / "RELEASE"
     if rel.is_file():
         fields = dict(line.split(":", 1) for line in rel.read_text().splitlines() if ":" in line)
-        release = (f"{fields.get('Codename', '').strip()} {fields.get('Version', '').strip()} "
-                   f"({fields.get('Date', '').strip()})")
-    info = SourceInfo("ddtp", "ddtp", "DDTP Translation-<lang> (main)", release,
-                      "each description under its package's DFSG-free licence",
-                      "Debian Description Translation Project via apt (Acquire::Languages)")
+        release = (
+            f"{fields.get('Codename', '').strip()} {fields.get('Version', '').strip()} "
+            f"({fields.get('Date', '').strip()})"
+        )
+    info = SourceInfo(
+        "ddtp",
+        "ddtp",
+        "DDTP Translation-<lang> (main)",
+        release,
+        "each description under its package's DFSG-free licence",
+        "Debian Description Translation Project via apt (Acquire::Languages)",
+    )
     for path in sorted(ddtp_root.glob("Translation-*")):
         locale = path.name.split("-", 1)[1]
         lang = LOCALE_TO_LANG.get(locale)
         if lang is None:
             continue
         for pkg, desc in ddtp_descriptions(path.read_text(errors="replace")):
-            yield info, Candidate(lang, "ddtp", f"ddtp:{locale}:{pkg}", partial(_load_ddtp, desc, lang, classify))
+            yield (
+                info,
+                Candidate(lang, "ddtp", f"ddtp:{locale}:{pkg}", partial(_load_ddtp, desc, lang, classify)),
+            )
 
 
 def _load_ddtp(desc: str, lang: str, classify: LangClassifier | None) -> str | None:
@@ -213,8 +268,14 @@ def bundled_candidates(langs: tuple[str, ...] = LANGS) -> Iterator[tuple[SourceI
     """The train split of the bundled parallel corpus (lines 1-200), one candidate per 10 sentences."""
     from saesteer import __version__
 
-    info = SourceInfo("bundled", "bundled", "saesteer corpus (train split, lines 1-200)", __version__,
-                      "Apache-2.0 (part of saesteer)", "saesteer/corpus/data/<lang>.txt")
+    info = SourceInfo(
+        "bundled",
+        "bundled",
+        "saesteer corpus (train split, lines 1-200)",
+        __version__,
+        "Apache-2.0 (part of saesteer)",
+        "saesteer/corpus/data/<lang>.txt",
+    )
     for lang in langs:
         path = package_data("corpus", "data", f"{lang}.txt")
         if not path.is_file():

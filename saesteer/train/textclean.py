@@ -18,14 +18,78 @@ _TEXT_MACROS = {"B", "I", "SM", "SB"}
 _ALT_MACROS = {"BR", "RB", "IR", "RI", "BI", "IB"}  # alternating fonts: arguments are glued together
 # Requests that end a paragraph.
 _BREAK_MACROS = {
-    "SH", "SS", "PP", "P", "LP", "TP", "IP", "HP", "sp", "br", "RS", "RE", "nf", "fi", "TH", "EX", "EE",
-    "in", "ti", "bp", "ne", "TQ", "PD", "UR", "UE", "MT", "ME", "SY", "YS", "OP", "nh", "ad", "ns", "rs",
+    "SH",
+    "SS",
+    "PP",
+    "P",
+    "LP",
+    "TP",
+    "IP",
+    "HP",
+    "sp",
+    "br",
+    "RS",
+    "RE",
+    "nf",
+    "fi",
+    "TH",
+    "EX",
+    "EE",
+    "in",
+    "ti",
+    "bp",
+    "ne",
+    "TQ",
+    "PD",
+    "UR",
+    "UE",
+    "MT",
+    "ME",
+    "SY",
+    "YS",
+    "OP",
+    "nh",
+    "ad",
+    "ns",
+    "rs",
 }
 _NAMED_CHARS = {
-    "em": "—", "en": "–", "hy": "-", "aq": "'", "dq": '"', "lq": "“", "rq": "”", "oq": "‘", "cq": "’",
-    "bu": "•", "co": "©", "rg": "®", "tm": "™", "de": "°", "mu": "×", "di": "÷", "+-": "±", "<=": "≤",
-    ">=": "≥", "!=": "≠", "->": "→", "<-": "←", "ga": "`", "ti": "~", "ha": "^", "rs": "\\", "sl": "/",
-    "Fo": "«", "Fc": "»", "fo": "‹", "fc": "›", "Eu": "€", "eu": "€", "ss": "ß", "ba": "|", "at": "@",
+    "em": "—",
+    "en": "–",
+    "hy": "-",
+    "aq": "'",
+    "dq": '"',
+    "lq": "“",
+    "rq": "”",
+    "oq": "‘",
+    "cq": "’",
+    "bu": "•",
+    "co": "©",
+    "rg": "®",
+    "tm": "™",
+    "de": "°",
+    "mu": "×",
+    "di": "÷",
+    "+-": "±",
+    "<=": "≤",
+    ">=": "≥",
+    "!=": "≠",
+    "->": "→",
+    "<-": "←",
+    "ga": "`",
+    "ti": "~",
+    "ha": "^",
+    "rs": "\\",
+    "sl": "/",
+    "Fo": "«",
+    "Fc": "»",
+    "fo": "‹",
+    "fc": "›",
+    "Eu": "€",
+    "eu": "€",
+    "ss": "ß",
+    "ba": "|",
+    "at": "@",
 }
 _ESCAPES = re.compile(
     r"""\\(?:
@@ -88,7 +152,7 @@ def groff_paragraphs(src: str) -> list[str]:
             if line.startswith(skip_until):
                 skip_until = None
             continue
-        if line.startswith((".\\\"", "'\\\"", '.\\"', "\\\"", ".\\#")) or line in (".", "'"):
+        if line.startswith(('.\\"', "'\\\"", '.\\"', '\\"', ".\\#")) or line in (".", "'"):
             continue
         if line.startswith((".", "'")):
             m = re.match(r"^[.'][ \t]*([A-Za-z]{1,3}|\S+)\s*(.*)$", line)
@@ -151,7 +215,9 @@ def read_mo(data: bytes) -> list[tuple[str, str]]:
     return out
 
 
-_FORMAT_SPEC = re.compile(r"%(?:\d+\$)?[-+ #0']*\d*(?:\.\d+)?(?:hh|h|ll|l|L|q|j|z|t)?[diouxXeEfgGcsSp%]|\{[^}]*\}")
+_FORMAT_SPEC = re.compile(
+    r"%(?:\d+\$)?[-+ #0']*\d*(?:\.\d+)?(?:hh|h|ll|l|L|q|j|z|t)?[diouxXeEfgGcsSp%]|\{[^}]*\}"
+)
 
 
 def clean_message(msg: str) -> str:

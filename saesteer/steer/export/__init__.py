@@ -72,7 +72,9 @@ def get_format(name: str) -> VectorFormat:
     return fmts[name]
 
 
-def export_vector(vector: SteeringVector, path: str | Path, fmt: str = "native", *, strength: float | None = None) -> list[Path]:
+def export_vector(
+    vector: SteeringVector, path: str | Path, fmt: str = "native", *, strength: float | None = None
+) -> list[Path]:
     """Write ``vector`` to ``path`` in format ``fmt``; returns the files written."""
     return get_format(fmt).write(vector, Path(path), strength=strength)
 
@@ -91,7 +93,9 @@ def detect_format(path: str | Path) -> str:
     )
 
 
-def import_vector(path: str | Path, fmt: str | None = None, hints: ImportHints = ImportHints()) -> SteeringVector:
+def import_vector(
+    path: str | Path, fmt: str | None = None, hints: ImportHints = ImportHints()
+) -> SteeringVector:
     """Read a steering vector from ``path`` (format detected from the content unless ``fmt`` is given)."""
     p = Path(path)
     if not p.is_file():
@@ -110,6 +114,13 @@ def save_vector(vector: SteeringVector, path: str | Path) -> Path:
 
 
 __all__ = [
-    "ImportHints", "VectorFormat", "detect_format", "export_vector", "formats", "get_format", "import_vector",
-    "load_vector", "save_vector",
+    "ImportHints",
+    "VectorFormat",
+    "detect_format",
+    "export_vector",
+    "formats",
+    "get_format",
+    "import_vector",
+    "load_vector",
+    "save_vector",
 ]

@@ -29,7 +29,9 @@ def atomic_target(path: Path) -> Iterator[Path]:
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (UTF-8, indented)."""
     with atomic_target(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+        tmp.write_text(
+            json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+        )
 
 
 def sidecar_path(path: Path) -> Path:

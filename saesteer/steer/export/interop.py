@@ -49,7 +49,9 @@ def block_index(hook_name: str) -> int:
         return spec.layer
     if spec.kind == "resid_pre" and spec.layer >= 1:
         return spec.layer - 1
-    raise ExportFormatError(f"{hook_name} is not the output of a decoder block (blocks.0.hook_resid_pre is the embedding)")
+    raise ExportFormatError(
+        f"{hook_name} is not the output of a decoder block (blocks.0.hook_resid_pre is the embedding)"
+    )
 
 
 def _by_block(vector: SteeringVector, fmt: str, strength: float | None) -> dict[int, torch.Tensor]:
@@ -66,7 +68,9 @@ def _by_block(vector: SteeringVector, fmt: str, strength: float | None) -> dict[
 def to_repeng(vector: SteeringVector, *, strength: float | None = None) -> Any:
     """A repeng ``ControlVector`` (or :class:`RepengControlVector`); ``strength`` (default: the
     vector's default strength) is baked into the directions, as repeng's ``coeff`` multiplies them."""
-    dirs = {i: t.numpy().astype(np.float32, copy=True) for i, t in _by_block(vector, "repeng", strength).items()}
+    dirs = {
+        i: t.numpy().astype(np.float32, copy=True) for i, t in _by_block(vector, "repeng", strength).items()
+    }
     model_type = vector.model.model_type or vector.model.id
     try:
         from repeng import ControlVector
@@ -75,7 +79,9 @@ def to_repeng(vector: SteeringVector, *, strength: float | None = None) -> Any:
     return ControlVector(model_type=model_type, directions=dirs)
 
 
-def from_repeng(obj: Any, *, model_id: str | None = None, n_layers: int | None = None, name: str = "repeng") -> SteeringVector:
+def from_repeng(
+    obj: Any, *, model_id: str | None = None, n_layers: int | None = None, name: str = "repeng"
+) -> SteeringVector:
     """A saesteer vector from a repeng ``ControlVector`` (or look-alike): resid_post hooks, raw scale."""
     dirs = getattr(obj, "directions", None)
     if not isinstance(dirs, dict) or not dirs:
@@ -83,12 +89,19 @@ def from_repeng(obj: Any, *, model_id: str | None = None, n_layers: int | None =
     comps = []
     for i in sorted(dirs):
         arr = np.asarray(dirs[i])
-        comps.append(Component(f"blocks.{int(i)}.hook_resid_post", torch.from_numpy(np.array(arr, dtype=np.float32, copy=True))))
+        comps.append(
+            Component(
+                f"blocks.{int(i)}.hook_resid_post",
+                torch.from_numpy(np.array(arr, dtype=np.float32, copy=True)),
+            )
+        )
     d_model = int(comps[0].vector.shape[0])
     mt = str(getattr(obj, "model_type", "") or "")
     return SteeringVector(
-        components=tuple(comps), model=ModelInfo(model_id or mt, d_model, n_layers, model_type=mt or None),
-        scale_mode="raw", provenance={"method": "import", "imported_from": {"format": "repeng", "model_type": mt}},
+        components=tuple(comps),
+        model=ModelInfo(model_id or mt, d_model, n_layers, model_type=mt or None),
+        scale_mode="raw",
+        provenance={"method": "import", "imported_from": {"format": "repeng", "model_type": mt}},
         name=name,
     )
 
@@ -103,19 +116,31 @@ def to_steering_vectors(vector: SteeringVector, *, strength: float | None = None
     return SV(layer_activations=acts, layer_type="decoder_block")
 
 
-def from_steering_vectors(obj: Any, *, model_id: str, n_layers: int | None = None, name: str = "steering-vectors") -> SteeringVector:
+def from_steering_vectors(
+    obj: Any, *, model_id: str, n_layers: int | None = None, name: str = "steering-vectors"
+) -> SteeringVector:
     """A saesteer vector from a steering-vectors ``SteeringVector`` (decoder_block layers only)."""
     acts = getattr(obj, "layer_activations", None)
     if not isinstance(acts, dict) or not acts:
-        raise SteeringVectorError("not a steering-vectors SteeringVector: expected a non-empty 'layer_activations' dict")
+        raise SteeringVectorError(
+            "not a steering-vectors SteeringVector: expected a non-empty 'layer_activations' dict"
+        )
     layer_type = getattr(obj, "layer_type", "decoder_block")
     if layer_type != "decoder_block":
-        raise ExportFormatError(f"only decoder_block steering vectors map to residual hooks, not {layer_type!r}")
+        raise ExportFormatError(
+            f"only decoder_block steering vectors map to residual hooks, not {layer_type!r}"
+        )
     comps = tuple(
-        Component(f"blocks.{int(i)}.hook_resid_post", torch.as_tensor(acts[i]).detach().to(torch.float32).reshape(-1).clone())
+        Component(
+            f"blocks.{int(i)}.hook_resid_post",
+            torch.as_tensor(acts[i]).detach().to(torch.float32).reshape(-1).clone(),
+        )
         for i in sorted(acts)
     )
     return SteeringVector(
-        components=comps, model=ModelInfo(model_id, int(comps[0].vector.shape[0]), n_layers), scale_mode="raw",
-        provenance={"method": "import", "imported_from": {"format": "steering-vectors"}}, name=name,
+        components=comps,
+        model=ModelInfo(model_id, int(comps[0].vector.shape[0]), n_layers),
+        scale_mode="raw",
+        provenance={"method": "import", "imported_from": {"format": "steering-vectors"}},
+        name=name,
     )

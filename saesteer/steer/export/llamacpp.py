@@ -49,7 +49,9 @@ def gguf_layer_for_hook(hook_name: str) -> int:
     elif spec.kind == "resid_pre":
         n = spec.layer - 1
     else:
-        raise ExportFormatError(f"{hook_name}: llama.cpp steers decoder-layer outputs only (resid_pre / resid_post)")
+        raise ExportFormatError(
+            f"{hook_name}: llama.cpp steers decoder-layer outputs only (resid_pre / resid_post)"
+        )
     if n < 1:
         raise ExportFormatError(
             f"{hook_name} would be direction.{n}: llama.cpp rejects direction.0 (it cannot steer before the output "
@@ -61,7 +63,9 @@ def gguf_layer_for_hook(hook_name: str) -> int:
 def hook_for_gguf_layer(n: int) -> str:
     """The transformer-lens hook where llama.cpp adds ``direction.N``: ``blocks.N.hook_resid_post``."""
     if n < 1:
-        raise ExportFormatError(f"direction.{n} is invalid: llama.cpp rejects direction.0 and negative indices")
+        raise ExportFormatError(
+            f"direction.{n} is invalid: llama.cpp rejects direction.0 and negative indices"
+        )
     return f"blocks.{n}.hook_resid_post"
 
 
@@ -97,14 +101,20 @@ class GgufFormat:
             t = c.vector if s == 1.0 else (c.vector * s)
             directions[n] = directions[n] + t if n in directions else t
             hooks.setdefault(n, []).append(c.hook_name)
-        info = {"manifest": vector.manifest(), "strength": s, "directions": {str(n): h for n, h in hooks.items()}}
+        info = {
+            "manifest": vector.manifest(),
+            "strength": s,
+            "directions": {str(n): h for n, h in hooks.items()},
+        }
         with atomic_target(path) as tmp:
             writer = gguf.GGUFWriter(str(tmp), ARCH)
             writer.add_string(f"{ARCH}.model_hint", vector.model.model_type or vector.model.id)
             writer.add_uint32(f"{ARCH}.layer_count", len(directions))
             writer.add_string(EXPORT_KEY, json.dumps(info, ensure_ascii=False, allow_nan=False))
             for n in sorted(directions):
-                writer.add_tensor(f"direction.{n}", np.ascontiguousarray(directions[n].numpy(), dtype=np.float32))
+                writer.add_tensor(
+                    f"direction.{n}", np.ascontiguousarray(directions[n].numpy(), dtype=np.float32)
+                )
             writer.write_header_to_file()
             writer.write_kv_data_to_file()
             writer.write_tensors_to_file()
@@ -142,13 +152,17 @@ def read_control_vector(path: Path) -> tuple[dict[int, torch.Tensor], dict[str, 
             continue
     arch = fields.get("general.architecture")
     if arch != ARCH:
-        raise ExportFormatError(f"{path} is a GGUF file of architecture {arch!r}, not a control vector ({ARCH!r})")
+        raise ExportFormatError(
+            f"{path} is a GGUF file of architecture {arch!r}, not a control vector ({ARCH!r})"
+        )
     directions: dict[int, torch.Tensor] = {}
     width = None
     for t in reader.tensors:
         m = _DIRECTION.match(t.name)
         if not m:
-            raise ExportFormatError(f"{path}: unexpected tensor {t.name!r} (a control vector holds direction.N only)")
+            raise ExportFormatError(
+                f"{path}: unexpected tensor {t.name!r} (a control vector holds direction.N only)"
+            )
         n = int(m.group(1))
         if n == 0:
             raise ExportFormatError(f"{path}: direction.0 is invalid (llama.cpp rejects it)")
@@ -188,7 +202,10 @@ def _exact_from_manifest(info: dict[str, Any], directions: dict[int, torch.Tenso
 
 
 def _from_directions(
-    path: Path, directions: dict[int, torch.Tensor], fields: dict[str, Any], hints: ImportHints,
+    path: Path,
+    directions: dict[int, torch.Tensor],
+    fields: dict[str, Any],
+    hints: ImportHints,
     info: dict[str, Any] | None,
 ) -> SteeringVector:
     hint = fields.get(f"{ARCH}.model_hint")
@@ -197,17 +214,37 @@ def _from_directions(
     if manifest is not None:
         model = ModelInfo.from_dict(manifest["model"])
         norms = {gguf_layer_for_hook(c["hook_name"]): c.get("typical_norm") for c in manifest["components"]}
-        prov = {**manifest.get("provenance", {}), "imported_from": {"format": "gguf", "file": path.name,
-                                                                    "baked_strength": info.get("strength") if info else None}}
+        prov = {
+            **manifest.get("provenance", {}),
+            "imported_from": {
+                "format": "gguf",
+                "file": path.name,
+                "baked_strength": info.get("strength") if info else None,
+            },
+        }
         name = hints.name or manifest.get("name", path.stem)
     else:
         model_id = hints.model_id or (str(hint) if hint else "")
         if not model_id:
-            raise SteeringVectorError(f"{path} does not say which model it is for; pass the model id (--model-id)")
-        model = ModelInfo(id=model_id, d_model=width, n_layers=hints.n_layers, model_type=str(hint) if hint else None)
+            raise SteeringVectorError(
+                f"{path} does not say which model it is for; pass the model id (--model-id)"
+            )
+        model = ModelInfo(
+            id=model_id, d_model=width, n_layers=hints.n_layers, model_type=str(hint) if hint else None
+        )
         norms = {}
-        prov = {"method": "import", "imported_from": {"format": "gguf", "file": path.name, "model_hint": hint}}
+        prov = {
+            "method": "import",
+            "imported_from": {"format": "gguf", "file": path.name, "model_hint": hint},
+        }
         name = hints.name or path.stem
     comps = tuple(Component(hook_for_gguf_layer(n), directions[n], norms.get(n)) for n in sorted(directions))
-    return SteeringVector(components=comps, model=model, operator="add", positions="all", scale_mode="raw",
-                          provenance=prov, name=name)
+    return SteeringVector(
+        components=comps,
+        model=model,
+        operator="add",
+        positions="all",
+        scale_mode="raw",
+        provenance=prov,
+        name=name,
+    )

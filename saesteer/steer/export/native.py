@@ -63,5 +63,7 @@ class NativeFormat:
         try:
             manifest = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise SteeringVectorError(f"{path}: the manifest is not valid JSON ({exc}); the file is corrupt") from exc
+            raise SteeringVectorError(
+                f"{path}: the manifest is not valid JSON ({exc}); the file is corrupt"
+            ) from exc
         return SteeringVector.from_manifest(manifest, tensors)

@@ -92,21 +92,37 @@ class NeuronpediaFormat:
         manifest = read_sidecar(path)
         if manifest is not None:
             comps = manifest.get("components") or []
-            if (len(comps) == 1 and comps[0].get("sha256") == tensor_sha256(vec)
-                    and neuronpedia_layer(comps[0]["hook_name"], manifest["model"].get("n_layers")) == parse_hook(hook).layer):
+            if (
+                len(comps) == 1
+                and comps[0].get("sha256") == tensor_sha256(vec)
+                and neuronpedia_layer(comps[0]["hook_name"], manifest["model"].get("n_layers"))
+                == parse_hook(hook).layer
+            ):
                 return SteeringVector.from_manifest(manifest, {comps[0]["tensor"]: vec})
         model_id = hints.model_id or data.get("modelId")
         if not model_id:
-            raise SteeringVectorError(f"{path} does not say which model it is for; pass the model id (--model-id)")
+            raise SteeringVectorError(
+                f"{path} does not say which model it is for; pass the model id (--model-id)"
+            )
         strength = data.get("vectorDefaultSteerStrength", data.get("defaultSteerStrength"))
-        prov: dict[str, Any] = {"method": "import", "imported_from": {
-            "format": "neuronpedia", "file": path.name, "source": data.get("source", data.get("layer")),
-            "index": data.get("index")}}
+        prov: dict[str, Any] = {
+            "method": "import",
+            "imported_from": {
+                "format": "neuronpedia",
+                "file": path.name,
+                "source": data.get("source", data.get("layer")),
+                "index": data.get("index"),
+            },
+        }
         return SteeringVector(
-            components=(Component(hook, vec),), model=ModelInfo(str(model_id), int(vec.shape[0]), hints.n_layers),
-            operator="add", positions="all", scale_mode="raw",
+            components=(Component(hook, vec),),
+            model=ModelInfo(str(model_id), int(vec.shape[0]), hints.n_layers),
+            operator="add",
+            positions="all",
+            scale_mode="raw",
             default_strength=float(strength) if isinstance(strength, (int, float)) else 1.0,
-            provenance=prov, name=hints.name or str(data.get("vectorLabel", data.get("label", path.stem))),
+            provenance=prov,
+            name=hints.name or str(data.get("vectorLabel", data.get("label", path.stem))),
         )
 
 

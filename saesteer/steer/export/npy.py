@@ -33,7 +33,9 @@ class NpyFormat:
 
     def write(self, vector: SteeringVector, path: Path, *, strength: float | None = None) -> list[Path]:
         if vector.clamp is not None:
-            raise ExportFormatError("a clamp vector needs its SAE feature ids and values: export it in the native format")
+            raise ExportFormatError(
+                "a clamp vector needs its SAE feature ids and values: export it in the native format"
+            )
         rows = [c.vector.numpy() for c in vector.components]
         arr = rows[0] if len(rows) == 1 else np.stack(rows)
         with atomic_target(path) as tmp:
@@ -51,17 +53,25 @@ class NpyFormat:
         except (OSError, ValueError, EOFError) as exc:
             raise ExportFormatError(f"{path} is not a readable .npy file: {exc}") from exc
         if arr.dtype.kind != "f" or arr.ndim not in (1, 2):
-            raise ExportFormatError(f"{path}: expected a float array of shape [d_model] or [n_hooks, d_model], got {arr.dtype} {arr.shape}")
+            raise ExportFormatError(
+                f"{path}: expected a float array of shape [d_model] or [n_hooks, d_model], got {arr.dtype} {arr.shape}"
+            )
         mat = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).reshape(-1, arr.shape[-1])
         rows = [mat[i].clone() for i in range(mat.shape[0])]
         manifest = read_sidecar(path)
         if manifest is not None:
             comps = manifest.get("components") or []
             if len(comps) != len(rows):
-                raise SteeringVectorError(f"{path}: the array has {len(rows)} rows but its manifest lists {len(comps)} hooks")
+                raise SteeringVectorError(
+                    f"{path}: the array has {len(rows)} rows but its manifest lists {len(comps)} hooks"
+                )
             if all(c.get("sha256") == tensor_sha256(r) for c, r in zip(comps, rows, strict=True)):
-                return SteeringVector.from_manifest(manifest, {c["tensor"]: r for c, r in zip(comps, rows, strict=True)})
-            raise SteeringVectorError(f"{path} does not match its manifest sidecar (edited or corrupt); remove the sidecar to import the bare array")
+                return SteeringVector.from_manifest(
+                    manifest, {c["tensor"]: r for c, r in zip(comps, rows, strict=True)}
+                )
+            raise SteeringVectorError(
+                f"{path} does not match its manifest sidecar (edited or corrupt); remove the sidecar to import the bare array"
+            )
         hooks = [h.strip() for h in (hints.hook_name or "").split(",") if h.strip()]
         if len(hooks) != len(rows):
             raise SteeringVectorError(
@@ -71,7 +81,8 @@ class NpyFormat:
             raise SteeringVectorError(f"{path} has no manifest sidecar: pass the model id (--model-id)")
         return SteeringVector(
             components=tuple(Component(h, r) for h, r in zip(hooks, rows, strict=True)),
-            model=ModelInfo(hints.model_id, int(mat.shape[1]), hints.n_layers), scale_mode="raw",
+            model=ModelInfo(hints.model_id, int(mat.shape[1]), hints.n_layers),
+            scale_mode="raw",
             provenance={"method": "import", "imported_from": {"format": "npy", "file": path.name}},
             name=hints.name or path.stem,
         )

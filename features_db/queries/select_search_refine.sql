@@ -1,0 +1,68 @@
+-- Like select_search.sql, for a score that is expensive to aggregate but has cheap bounds (the AUROC from
+-- the histograms, bounded by the activation frequencies): the filters and the bounds run over every
+-- feature, the exact score only over the features whose upper bound reaches the k-th best lower bound.
+-- The result is the exact top k. Slots {{...}} are filled by saesteer.select.sqlbuild.compile_search.
+WITH cond AS (
+    SELECT condition,
+           (condition = $target)::DOUBLE                                                   AS w_t,
+           list_contains($contrast::VARCHAR[], condition)::DOUBLE                          AS w_c,
+           list_contains($random::VARCHAR[], condition)::DOUBLE                            AS w_r,
+           (NOT is_random)::DOUBLE                                                         AS w_nr,
+           (condition = $target OR list_contains($contrast::VARCHAR[], condition))::DOUBLE AS w_e,
+           1.0 / greatest(n_tokens, 1)                                                     AS inv_n
+    FROM conditions
+    WHERE build_id = $build
+),
+agg AS (
+    SELECT s.feature, 1 AS w,
+        {{aggregates}}
+    FROM feature_stats s
+    JOIN cond c ON s.condition = c.condition
+    WHERE s.build_id = $build
+    GROUP BY s.feature
+),
+universe AS (
+    SELECT * FROM agg
+    UNION ALL BY NAME
+    SELECT NULL::INTEGER AS feature, greatest($d_sae - (SELECT count(*) FROM agg), 0) AS w, {{empty}}
+),
+scored AS (
+    SELECT feature, w, {{lower}} AS lower_bound, {{upper}} AS upper_bound, {{predicates}}
+    FROM universe
+),
+counts AS (
+    SELECT {{counts}} FROM scored
+),
+kept AS (
+    SELECT feature, lower_bound, upper_bound FROM scored WHERE feature IS NOT NULL AND {{keep}}
+),
+cutoff AS (
+    SELECT coalesce(min(lower_bound), -1e308) - 1e-9 AS lb_k
+    FROM (SELECT lower_bound FROM kept ORDER BY lower_bound DESC LIMIT $top_k)
+),
+cand AS (
+    SELECT kept.feature FROM kept, cutoff WHERE kept.upper_bound >= cutoff.lb_k
+),
+exact AS (
+    SELECT s.feature,
+        {{exact_aggregates}}
+    FROM feature_stats s
+    JOIN cond c ON s.condition = c.condition
+    SEMI JOIN cand ON s.feature = cand.feature
+    WHERE s.build_id = $build
+    GROUP BY s.feature
+),
+rescored AS (
+    SELECT feature, {{helpers}}{{score}} AS score FROM exact
+),
+top AS (
+    SELECT feature, score, row_number() OVER (ORDER BY score {{order}} NULLS LAST, feature) AS rank
+    FROM (
+        SELECT feature, score FROM rescored
+        ORDER BY score {{order}} NULLS LAST, feature
+        LIMIT $top_k
+    )
+)
+SELECT counts.*, top.feature, top.score, top.rank
+FROM counts LEFT JOIN top ON TRUE
+ORDER BY top.rank NULLS LAST

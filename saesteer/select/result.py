@@ -1,0 +1,182 @@
+"""``SearchResult``: a ranked search result, its filter bookkeeping, and the hand-off to steering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from saesteer.errors import SaesteerError
+from saesteer.select.catalog import BuildInfo
+from saesteer.select.detail import DetailStats
+from saesteer.select.featureset import FeatureSet
+from saesteer.select.ranking import Score, get_score
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Weights = Literal["uniform", "mean", "score"]
+
+
+@dataclass
+class SearchResult:
+    """A ranked search result. ``df`` has one row per feature, best first."""
+
+    df: pd.DataFrame
+    target: str
+    contrast: list[str]
+    random: list[str]
+    build: BuildInfo
+    build_note: str
+    rank_by: str
+    dropped: dict[str, int]
+    n_universe: int
+    n_kept: int  # features passing every filter (before the top-k cut)
+    filters: list[str]
+    sql: str
+    params: dict[str, Any]
+    detail: DetailStats | None = None
+    score_objects: dict[str, Score] = field(default_factory=dict)
+    sql_scores: np.ndarray | None = None  # the rank score as SQL computed it (equals the numpy column)
+
+    @property
+    def features(self) -> list[int]:
+        return [int(f) for f in self.df["feature"]] if len(self.df) else []
+
+    def __len__(self) -> int:
+        return len(self.df)
+
+    def arrow(self) -> Any:
+        """The result as a pyarrow Table."""
+        import pyarrow as pa
+
+        return pa.Table.from_pandas(self.df, preserve_index=False)
+
+    def polars(self) -> Any:
+        """The result as a polars DataFrame (needs ``polars``, an optional dependency)."""
+        try:
+            import polars as pl
+        except ImportError as exc:
+            raise SaesteerError(
+                "polars is not installed: `pip install polars`, or use .df (pandas) / .arrow()"
+            ) from exc
+        return pl.from_arrow(self.arrow())
+
+    def summary(self) -> str:
+        """One line: what was searched, on which build, and how many features each filter removed."""
+        drops = "; ".join(f"{k}: -{v}" for k, v in self.dropped.items() if v)
+        return (
+            f"{len(self)} features for {self.target} vs {len(self.contrast)} conditions, ranked by {self.rank_by} "
+            f"(build {self.build.build_id}, {self.build_note}); {self.n_kept} of {self.n_universe} passed the "
+            f"filters ({drops or 'none dropped'})"
+        )
+
+    def to_featureset(self, weights: Weights = "uniform") -> FeatureSet:
+        """The hand-off to steering: the features, their weights and scores, and the provenance."""
+        if weights not in ("uniform", "mean", "score"):
+            raise SaesteerError(f"weights must be 'uniform', 'mean' or 'score', got {weights!r}")
+        w: list[float] | None = None
+        if weights == "mean":
+            w = [float(x) for x in self.df["mean_target"]]
+        elif weights == "score":
+            score = self.score_objects.get(self.rank_by) or get_score(self.rank_by)
+            vals = self.df[self.rank_by].to_numpy(dtype=np.float64)
+            w = (
+                [float(x) for x in score.as_weight(vals, self.detail)]
+                if self.detail is not None
+                else list(vals)
+            )
+        names = [n for n in self.score_objects if n in self.df.columns]
+        if "output_mass" in self.df.columns:
+            names.append("output_mass")
+        scores = {n: [float(x) for x in self.df[n].to_numpy(dtype=np.float64)] for n in names}
+        filters = [
+            f"target={self.target}",
+            f"against={','.join(self.contrast)}",
+            *self.filters,
+            f"rank_by={self.rank_by}",
+            f"top={len(self)}",
+        ]
+        return FeatureSet(
+            features=self.features,
+            target=self.target,
+            weights=w,
+            scores=scores,
+            build_id=self.build.build_id,
+            model_id=self.build.model_id,
+            sae_id=self.build.sae_id,
+            hook_name=self.build.hook_name,
+            filters=filters,
+        )
+
+
+def bookkeeping(raw: pd.DataFrame, steps: list[str]) -> tuple[dict[str, int], int, int]:
+    first = raw.iloc[0]
+    n_universe = int(first["n_universe"])
+    dropped: dict[str, int] = {}
+    prev = n_universe
+    for i, desc in enumerate(steps):
+        n = int(first[f"n_step{i}"])
+        key, j = desc, 2
+        while key in dropped:
+            key, j = f"{desc} ({j})", j + 1
+        dropped[key] = prev - n
+        prev = n
+    return dropped, n_universe, prev
+
+
+def empty_message(target: str, n_universe: int, dropped: dict[str, int]) -> str:
+    if n_universe == 0:
+        return f"no features to search: the build has no features for {target}"
+    left = n_universe
+    for desc, n in dropped.items():
+        if n and n == left:
+            return (
+                f"no features left for {target}: the filter '{desc}' removed the last {n} "
+                f"(removed per filter: {_fmt_dropped(dropped)}); relax or remove it"
+            )
+        left -= n
+    return f"no features left for {target} (removed per filter: {_fmt_dropped(dropped)})"
+
+
+def _fmt_dropped(dropped: dict[str, int]) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in dropped.items())
+
+
+def build_frame(
+    feats: list[int],
+    d: DetailStats,
+    rank: Score,
+    display: dict[str, Score],
+    tokens: dict[int, list[str]],
+    out_cols: dict[str, Any],
+) -> pd.DataFrame:
+    import pandas as pd
+
+    cols: dict[str, Any] = {
+        "rank": np.arange(1, len(feats) + 1),
+        "feature": np.asarray(feats, dtype=np.int64),
+    }
+    cols[rank.name] = rank.numpy(d) if len(feats) else np.zeros(0)
+    for name, sc in display.items():
+        if name != rank.name:
+            cols[name] = sc.numpy(d) if len(feats) else np.zeros(0)
+    freq = d.freq
+    c_idx = list(d.contrast)
+    cols["f_target"] = freq[:, d.target] if len(feats) else np.zeros(0)
+    cols["f_contrast"] = d.pooled("n_active") / max(d.tokens(), 1.0)
+    cols["f_contrast_max"] = freq[:, c_idx].max(axis=1) if len(feats) and c_idx else np.zeros(len(feats))
+    cols["max_contrast"] = (
+        [d.conditions[c_idx[int(i)]] for i in freq[:, c_idx].argmax(axis=1)]
+        if len(feats) and c_idx
+        else [None] * len(feats)
+    )
+    r_idx = list(d.random)
+    cols["f_random"] = freq[:, r_idx].max(axis=1) if len(feats) and r_idx else np.full(len(feats), np.nan)
+    cols["mean_target"] = d.mean[:, d.target] if len(feats) else np.zeros(0)
+    for j, c in enumerate(d.conditions):
+        cols[f"freq[{c}]"] = freq[:, j] if len(feats) else np.zeros(0)
+    cols.update(out_cols)
+    cols["top_tokens"] = [tokens.get(int(f), []) for f in feats]
+    return pd.DataFrame(cols)

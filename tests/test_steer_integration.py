@@ -1,0 +1,64 @@
+"""Steering on the real Gemma 3 270M (``-m integration``): backends agree, DiffMean French demo, GGUF."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from saesteer.steer.hooks import steering
+from saesteer.steer.vector import Component, ModelInfo, SteeringVector
+
+pytestmark = pytest.mark.integration
+
+HOOK = "blocks.6.hook_resid_post"
+PROMPTS = ["Yesterday I went to the market and", "The best meal I have ever eaten was"]
+
+
+@pytest.mark.parametrize("hook", [HOOK, "blocks.9.hook_resid_pre"])
+def test_tl_and_hf_backends_give_the_same_steered_logits(gemma, gemma_hf, hook):
+    hf, tok = gemma_hf
+    hf.saesteer_model_id = "gemma-3-270m"
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(640, generator=g)
+    vec = SteeringVector(components=(Component(hook, v / v.norm() * 2000.0),), model=ModelInfo.from_tl(gemma))
+    ids = torch.tensor([tok("The capital of France is")["input_ids"]])
+    with torch.no_grad():
+        base_tl = gemma(ids)[0, -1]
+        with steering(gemma, vec):
+            tl = gemma(ids)[0, -1]
+        with steering(hf, vec):
+            hfl = hf(ids).logits[0, -1]
+    shift = (tl - base_tl).abs().max()
+    assert shift > 1.0  # the vector really moves the logits
+    # the two implementations agree to far better than the steering effect
+    assert float((tl - hfl).abs().max()) < 0.05 * float(shift)
+    assert int(tl.argmax()) == int(hfl.argmax())
+
+
+def test_diffmean_french_vector_turns_english_continuations_french(gemma, gemma_hf):
+    import py3langid
+
+    from saesteer.steer.baselines import diffmean_bundled
+    from saesteer.steer.generate import GenerationConfig, HFBackend, side_by_side
+
+    vec = diffmean_bundled(gemma, HOOK, "fr", ["en"], n_texts=60)
+    hf, tok = gemma_hf
+    rows = side_by_side(
+        HFBackend(hf, tok, "gemma-3-270m"), PROMPTS, (vec, 0.2), GenerationConfig(max_new_tokens=16)
+    )
+    for r in rows:
+        assert py3langid.classify(r.unsteered)[0] == "en", r
+        assert py3langid.classify(r.steered)[0] == "fr", r
+
+
+def test_gguf_export_of_a_gemma_vector(gemma, tmp_path):
+    from saesteer.steer.build import from_direction
+    from saesteer.steer.export import export_vector, import_vector
+    from saesteer.steer.export.llamacpp import read_control_vector
+
+    vec = from_direction(torch.randn(640), HOOK, gemma, typical_norm=100.0)
+    (path,) = export_vector(vec, tmp_path / "v.gguf", "gguf")
+    directions, fields = read_control_vector(path)
+    assert list(directions) == [6] and torch.equal(directions[6], vec.components[0].vector)
+    assert fields["controlvector.model_hint"] == "gemma3_text"
+    assert import_vector(path).bit_equal(vec)
