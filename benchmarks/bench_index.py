@@ -9,7 +9,8 @@ one run (no timing assertions anywhere).
 Throughput: the same documents, tokenized and batched once, go through (a) the bare forward pass to the
 hook's layer (``model(tokens, stop_at_layer=...)``), (b) forward + SAE encode, (c) the full collection
 (forward, encode, sufficient statistics, top-k); each is timed ``--repeats`` times, interleaved, and
-the best time is kept. The ratio (a)/(c) is collection throughput relative to the bare forward pass.
+the best time is kept. The ratio (a)/(c) is collection throughput relative to the bare forward pass;
+it is given for wall-clock time and for process CPU time (steadier on a machine shared with other jobs).
 
 Memory: each measurement runs ``build_index`` in a fresh child process and reports its peak RSS
 (``ru_maxrss``) next to the RSS after loading the model and SAE.
@@ -103,18 +104,23 @@ def throughput(model: Any, sae: Any, texts_per_lang: int, repeats: int, batch_si
         acc.result()
         top.result()
 
-    best = {"forward": float("inf"), "forward+encode": float("inf"), "collect": float("inf")}
+    names = ("forward", "forward+encode", "collect")
+    best = dict.fromkeys(names, float("inf"))
+    cpu = dict.fromkeys(names, float("inf"))
     with torch.inference_mode():
         forward()  # warm-up
         for _ in range(repeats):
-            for name, fn in (("forward", forward), ("forward+encode", encode), ("collect", collect)):
-                t0 = time.perf_counter()
+            for name, fn in zip(names, (forward, encode, collect), strict=True):
+                t0, c0 = time.perf_counter(), time.process_time()
                 fn()
                 best[name] = min(best[name], time.perf_counter() - t0)
-    out = {f"{k} tok/s": n_tokens / v for k, v in best.items()}
+                cpu[name] = min(cpu[name], time.process_time() - c0)
+    out: dict[str, float] = {f"{k} tok/s": n_tokens / v for k, v in best.items()}
     out["tokens"] = n_tokens
     out["collect / forward throughput"] = best["forward"] / best["collect"]
     out["encode / forward throughput"] = best["forward"] / best["forward+encode"]
+    out["collect / forward (CPU time)"] = cpu["forward"] / cpu["collect"]
+    out["encode / forward (CPU time)"] = cpu["forward"] / cpu["forward+encode"]
     return out
 
 

@@ -102,8 +102,8 @@ def _scenarios():
         return Search(db, f"language={lang}").drop_random().rank_by("auroc").top(20)
 
     return {
-        "drop_random + log_odds, top 20": default,
-        "all filters + log_odds, top 20": all_filters,
+        "drop_random + log_odds_z (default), top 20": default,
+        "all filters + log_odds_z, top 20": all_filters,
         "drop_random + nu, top 20": nu,
         "drop_random + auroc (histograms), top 20": auroc,
     }

@@ -6,6 +6,7 @@ median steered throughput / median unsteered throughput (target: >= 0.97).
 
     .venv/bin/python benchmarks/bench_steer.py            # the tiny transformers model
     .venv/bin/python benchmarks/bench_steer.py --gemma    # also Gemma 3 270M (transformers backend)
+    .venv/bin/python benchmarks/bench_steer.py --gemma --threads 1   # steadier on a shared machine
 """
 
 from __future__ import annotations
@@ -109,12 +110,22 @@ def bench(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gemma", action="store_true", help="also benchmark Gemma 3 270M")
+    ap.add_argument("--no-tiny", action="store_true", help="skip the tiny model")
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--gemma-repeats", type=int, default=3)
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--gemma-tokens", type=int, default=20)
+    ap.add_argument("--gemma-prompts", type=int, default=4)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (1 makes CPU time robust on a shared machine)",
+    )
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from saesteer.paths import package_data
     from saesteer.steer.tiny import TINY_HF_ID, make_tiny_hf_model
@@ -127,18 +138,22 @@ def main() -> None:
     prompts = prompts[: args.prompts]
     variants = [("add", "all"), ("add", "generated"), ("norm_preserving_add", "all")]
     hf, tok = make_tiny_hf_model()
-    rows = bench(
-        HFBackend(hf, tok, TINY_HF_ID),
-        prompts,
-        GenerationConfig(max_new_tokens=args.tokens, min_new_tokens=args.tokens, batch_size=len(prompts)),
-        args.repeats,
-        variants,
+    rows = (
+        []
+        if args.no_tiny
+        else bench(
+            HFBackend(hf, tok, TINY_HF_ID),
+            prompts,
+            GenerationConfig(max_new_tokens=args.tokens, min_new_tokens=args.tokens, batch_size=len(prompts)),
+            args.repeats,
+            variants,
+        )
     )
     if args.gemma:
         gemma = HFBackend.load("gemma-3-270m")
         rows += bench(
             gemma,
-            prompts[:4],
+            prompts[: args.gemma_prompts],
             GenerationConfig(
                 max_new_tokens=args.gemma_tokens, min_new_tokens=args.gemma_tokens, batch_size=4
             ),

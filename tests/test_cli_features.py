@@ -40,7 +40,7 @@ def test_search_table(db):
     r = invoke("features", "search", "--db", db, "--target", "language=fr", "--drop-random", "--top", "5")
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
-    assert "features for language=fr vs 3 conditions, by log_odds" in text
+    assert "features for language=fr vs 3 conditions, by log_odds_z" in text
     assert "random: frequency on random tokens > 0.2 x target frequency" in r.output
     assert "build synthetic (the only build)" in r.output
 
@@ -169,3 +169,18 @@ def test_main_turns_errors_into_one_line(db, monkeypatch, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: refused: `saesteer sql` is read-only") and "UPDATE" in err
+
+
+def test_sparkline_and_compact_hists():
+    from saesteer.cli.features import compact_hists, sparkline
+
+    assert sparkline([0, 1, 2, 4]) == " ▃▅█"  # blank for 0, else round(v / max * 7) of ▁..█
+    assert sparkline([0, 0]) == "  "
+    edges = [float(10**i) for i in range(-3, 38)]  # 40 bins
+    hists = [[0] * 40, [0] * 40]
+    hists[0][5], hists[1][9] = 3, 7
+    out, lo, hi = compact_hists(hists, edges, width=16)
+    assert (lo, hi) == (edges[5], edges[10]) and out == [[3, 0, 0, 0, 0], [0, 0, 0, 0, 7]]
+    wide = [[1] * 40]
+    out, lo, hi = compact_hists(wide, edges, width=16)
+    assert len(out[0]) <= 16 and sum(out[0]) == 40 and (lo, hi) == (edges[0], edges[40])

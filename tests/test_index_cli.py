@@ -197,8 +197,21 @@ def test_exclude_and_threshold_flags(tmp_path):
     corpus.write_text("abc\nde\n", encoding="utf-8")
     for name, extra, want in [("default", [], 5), ("none", ["--exclude", "none"], 7)]:
         db = tmp_path / f"{name}.duckdb"
-        _ok(["index", "build", *TINY, "--db", str(db), "--text", f"topic=a={corpus}", "--threshold", "0.5",
-             "--no-feature-output", *extra])
+        _ok(
+            [
+                "index",
+                "build",
+                *TINY,
+                "--db",
+                str(db),
+                "--text",
+                f"topic=a={corpus}",
+                "--threshold",
+                "0.5",
+                "--no-feature-output",
+                *extra,
+            ]
+        )
         with IndexDb(db, read_only=True) as con:
             assert con.execute("SELECT n_tokens FROM conditions").fetchall() == [(want,)]
             assert con.execute("SELECT threshold FROM builds").fetchall() == [(0.5,)]

@@ -26,6 +26,18 @@ def test_log_odds():
     assert S.log_odds(5, 100, 10, 200, alpha=0.0) == pytest.approx(0.0)  # same odds 5/95 = 10/190
 
 
+def test_log_odds_z():
+    # 2.060390911198421 / sqrt(1/30.5 + 1/70.5 + 1/10.5 + 1/190.5)
+    assert S.log_odds_z(30, 100, 10, 200) == pytest.approx(5.365551817594484)
+    # the same odds ratio on 10x the counts is 10x the evidence: sqrt(10) times the z-score
+    assert S.log_odds_z(300, 1000, 100, 2000, alpha=0.0) == pytest.approx(
+        math.sqrt(10) * S.log_odds_z(30, 100, 10, 200, alpha=0.0)
+    )
+    # 7 of 3000 target tokens and none elsewhere: a large log-odds, but weak evidence
+    assert S.log_odds(7, 3000, 0, 30000) > S.log_odds(1000, 3000, 300, 30000)
+    assert S.log_odds_z(7, 3000, 0, 30000) < S.log_odds_z(1000, 3000, 300, 30000)
+
+
 def test_monolinguality_nu():
     # target mean 50/100 = 0.5; contrast means 10/100 = 0.1 and 30/200 = 0.15 -> 0.5 - 0.125
     assert S.monolinguality(50, 100, [10, 30], [100, 200]) == pytest.approx(0.375)

@@ -218,7 +218,8 @@ def test_results_as_arrow_and_featureset(index, tmp_path):
     mean = res.to_featureset(weights="mean")
     assert mean.weights == pytest.approx(list(res.df["mean_target"]))
     by_score = res.to_featureset(weights="score")
-    assert by_score.weights == pytest.approx(list(res.df["log_odds"].clip(lower=0)))
+    assert res.rank_by == "log_odds_z"
+    assert by_score.weights == pytest.approx(list(res.df["log_odds_z"].clip(lower=0)))
     loaded = FeatureSet.load(fs.save(tmp_path / "fs.json"))
     assert loaded == fs
     with pytest.raises(SaesteerError, match="weights"):
@@ -229,7 +230,7 @@ def test_search_objects_are_immutable(index):
     base = Search(index, "fr").drop_random()
     a, b = base.top(2), base.rank_by("nu").top(3)
     assert len(a.run()) == 2 and len(b.run()) == 3
-    assert base.k == 20 and base.rank.name == "log_odds" and len(base.filters) == 1
+    assert base.k == 20 and base.rank.name == "log_odds_z" and len(base.filters) == 1
 
 
 def test_result_frame_has_frequencies_per_condition(index):

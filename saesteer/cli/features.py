@@ -28,6 +28,7 @@ BuildOpt = Annotated[
 ]
 SPARK = "▁▂▃▄▅▆▇█"
 SCORE_LABELS = {
+    "log_odds_z": "z",
     "log_odds": "log-odds",
     "nu": "ν",
     "smd": "d",
@@ -47,6 +48,22 @@ def sparkline(values: Any, vmax: float | None = None) -> str:
     return "".join(
         " " if v <= 0 else SPARK[min(int(v / top * (len(SPARK) - 1) + 0.5), len(SPARK) - 1)] for v in vals
     )
+
+
+def compact_hists(
+    hists: list[Any], edges: list[float], width: int = 16
+) -> tuple[list[list[int]], float, float]:
+    """Cut histograms (one per condition, same bins) to the bins any of them uses, then merge neighbouring
+    bins until at most ``width`` remain. Returns the histograms and the range of edges they cover."""
+    rows = [[int(x) for x in h] for h in hists]
+    n = max((len(r) for r in rows), default=0)
+    used = [i for i in range(n) if any(i < len(r) and r[i] for r in rows)]
+    if not used or len(edges) < n + 1:
+        return [r or [0] for r in rows], (edges[0] if edges else 0.0), (edges[-1] if edges else 0.0)
+    a, b = used[0], used[-1] + 1
+    step = -(-(b - a) // width)
+    out = [[sum(r[i : min(i + step, b)]) for i in range(a, b, step)] for r in rows]
+    return out, edges[a], edges[b]
 
 
 def _fmt(v: Any) -> str:
@@ -98,8 +115,11 @@ def search(
         float | None, typer.Option("--min-freq", help="Minimum activation frequency on the target.")
     ] = None,
     rank_by: Annotated[
-        str, typer.Option("--rank-by", help="log_odds, freq_diff, freq_ratio, nu, entropy, smd, auroc.")
-    ] = "log_odds",
+        str,
+        typer.Option(
+            "--rank-by", help="log_odds_z, log_odds, freq_diff, freq_ratio, nu, entropy, smd, auroc."
+        ),
+    ] = "log_odds_z",
     top: Annotated[int, typer.Option("--top", "-k", help="How many features.")] = 20,
     output_score: Annotated[
         bool,
@@ -204,7 +224,9 @@ def _render_search(res: Any) -> None:
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("feature", justify="right", style="bold cyan", no_wrap=True)
     w = console.width
-    extra = [] if w < 110 else (["nu", "auroc"] if w < 140 else ["log_odds", "nu", "smd", "auroc", "entropy"])
+    extra = (
+        [] if w < 110 else (["nu", "auroc"] if w < 140 else ["log_odds_z", "nu", "smd", "auroc", "entropy"])
+    )
     score_cols = [res.rank_by] + [c for c in extra if c != res.rank_by and c in df.columns]
     for c in score_cols:
         table.add_column(
@@ -287,10 +309,10 @@ def _render_show(rep: Any) -> None:
     )
     if rep.never_active:
         console.print("[yellow]never active in any condition of this build (dead)[/]")
-    lo, hi = (rep.hist_edges[0], rep.hist_edges[-1]) if rep.hist_edges else (0.0, 0.0)
+    hists, lo, hi = compact_hists(list(rep.stats["hist"]), list(rep.hist_edges))
     t = Table(
         title="per condition",
-        caption=f"histogram of positive activations, log bins {lo:g}..{hi:g}",
+        caption=f"histogram of positive activations, log bins {lo:.3g}..{hi:.3g}",
         caption_justify="left",
     )
     wide = console.width >= 110
@@ -308,11 +330,11 @@ def _render_show(rep: Any) -> None:
         cols = [c for c in cols if c[0] not in ("doc_freq", "mean", "bos_freq")]
     for key, label in cols:
         t.add_column(label, justify="left" if key == "condition" else "right", no_wrap=True)
-    t.add_column("histogram", no_wrap=True, min_width=len(rep.hist_edges) - 1)
-    for r in rep.stats.to_dict(orient="records"):
+    t.add_column("histogram", no_wrap=True, min_width=len(hists[0]) if hists else 1)
+    for r, hist in zip(rep.stats.to_dict(orient="records"), hists, strict=True):
         cells: list[Any] = [Text(r["condition"], style="dim" if r["random"] else "")]
         cells += [f"{r[k]:,}" if k == "n_active" else _fmt(r[k]) for k, _ in cols[1:]]
-        t.add_row(*cells, sparkline(r["hist"]))
+        t.add_row(*cells, sparkline(hist))
     console.print(t)
     if len(rep.examples):
         e = Table(title="top examples")
@@ -415,4 +437,6 @@ def neighbors(
     logits = logit_lens(m, s, df["feature"].tolist())
     top = logits.topk(min(8, logits.shape[1]), dim=-1).indices.numpy()
     df["top_tokens"] = [token_strings(m, row) for row in top]
+    if not (as_json or as_csv):  # show control and byte tokens escaped in the table
+        df["top_tokens"] = [" ".join(repr(t)[1:-1] for t in toks) for toks in df["top_tokens"]]
     emit(df, title=f"nearest features to {feature} by decoder cosine", as_json=as_json, as_csv=as_csv)

@@ -96,6 +96,24 @@ class LogOdds(Score):
 
 
 @dataclass(frozen=True)
+class LogOddsZ(Score):
+    """The smoothed log-odds over its standard error (:func:`scores.log_odds_z`): the default ranking."""
+
+    alpha: float = 0.5
+    name: ClassVar[str] = "log_odds_z"
+    _needs: ClassVar[tuple[str, ...]] = ("t_n", "c_n")
+
+    def sql(self, ctx: SqlContext) -> str:
+        a = ctx.bind(float(self.alpha), "alpha")
+        lo = f"(ln((t_n + {a}) / ($tok_t - t_n + {a})) - ln((c_n + {a}) / ($tok_c - c_n + {a})))"
+        var = f"(1.0 / (t_n + {a}) + 1.0 / ($tok_t - t_n + {a}) + 1.0 / (c_n + {a}) + 1.0 / ($tok_c - c_n + {a}))"
+        return f"{lo} / sqrt({var})"
+
+    def numpy(self, d: DetailStats) -> np.ndarray:
+        return S.log_odds_z(d.t("n_active"), d.t_tokens, d.pooled("n_active"), d.tokens(), self.alpha)
+
+
+@dataclass(frozen=True)
 class Monolinguality(Score):
     """ν: mean activation on the target minus the mean of the contrast conditions' means (Deng et al. 2025)."""
 
@@ -204,13 +222,13 @@ class Auroc(Score):
 
 
 SCORES: dict[str, type[Score]] = {
-    cls.name: cls for cls in (LogOdds, FreqDiff, FreqRatio, Monolinguality, Entropy, Smd, Auroc)
+    cls.name: cls for cls in (LogOddsZ, LogOdds, FreqDiff, FreqRatio, Monolinguality, Entropy, Smd, Auroc)
 }
-DEFAULT_RANK = "log_odds"
+DEFAULT_RANK = "log_odds_z"
 
 
 def get_score(score: str | Score, **params: float | bool) -> Score:
-    """A score object by name (``log_odds``, ``freq_diff``, ``freq_ratio``, ``nu``, ``entropy``, ``smd``,
+    """A score object by name (``log_odds_z``, ``log_odds``, ``freq_diff``, ``freq_ratio``, ``nu``, ``entropy``, ``smd``,
     ``auroc``) with its parameters, or ``score`` itself."""
     if isinstance(score, Score):
         if params:

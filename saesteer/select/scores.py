@@ -49,6 +49,19 @@ def log_odds(k_t: ArrayLike, n_t: ArrayLike, k_c: ArrayLike, n_c: ArrayLike, alp
     return np.log((k_t + alpha) / (n_t - k_t + alpha)) - np.log((k_c + alpha) / (n_c - k_c + alpha))
 
 
+def log_odds_z(k_t: ArrayLike, n_t: ArrayLike, k_c: ArrayLike, n_c: ArrayLike, alpha: float = 0.5) -> F64:
+    """The smoothed log-odds ratio divided by its standard error (a z-score, as in Monroe et al. 2008)::
+
+        z = log_odds / sqrt(1/(k_t + a) + 1/(n_t - k_t + a) + 1/(k_c + a) + 1/(n_c - k_c + a))
+
+    Unlike the raw log-odds, it does not reward a feature that fired on a handful of target tokens and
+    never elsewhere: the evidence has to be both strong and well supported by counts.
+    """
+    k_t, n_t, k_c, n_c = _f(k_t), _f(n_t), _f(k_c), _f(n_c)
+    var = 1 / (k_t + alpha) + 1 / (n_t - k_t + alpha) + 1 / (k_c + alpha) + 1 / (n_c - k_c + alpha)
+    return log_odds(k_t, n_t, k_c, n_c, alpha) / np.sqrt(var)
+
+
 def monolinguality(s_t: ArrayLike, n_t: ArrayLike, s_c: ArrayLike, n_c: ArrayLike) -> F64:
     """Monolinguality ν (Deng et al. 2025): the mean activation on the target minus the mean over the
     other conditions of their mean activations::

@@ -91,9 +91,8 @@ class PositionTracker:
     def _valid(self) -> torch.Tensor | None:
         """``[batch, cur_len]`` bool non-pad positions of the current call (None: all), computed once."""
         if self._mask is not None:
-            valid = self._mask.bool()
-            self.valid = None if bool(valid.all()) else valid
-            self._mask = None
+            mask, self._mask = self._mask, None
+            self.valid = None if bool(mask.all()) else mask.bool()
         return self.valid
 
     def select(self, policy: PositionPolicy, batch: int, pos: int, device: torch.device) -> Selection:

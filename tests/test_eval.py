@@ -1,0 +1,100 @@
+"""Evaluation pieces: language ID, cross-entropy, matched fluency, the ablation matrix, the report."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from saesteer.corpus import bundled_languages, bundled_texts
+from saesteer.eval.ablation import ablation_matrix, diagonal_dominance, mean_token_ce
+from saesteer.eval.langid import Py3LangId, accuracy
+from saesteer.eval.language import matched_fluency, summarize
+from saesteer.eval.report import Report
+
+
+def test_langid_recognises_the_bundled_heldout_split():
+    ident = Py3LangId()
+    for lang in bundled_languages():
+        acc = accuracy(bundled_texts(lang, "heldout"), lang, ident)
+        assert sum(acc) / len(acc) >= 0.9, lang
+    assert ident("   ") == ("und", 0.0)
+
+
+def test_mean_token_ce_matches_transformer_lens_loss(tiny_model):
+    text = "the cat sat on the mat"
+    toks = tiny_model.to_tokens(text)
+    with torch.no_grad():
+        ref = tiny_model(toks, return_type="loss").item()
+    assert math.isclose(mean_token_ce(tiny_model, [text]), ref, rel_tol=1e-5)
+    # right padding in a batch does not change the per-token mean of each text
+    texts = ["a", "a much longer sentence than the first one"]
+    per = [mean_token_ce(tiny_model, [t]) for t in texts]
+    n = [len(tiny_model.to_tokens(t)[0]) - 1 for t in texts]
+    batched = mean_token_ce(tiny_model, texts)
+    assert math.isclose(batched, (per[0] * n[0] + per[1] * n[1]) / sum(n), rel_tol=1e-5)
+
+
+def test_matched_fluency_picks_the_strongest_within_budget():
+    samples = pd.DataFrame(
+        [{"language": "fr", "method": "m", "strength": s, "correct": c, "ppl": p}
+         for s, c, p in [(0.5, 0.0, 10), (0.5, 1.0, 12), (1.0, 1.0, 20), (1.0, 1.0, 22), (2.0, 1.0, 90), (2.0, 1.0, 95)]]
+    )
+    curves = summarize(samples)
+    assert curves.set_index("strength").loc[1.0, "ppl_median"] == 21
+    picked = matched_fluency(curves, baseline_ppl=10.0, budget=3.0).iloc[0]
+    assert picked["strength"] == 1.0 and picked["accuracy"] == 1.0 and picked["within_budget"]
+    none_ok = matched_fluency(curves, baseline_ppl=1.0, budget=3.0).iloc[0]
+    assert none_ok["strength"] == 0.5 and not none_ok["within_budget"]
+
+
+def test_diagonal_dominance():
+    m = pd.DataFrame([[1.0, 0.1], [0.5, 0.2]], index=["fr", "de"], columns=["fr", "de"])
+    assert diagonal_dominance(m) == 0.5
+
+
+def test_ablation_matrix_shape_and_zero_for_orthogonal_text(tiny_model):
+    from saesteer.steer.build import from_direction
+
+    hook = "blocks.1.hook_resid_pre"
+    g = torch.Generator().manual_seed(0)
+    vecs = {lang: from_direction(torch.randn(64, generator=g), hook, tiny_model, scale_mode="raw") for lang in ("fr", "de")}
+    texts = {lang: bundled_texts(lang, "heldout")[:3] for lang in ("fr", "de", "en")}
+    m = ablation_matrix(tiny_model, vecs, texts)
+    assert list(m.index) == ["fr", "de"] and list(m.columns) == ["fr", "de", "en"]
+    assert m.notna().all().all()
+    assert (m.abs() > 0).all().all()  # projecting a random direction out changes every CE
+
+
+def test_report_writes_markdown_and_html(tmp_path):
+    import plotly.express as px
+
+    df = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]})
+    md, html = Report("T").heading("H").text("t").table(df, "cap").figure(px.bar(df, x="b", y="a"), "fig").write(tmp_path)
+    assert "| a |" in md.read_text().replace("|   a |", "| a |") or "a" in md.read_text()
+    assert "<table" in html.read_text() and "plotly" in html.read_text()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_quickstart_cli_on_the_tiny_model(tmp_path):
+    from typer.testing import CliRunner
+
+    from saesteer.cli.main import app
+
+    out, db = tmp_path / "out", tmp_path / "i.duckdb"
+    args = ["quickstart", "--model", "tiny-random", "--sae", "tiny", "--db", str(db), "--out", str(out),
+            "--languages", "en,fr,de", "--show", "fr", "--max-docs", "8", "--n-random", "8", "--n-prompts", "2",
+            "--eval-prompts", "2", "--ablation-texts", "3", "--max-new-tokens", "4"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (out / "report.md").is_file() and (out / "report.html").is_file()
+    assert {p.name for p in (out / "featuresets").iterdir()} == {"en.json", "fr.json", "de.json"}
+    assert (out / "vectors" / "fr.safetensors").is_file() and (out / "vectors" / "fr.npy").is_file()
+    report = (out / "report.md").read_text()
+    assert "Ablation matrix" in report and "steered into fr" in report
+    # a second run resumes the index: every condition is skipped, the results are the same
+    res2 = CliRunner().invoke(app, args)
+    assert res2.exit_code == 0, res2.output
