@@ -72,7 +72,13 @@ BuildCb = Callable[["BuildProgress"], None]
 
 def run_quickstart(cfg: QuickstartConfig, *, say: Say | None = None, on_build: BuildCb | None = None) -> QuickstartResult:
     """Run the whole job (see the module docstring)."""
-    from saesteer.corpus import RandomTokens, bundled_conditions, bundled_languages, bundled_prompts, bundled_texts
+    from saesteer.corpus import (
+        RandomTokens,
+        bundled_conditions,
+        bundled_languages,
+        bundled_prompts,
+        bundled_texts,
+    )
     from saesteer.eval.ablation import ablation_matrix
     from saesteer.eval.language import LanguageEvalConfig, evaluate_language_steering
     from saesteer.index.build import BuildConfig, build_index

@@ -34,7 +34,12 @@ def language(
     """Target-language accuracy and fluency of SAE vectors vs DiffMean, unfiltered features and prompting."""
     from saesteer.corpus import bundled_languages, bundled_prompts, bundled_texts
     from saesteer.eval.ablation import ablation_matrix
-    from saesteer.eval.language import LanguageEvalConfig, VectorFactory, accuracy_table, evaluate_language_steering
+    from saesteer.eval.language import (
+        LanguageEvalConfig,
+        VectorFactory,
+        accuracy_table,
+        evaluate_language_steering,
+    )
     from saesteer.eval.report import Report
     from saesteer.eval.summary import add_ablation, add_evaluation
     from saesteer.models import load_model
