@@ -16,4 +16,6 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "$TORCH_SPEC"
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+# the Jupyter kernel the notebooks (and their CI test) run on
+.venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 .venv/bin/saesteer --version

@@ -12,8 +12,8 @@ from saesteer.errors import SteeringVectorError, UnknownConditionError, UnknownF
 from saesteer.select.featureset import FeatureSet
 from saesteer.steer.baselines import PromptPrefix, diffmean, diffmean_bundled
 from saesteer.steer.build import decoder_direction, feature_weights, from_direction, from_feature_set
+from saesteer.steer.compose import combine
 from saesteer.steer.residuals import bundled_texts, typical_residual_norm
-from saesteer.steer.vector import combine
 
 HOOK = "blocks.1.hook_resid_pre"
 

@@ -28,6 +28,14 @@ _MIGRATION = re.compile(r"^(\d{3})_.*\.sql$")
 
 
 def _sql_dir(kind: str) -> Path:
+    """``features_db/<kind>`` beside the ``saesteer`` package (a checkout, an editable or a wheel install).
+
+    Located from this file rather than by importing ``features_db``: a ``features_db/`` folder in the
+    working directory (where index files live) would otherwise shadow the package.
+    """
+    beside = Path(__file__).resolve().parents[2] / "features_db" / kind
+    if beside.is_dir():
+        return beside
     return Path(str(files("features_db").joinpath(kind)))
 
 
@@ -143,6 +151,13 @@ class IndexDb:
             if self.read_only and "read-only" in str(exc).lower():
                 raise IndexDbError(f"the index is opened read-only: this statement would write ({exc})", sql) from exc
             raise IndexDbError(f"DuckDB error: {exc}", sql) from exc
+
+    def quiet(self) -> None:
+        """Turn DuckDB's own progress bar off (refused in some notebook kernels: then leave it)."""
+        try:
+            self.con.execute("SET enable_progress_bar = false")
+        except duckdb.Error:
+            pass
 
     def execute_script(self, sql: str, *, name: str = "<script>") -> None:
         """Run a multi-statement SQL file (no parameters)."""

@@ -44,5 +44,5 @@ def run_readonly_sql(path: str | Path, sql: str, params: dict[str, Any] | None =
     """Run one reading statement on a read-only connection to ``path``; returns a pandas DataFrame."""
     text = check_readonly_sql(sql)
     with IndexDb(path, read_only=True) as db:
-        db.execute("SET enable_progress_bar = false")
+        db.quiet()
         return db.fetch_df(text, params or None)

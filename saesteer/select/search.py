@@ -317,7 +317,7 @@ def _tuned(db: IndexDb, d_sae: int) -> Iterator[None]:
     bits = min(max(12, math.ceil(math.log2(max(d_sae, 2))) + 1), 24)
     old = db.execute("SELECT current_setting('perfect_ht_threshold')").fetchall()[0][0]
     db.execute(f"SET perfect_ht_threshold = {int(bits)}")
-    db.execute("SET enable_progress_bar = false")
+    db.quiet()
     try:
         yield
     finally:

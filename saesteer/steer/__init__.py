@@ -14,11 +14,12 @@
 from saesteer.steer.baselines import PromptPrefix, diffmean, diffmean_bundled
 from saesteer.steer.build import decoder_direction, from_direction, from_feature_set
 from saesteer.steer.calibrate import SweepResult, SweepRow, language_accuracy, sweep
+from saesteer.steer.compose import combine
 from saesteer.steer.export import export_vector, import_vector, load_vector, save_vector
 from saesteer.steer.generate import GenerationConfig, HFBackend, TLBackend, make_backend, side_by_side
 from saesteer.steer.hooks import SteeringHandle, attach, steering
 from saesteer.steer.residuals import typical_residual_norm
-from saesteer.steer.vector import ClampSpec, Component, ModelInfo, SteeringVector, combine
+from saesteer.steer.vector import ClampSpec, Component, ModelInfo, SteeringVector
 
 __all__ = [
     "ClampSpec",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -26,9 +26,10 @@ import torch
 
 from saesteer.errors import DimensionMismatchError, HookError, SteeringVectorError
 from saesteer.models.hooks import HookSpec, parse_hook
+from saesteer.steer.modelinfo import ModelInfo
 
 if TYPE_CHECKING:
-    from transformer_lens import HookedTransformer
+    pass
 
 KIND = "saesteer.steering_vector"
 VERSION = 1
@@ -40,75 +41,6 @@ OPERATORS: tuple[str, ...] = get_args(Operator)
 POSITIONS: tuple[str, ...] = get_args(PositionPolicy)
 SCALE_MODES: tuple[str, ...] = get_args(ScaleMode)
 STEERABLE_KINDS = ("resid_pre", "resid_post")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a vector must agree with: the model id, its width and its depth."""
-
-    id: str
-    d_model: int
-    n_layers: int | None = None
-    model_type: str | None = None  # the transformers ``config.model_type`` (GGUF ``model_hint``)
-    weights_hash: str | None = None
-
-    @classmethod
-    def from_tl(cls, model: HookedTransformer) -> ModelInfo:
-        from saesteer.models.loading import model_source
-
-        src = model_source(model)
-        return cls(
-            id=src.id,
-            d_model=int(model.cfg.d_model),
-            n_layers=int(model.cfg.n_layers),
-            model_type=_tl_model_type(model),
-            weights_hash=src.weights_hash,
-        )
-
-    @classmethod
-    def from_hf(cls, hf: Any, model_id: str | None = None) -> ModelInfo:
-        cfg = hf.config
-        text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-        mid = (
-            model_id or getattr(hf, "saesteer_model_id", None) or str(getattr(cfg, "name_or_path", "") or "")
-        )
-        return cls(
-            id=mid,
-            d_model=int(text_cfg.hidden_size),
-            n_layers=int(text_cfg.num_hidden_layers),
-            model_type=str(getattr(cfg, "model_type", "") or "") or None,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "d_model": self.d_model,
-            "n_layers": self.n_layers,
-            "model_type": self.model_type,
-            "weights_hash": self.weights_hash,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelInfo:
-        n_layers = data.get("n_layers")
-        return cls(
-            id=str(data["id"]),
-            d_model=int(data["d_model"]),
-            n_layers=None if n_layers is None else int(n_layers),
-            model_type=data.get("model_type"),
-            weights_hash=data.get("weights_hash"),
-        )
-
-
-def _tl_model_type(model: HookedTransformer) -> str | None:
-    name = str(model.cfg.original_architecture or "")
-    return {
-        "Gemma3ForCausalLM": "gemma3_text",
-        "Gemma2ForCausalLM": "gemma2",
-        "GPT2LMHeadModel": "gpt2",
-        "LlamaForCausalLM": "llama",
-        "Qwen2ForCausalLM": "qwen2",
-    }.get(name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -409,56 +341,3 @@ def _check_layer(hook_name: str, spec: HookSpec, info: ModelInfo) -> None:
 def tensor_sha256(t: torch.Tensor) -> str:
     """sha256 of a tensor's raw bytes (little-endian, contiguous), for corruption checks."""
     return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
-
-
-def combine(vectors: Sequence[SteeringVector], *, name: str | None = None) -> SteeringVector:
-    """Merge add-type vectors for the same model into one multi-hook vector.
-
-    Components at the same hook are summed, each at its vector's default strength; the result has
-    default strength 1.0 and ``residual_norm`` scale only if every input has it.
-    """
-    if not vectors:
-        raise SteeringVectorError("nothing to combine")
-    first = vectors[0]
-    for v in vectors:
-        if v.operator != "add" or v.positions != first.positions:
-            raise SteeringVectorError(
-                "only 'add' vectors with the same position policy can be combined into one"
-            )
-        if v.model.id != first.model.id or v.model.d_model != first.model.d_model:
-            raise SteeringVectorError(
-                f"cannot combine vectors for different models ({first.model.id!r} vs {v.model.id!r})"
-            )
-    summed: dict[str, torch.Tensor] = {}
-    norms: dict[str, float | None] = {}
-    for v in vectors:
-        for c in v.components:
-            add = c.vector * float(v.default_strength)
-            summed[c.hook_name] = summed[c.hook_name] + add if c.hook_name in summed else add.clone()
-            norms.setdefault(c.hook_name, c.typical_norm)
-    comps = tuple(Component(h, t.to(torch.float32), norms[h]) for h, t in _layer_order(summed.items()))
-    mode: ScaleMode = "residual_norm" if all(v.scale_mode == "residual_norm" for v in vectors) else "raw"
-    prov = {
-        "method": "combine",
-        "parts": [
-            {"name": v.name, "default_strength": v.default_strength, "provenance": v.provenance}
-            for v in vectors
-        ],
-    }
-    return SteeringVector(
-        components=comps,
-        model=first.model,
-        operator="add",
-        positions=first.positions,
-        scale_mode=mode,
-        provenance=prov,
-        name=name or "+".join(v.name for v in vectors),
-    )
-
-
-def _layer_order(items: Iterable[tuple[str, torch.Tensor]]) -> list[tuple[str, torch.Tensor]]:
-    def key(item: tuple[str, torch.Tensor]) -> tuple[int, int]:
-        spec = parse_hook(item[0])
-        return spec.layer, STEERABLE_KINDS.index(spec.kind) if spec.kind in STEERABLE_KINDS else 9
-
-    return sorted(items, key=key)
