@@ -44,11 +44,11 @@ class QuickstartConfig:
     random_len: int = 32
     max_docs: int | None = None  # per language (None: the whole train split)
     top_k: int = 20
-    strength: float = 1.0
+    strength: float = 0.2
     n_prompts: int = 4
     max_new_tokens: int = 24
     eval_prompts: int = 8
-    eval_strengths: tuple[float, ...] = (0.5, 1.0)
+    eval_strengths: tuple[float, ...] = (0.1, 0.2)
     ablation_texts: int = 25
     export_formats: tuple[str, ...] = ("native", "gguf", "neuronpedia", "npy")
     extra: dict[str, Any] = field(default_factory=dict)

@@ -24,7 +24,7 @@ def language(
     out: Annotated[Path, typer.Option(help="Directory for report.md / report.html and CSVs.")] = Path("eval_out"),
     languages: Annotated[str, typer.Option(help="Comma-separated target languages.")] = "fr,de,es,it,pt,nl,pl,ru,tr,id,zh",
     methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "sae_filtered,sae_unfiltered,diffmean,prompting",
-    strengths: Annotated[str, typer.Option(help="Comma-separated strengths (x typical residual norm).")] = "0.25,0.5,1.0",
+    strengths: Annotated[str, typer.Option(help="Comma-separated strengths (x typical residual norm).")] = "0.1,0.2,0.4",
     n_prompts: Annotated[int, typer.Option(help="English prompts per cell.")] = 12,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per continuation.")] = 20,
     top_k: Annotated[int, typer.Option(help="SAE features per language.")] = 20,

@@ -21,7 +21,7 @@ def quickstart(
     out: Annotated[Path, typer.Option(help="Where feature sets, vectors, exports and the report go.")] = Path("quickstart_out"),
     languages: Annotated[str | None, typer.Option(help="Comma-separated bundled languages to index (default: all 12).")] = None,
     show: Annotated[str, typer.Option(help="Comma-separated languages to steer into side by side.")] = "fr,de,es",
-    strength: Annotated[float, typer.Option(help="Steering strength (x typical residual norm) for the side-by-side view.")] = 1.0,
+    strength: Annotated[float, typer.Option(help="Steering strength (x typical residual norm) for the side-by-side view.")] = 0.2,
     top_k: Annotated[int, typer.Option(help="Features per language.")] = 20,
     max_docs: Annotated[int | None, typer.Option(help="Documents per language (default: the whole train split).")] = None,
     n_prompts: Annotated[int, typer.Option(help="English prompts in the side-by-side view.")] = 4,

@@ -46,7 +46,7 @@ class LanguageEvalConfig:
 
     languages: tuple[str, ...] = ("fr", "de", "es", "it", "pt", "nl", "pl", "ru", "tr", "id", "zh")
     methods: tuple[str, ...] = METHODS
-    strengths: tuple[float, ...] = (0.25, 0.5, 1.0)
+    strengths: tuple[float, ...] = (0.1, 0.2, 0.4)
     n_prompts: int = 12
     max_new_tokens: int = 20
     top_k: int = 20
