@@ -13,15 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from saesteer.corpus.bundled import bundled_languages, bundled_texts
 from saesteer.errors import CorpusError
 from saesteer.steer.build import NORM_SAMPLE, scaled_component
-from saesteer.steer.residuals import (
-    Progress,
-    bundled_languages,
-    bundled_texts,
-    mean_residual,
-    typical_residual_norm,
-)
+from saesteer.steer.residuals import Progress, mean_residual, typical_residual_norm
 from saesteer.steer.vector import ModelInfo, Operator, PositionPolicy, ScaleMode, SteeringVector
 
 if TYPE_CHECKING:
@@ -142,12 +137,12 @@ def diffmean_bundled(
     )
     if target_lang in others:
         raise CorpusError(f"the target language {target_lang!r} is also among the others")
-    other_map = {f"language={o}": bundled_texts(o, limit=n_texts) for o in others}
+    other_map = {f"language={o}": bundled_texts(o, "train")[:n_texts] for o in others}
     source = {"corpus": "bundled", "split": "train", "n_texts": n_texts}
     return diffmean(
         model,
         hook_names,
-        bundled_texts(target_lang, limit=n_texts),
+        bundled_texts(target_lang, "train")[:n_texts],
         other_map,
         target=f"language={target_lang}",
         source=source,

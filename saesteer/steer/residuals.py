@@ -10,41 +10,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from saesteer.corpus.bundled import bundled_texts
 from saesteer.errors import CorpusError
 from saesteer.models.hooks import validate_hook
-from saesteer.paths import package_data
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
 Progress = Callable[[int, int], None]  # (done, total)
-TRAIN_LINES = 200  # lines 1-200 of each bundled language file are the train split
-
-
-def bundled_texts(lang: str, *, split: str = "train", limit: int | None = None) -> list[str]:
-    """Lines of the bundled parallel corpus (``saesteer/corpus/data/<lang>.txt``).
-
-    ``split``: ``train`` (lines 1-200), ``heldout`` (201-250) or ``all``.
-    """
-    path = package_data("corpus", "data", f"{lang}.txt")
-    if not path.is_file():
-        available = sorted(p.stem for p in path.parent.glob("*.txt") if not p.stem.startswith("prompts"))
-        raise CorpusError(f"no bundled corpus for language {lang!r}; available: {', '.join(available)}")
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-    if split == "train":
-        lines = lines[:TRAIN_LINES]
-    elif split == "heldout":
-        lines = lines[TRAIN_LINES:]
-    elif split != "all":
-        raise CorpusError(f"unknown split {split!r}; use train, heldout or all")
-    lines = [ln for ln in lines if ln]
-    return lines[:limit] if limit is not None else lines
-
-
-def bundled_languages() -> list[str]:
-    """The language codes of the bundled corpus."""
-    folder = package_data("corpus", "data")
-    return sorted(p.stem for p in folder.glob("*.txt") if not p.stem.startswith("prompts"))
 
 
 def iter_residuals(
@@ -108,7 +81,7 @@ def typical_residual_norm(
 
     ``texts`` default to the first ``n_texts`` lines of the bundled English train split.
     """
-    sample = list(texts) if texts is not None else bundled_texts("en", limit=n_texts)
+    sample = list(texts) if texts is not None else bundled_texts("en", "train")[:n_texts]
     norms = []
     for resid, keep in iter_residuals(model, [hook_name], sample, batch_size=batch_size, max_len=max_len):
         norms.append(resid[hook_name][keep].norm(dim=-1))
