@@ -39,3 +39,20 @@ def gemma_hf():
     from saesteer.models import load_hf_model
 
     return load_hf_model("gemma-3-270m")
+
+
+@pytest.fixture(scope="session")
+def gemma_index(gemma, tmp_path_factory):
+    """A small index of the real model + default SAE (4 languages x 40 sentences + random tokens)."""
+    from dataclasses import replace
+
+    from saesteer.corpus import RandomTokens, bundled_conditions
+    from saesteer.index.build import BuildConfig, build_index
+    from saesteer.saes import load_sae
+
+    sae = load_sae("default", model=gemma)
+    db = tmp_path_factory.mktemp("gemma_index") / "index.duckdb"
+    conds = [replace(c, max_docs=40) for c in bundled_conditions("train", ["en", "fr", "de", "zh"])]
+    res = build_index(db, gemma, sae, [*conds, RandomTokens("uniform", n_seqs=64, seq_len=32, seed=0)],
+                      BuildConfig(feature_output=False))
+    return db, res.build_id
