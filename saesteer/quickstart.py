@@ -50,6 +50,7 @@ class QuickstartConfig:
     eval_prompts: int = 8
     eval_strengths: tuple[float, ...] = (0.1, 0.2)
     ablation_texts: int = 25
+    fluency_budget: float = 3.0  # matched fluency: median ppl <= budget x unsteered
     export_formats: tuple[str, ...] = ("native", "gguf", "neuronpedia", "npy")
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -147,6 +148,7 @@ def run_quickstart(cfg: QuickstartConfig, *, say: Say | None = None, on_build: B
     if cfg.eval_prompts > 0 and show:
         ecfg = LanguageEvalConfig(languages=tuple(show), strengths=cfg.eval_strengths, n_prompts=cfg.eval_prompts,
                                   max_new_tokens=cfg.max_new_tokens, top_k=cfg.top_k, batch_size=cfg.eval_prompts,
+                                  fluency_budget=cfg.fluency_budget,
                                   diffmean_texts=cfg.max_docs or 200)
         evaluation = evaluate_language_steering(model, backend, sae, db, bundled_prompts(), ecfg, progress=note)
     ablation = None

@@ -77,7 +77,7 @@ def write_quickstart_report(
         rep.table(pd.DataFrame([{"prompt": s.prompt, "unsteered": s.unsteered, f"steered → {lang}": s.steered}
                                 for s in items]), caption=f"steered into {lang}")
     if evaluation is not None:
-        add_evaluation(rep, evaluation, budget=3.0)
+        add_evaluation(rep, evaluation, budget=cfg.fluency_budget)
     if ablation is not None:
         add_ablation(rep, ablation)
     rep.heading("Exported files")
