@@ -49,7 +49,7 @@ class QuickstartConfig:
     max_new_tokens: int = 24
     eval_prompts: int = 8
     eval_strengths: tuple[float, ...] = (0.1, 0.2)
-    ablation_texts: int = 25
+    ablation_texts: int = 10  # held-out sentences per language; rows = the `show` languages
     fluency_budget: float = 3.0  # matched fluency: median ppl <= budget x unsteered
     export_formats: tuple[str, ...] = ("native", "gguf", "neuronpedia", "npy")
     extra: dict[str, Any] = field(default_factory=dict)
@@ -153,8 +153,10 @@ def run_quickstart(cfg: QuickstartConfig, *, say: Say | None = None, on_build: B
         evaluation = evaluate_language_steering(model, backend, sae, db, bundled_prompts(), ecfg, progress=note)
     ablation = None
     if cfg.ablation_texts > 0:
+        # rows: the languages shown (each ablation costs a forward pass over every language's texts);
+        # `saesteer eval language` computes the full matrix
         texts = {lang: bundled_texts(lang, "heldout")[: cfg.ablation_texts] for lang in langs}
-        ablation = ablation_matrix(model, vectors, texts)
+        ablation = ablation_matrix(model, {lang: vectors[lang] for lang in show}, texts)
     from saesteer.eval.summary import write_quickstart_report
 
     report = write_quickstart_report(out, cfg=replace(cfg, db=db), build_id=built.build_id, featuresets=featuresets,

@@ -134,6 +134,18 @@ def test_mean_activation_weights_come_from_the_index(tmp_path, tiny_model, tiny_
         feature_weights(_fs(target="language=de"), "mean_act", db=db)
 
 
+def test_mean_diff_weights_are_target_minus_contrast_mean(tmp_path):
+    db = _index(tmp_path)
+    # no against= filter: the contrast is every other non-random condition (en)
+    assert feature_weights(_fs(), "mean_diff", db=db) == pytest.approx([0.25, -99.0 / 500, 0.04], abs=1e-12)
+    # an explicit contrast list is honoured; a condition that is not in the build is named
+    fs = _fs(filters=["against=language=en,language=xx"])
+    with pytest.raises(UnknownConditionError, match="language=xx"):
+        feature_weights(fs, "mean_diff", db=db)
+    with pytest.raises(SteeringVectorError, match="pass db="):
+        feature_weights(_fs(), "mean_diff")
+
+
 def test_mismatched_feature_sets_are_refused(tiny_model, tiny_sae):
     with pytest.raises(SteeringVectorError, match="selected with SAE 'other'"):
         from_feature_set(_fs(sae_id="other"), tiny_sae, tiny_model)

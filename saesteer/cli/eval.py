@@ -29,7 +29,7 @@ def language(
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per continuation.")] = 20,
     top_k: Annotated[int, typer.Option(help="SAE features per language.")] = 20,
     fluency_budget: Annotated[float, typer.Option(help="Max median perplexity, as a multiple of the unsteered one.")] = 3.0,
-    ablation_texts: Annotated[int, typer.Option(help="Held-out sentences per language for the ablation matrix (0: skip).")] = 50,
+    ablation_texts: Annotated[int, typer.Option(help="Held-out sentences per language for the ablation matrix (0: skip).")] = 20,
 ) -> None:
     """Target-language accuracy and fluency of SAE vectors vs DiffMean, unfiltered features and prompting."""
     from saesteer.corpus import bundled_languages, bundled_prompts, bundled_texts

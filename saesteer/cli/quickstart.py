@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from saesteer.cli.common import DbOpt, ModelOpt, SaeOpt, console, err_console
+from saesteer.quickstart import QuickstartConfig
+
+_D = QuickstartConfig()  # the CLI's defaults are the config's
 
 
 def register(app: typer.Typer) -> None:
@@ -15,27 +18,27 @@ def register(app: typer.Typer) -> None:
 
 
 def quickstart(
-    model: ModelOpt = "gemma-3-270m",
-    sae: SaeOpt = "default",
+    model: ModelOpt = _D.model,
+    sae: SaeOpt = _D.sae,
     db: DbOpt = None,
-    out: Annotated[Path, typer.Option(help="Where feature sets, vectors, exports and the report go.")] = Path("quickstart_out"),
+    out: Annotated[Path, typer.Option(help="Where feature sets, vectors, exports and the report go.")] = _D.out,
     languages: Annotated[str | None, typer.Option(help="Comma-separated bundled languages to index (default: all 12).")] = None,
-    show: Annotated[str, typer.Option(help="Comma-separated languages to steer into side by side.")] = "fr,de,es",
-    strength: Annotated[float, typer.Option(help="Steering strength (x typical residual norm) for the side-by-side view.")] = 0.2,
-    top_k: Annotated[int, typer.Option(help="Features per language.")] = 20,
+    show: Annotated[str, typer.Option(help="Comma-separated languages to steer into side by side.")] = ",".join(_D.show),
+    strength: Annotated[float, typer.Option(help="Steering strength (x typical residual norm) for the side-by-side view.")] = _D.strength,
+    top_k: Annotated[int, typer.Option(help="Features per language.")] = _D.top_k,
     max_docs: Annotated[int | None, typer.Option(help="Documents per language (default: the whole train split).")] = None,
-    n_prompts: Annotated[int, typer.Option(help="English prompts in the side-by-side view.")] = 4,
-    max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per continuation.")] = 24,
-    eval_prompts: Annotated[int, typer.Option(help="Prompts per cell in the small evaluation (0: skip).")] = 8,
-    ablation_texts: Annotated[int, typer.Option(help="Held-out sentences per language for the ablation matrix (0: skip).")] = 25,
-    n_random: Annotated[int, typer.Option(help="Random-token sequences for the LangFIR baseline.")] = 256,
+    n_prompts: Annotated[int, typer.Option(help="English prompts in the side-by-side view.")] = _D.n_prompts,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per continuation.")] = _D.max_new_tokens,
+    eval_prompts: Annotated[int, typer.Option(help="Prompts per cell in the small evaluation (0: skip).")] = _D.eval_prompts,
+    ablation_texts: Annotated[int, typer.Option(help="Held-out sentences per language for the ablation matrix (0: skip).")] = _D.ablation_texts,
+    n_random: Annotated[int, typer.Option(help="Random-token sequences for the LangFIR baseline.")] = _D.n_random,
 ) -> None:
     """Index -> select -> steer -> side by side -> export -> report, on the embedded defaults."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from saesteer.index.build import BuildProgress
-    from saesteer.quickstart import QuickstartConfig, run_quickstart
+    from saesteer.quickstart import run_quickstart
 
     cfg = QuickstartConfig(
         model=model, sae=sae, db=db, out=out,

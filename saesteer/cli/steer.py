@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from saesteer.cli import steer_files
 from saesteer.cli.common import (
     CacheOpt,
     DbOpt,
@@ -121,7 +122,7 @@ def build(
         typer.Option("--hook", help="Hook(s) for DiffMean (repeatable); default: the SAE's hook."),
     ] = None,
     weights: Annotated[
-        str, typer.Option("--weights", help="given | uniform | mean_act | score:<name>.")
+        str, typer.Option("--weights", help="given | uniform | mean_act | mean_diff (target minus contrast mean activation, = ν) | score:<name>.")
     ] = "given",
     rows: Annotated[str, typer.Option("--rows", help="Decoder rows: unit (normalised) or raw.")] = "unit",
     scale: Annotated[
@@ -199,11 +200,11 @@ def build(
             scale_mode=cast(Any, scale),
             operator=cast(Any, operator),
             positions=cast(Any, positions),
-            db=resolve_db(db) if weights == "mean_act" else None,
+            db=resolve_db(db) if weights in ("mean_act", "mean_diff") else None,
             name=name,
         )
     path = save_vector(vec, out)
-    _print_summary(vec, f"wrote {path}")
+    steer_files.print_summary(vec, f"wrote {path}")
 
 
 @app.command()
@@ -374,103 +375,6 @@ def sweep(
     )
 
 
-@app.command("export")
-def export_cmd(
-    vector: Annotated[Path, typer.Argument(help="A native steering vector (.safetensors).")],
-    fmt: Annotated[str, typer.Option("--format", "-F", help="native | gguf | neuronpedia | npy.")] = "gguf",
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", "-o", help="Output file (default: the vector's name with the format's suffix)."
-        ),
-    ] = None,
-    strength: Annotated[
-        float | None,
-        typer.Option(
-            "--strength", help="Default strength for the target tool (GGUF: baked into the tensors)."
-        ),
-    ] = None,
-) -> None:
-    """Export a vector: native safetensors, llama.cpp GGUF (direction.N), Neuronpedia JSON, or numpy."""
-    from saesteer.steer.export import export_vector, get_format, load_vector
-
-    vec = load_vector(vector)
-    f = get_format(fmt)
-    target = out or vector.with_suffix(f.suffixes[0])
-    if target.resolve() == vector.resolve():
-        target = vector.with_name(f"{vector.stem}.{fmt}{f.suffixes[0]}")
-    written = export_vector(vec, target, fmt, strength=strength)
-    for p in written:
-        console.print(f"wrote {p}")
-    if fmt == "gguf":
-        from saesteer.steer.export.llamacpp import gguf_layer_for_hook
-
-        for c in vec.components:
-            console.print(f"  {c.hook_name} -> direction.{gguf_layer_for_hook(c.hook_name)}")
-
-
-@app.command("import")
-def import_cmd(
-    path: Annotated[
-        Path, typer.Argument(help="A vector file: GGUF control vector, Neuronpedia JSON, .npy or native.")
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Native output (.safetensors).")],
-    fmt: Annotated[
-        str | None, typer.Option("--format", "-F", help="Format (default: detected from the content).")
-    ] = None,
-    model_id: Annotated[
-        str | None, typer.Option("--model-id", help="The model the vector is for, if the file does not say.")
-    ] = None,
-    n_layers: Annotated[
-        int | None, typer.Option("--n-layers", help="The model's layer count (enables range checks).")
-    ] = None,
-    hook: Annotated[
-        str | None, typer.Option("--hook", help="Hook name(s) for a bare .npy, comma-separated.")
-    ] = None,
-    name: Annotated[str | None, typer.Option("--name")] = None,
-) -> None:
-    """Import a vector from another format into the native format."""
-    from saesteer.steer.export import ImportHints, import_vector, save_vector
-
-    vec = import_vector(
-        path, fmt, ImportHints(model_id=model_id, n_layers=n_layers, hook_name=hook, name=name)
-    )
-    p = save_vector(vec, out)
-    _print_summary(vec, f"wrote {p}")
-
-
-@app.command()
-def info(
-    vector: Annotated[Path, typer.Argument(help="A steering vector file (any supported format).")],
-    as_json: JsonOpt = False,
-) -> None:
-    """Show a vector's manifest: hooks, layers, operator, positions, scale and provenance."""
-    from saesteer.steer.export import import_vector
-
-    vec = import_vector(vector)
-    if as_json:
-        emit_json(vec.manifest())
-        return
-    _print_summary(vec, str(vector))
-
-
-def _print_summary(vec: Any, title: str) -> None:
-    man = vec.manifest()
-    t = Table(title=title, show_header=False, title_justify="left")
-    t.add_column("key", style="bold")
-    t.add_column("value", overflow="fold")
-    t.add_row("name", vec.name)
-    t.add_row("model", f"{vec.model.id} (d_model {vec.model.d_model}, {vec.model.n_layers} layers)")
-    t.add_row("operator / positions", f"{vec.operator} / {vec.positions}")
-    t.add_row("scale", f"{vec.scale_mode}, default strength {vec.default_strength:g}")
-    for c in man["components"]:
-        tn = f", typical norm {c['typical_norm']:.4g}" if c["typical_norm"] else ""
-        t.add_row(c["hook_name"], f"layer {c['layer']} {c['hook_semantics']}, norm {c['norm']:.4g}{tn}")
-    prov = man["provenance"]
-    t.add_row("method", str(prov.get("method", "")))
-    if "features" in prov:
-        t.add_row("features", f"{len(prov['features'])}: {', '.join(map(str, prov['features'][:12]))}")
-    for key in ("target", "build_id", "others"):
-        if prov.get(key):
-            t.add_row(key, str(prov[key]))
-    console.print(t)
+app.command("export")(steer_files.export_cmd)
+app.command("import")(steer_files.import_cmd)
+app.command("info")(steer_files.info)

@@ -7,6 +7,10 @@ version (``rows="unit"``), and the weights ``w_i`` are
 - ``uniform``: 1.0 each;
 - ``mean_act``: the mean activation on the target condition, ``sum_act / conditions.n_tokens`` read
   from the index build the feature set came from;
+- ``mean_diff``: the mean activation on the target minus its mean over the contrast conditions (each
+  weighing the same). With raw rows this is the DiffMean of the SAE reconstructions restricted to the
+  chosen features: the part of the target-vs-rest difference those features carry (equal to the ν score
+  of :mod:`saesteer.select.scores`, but read from the index, so hand-picked feature sets get it too);
 - ``score:<name>``: one of the feature set's scores.
 
 With ``scale_mode="residual_norm"`` (default) the stored vector is ``typical_norm * unit(direction)``
@@ -70,36 +74,54 @@ def decoder_direction(
     return (w @ rows).to(torch.float32)
 
 
+def mean_activations(
+    db: str | os.PathLike[str], build_id: str, conditions: Sequence[str], features: Sequence[int]
+) -> dict[str, list[float]]:
+    """``{condition: [mean activation of each feature]}``: ``sum_act / n_tokens`` (0 where it never fired),
+    read with the named query ``steer_mean_activation``."""
+    from saesteer.index.db import IndexDb
+
+    conds = list(dict.fromkeys(conditions))
+    with IndexDb(Path(db), read_only=True) as con:
+        known = [r[0] for r in con.query("index_ls_conditions_of_build", [build_id]).fetchall()]
+        if not known:
+            raise IndexDbError(f"the index {db} has no build {build_id!r} (or it has no conditions yet)")
+        missing = [c for c in conds if c not in known]
+        if missing:
+            raise UnknownConditionError(
+                f"condition {missing[0]!r} is not in build {build_id!r}; known: {', '.join(known)}"
+            )
+        rows = con.query("steer_mean_activation", [build_id, conds, [int(f) for f in features]]).fetchall()
+    got: dict[tuple[str, int], float] = {(str(c), int(f)): float(m) for c, f, m in rows}
+    empty = [c for c in conds if (c, int(features[0])) not in got] if features else []
+    if empty:
+        raise UnknownConditionError(f"condition {empty[0]!r} of build {build_id!r} counted no tokens")
+    return {c: [got[(c, int(f))] for f in features] for c in conds}
+
+
 def mean_activation_on_target(
     db: str | os.PathLike[str], build_id: str, condition: str, features: Sequence[int]
 ) -> list[float]:
     """Mean activation of each feature on ``condition``: ``sum_act / n_tokens`` (0 where it never fired)."""
+    return mean_activations(db, build_id, [condition], features)[condition]
+
+
+def contrast_conditions(fs: FeatureSet, db: str | os.PathLike[str]) -> list[str]:
+    """The conditions ``fs`` was contrasted with (its ``against=`` filter), else every other non-random
+    condition of its build."""
     from saesteer.index.db import IndexDb
 
+    for f in fs.filters:
+        if f.startswith("against="):
+            named = [c for c in f.split("=", 1)[1].split(",") if c]
+            if named:
+                return named
     with IndexDb(Path(db), read_only=True) as con:
-        row = con.execute(
-            "SELECT n_tokens FROM conditions WHERE build_id = ? AND condition = ?", [build_id, condition]
-        ).fetchall()
-        if not row:
-            known = con.execute(
-                "SELECT condition FROM conditions WHERE build_id = ? ORDER BY condition", [build_id]
-            ).fetchall()
-            if not known:
-                raise IndexDbError(f"the index {db} has no build {build_id!r} (or it has no conditions yet)")
-            raise UnknownConditionError(
-                f"condition {condition!r} is not in build {build_id!r}; known: {', '.join(r[0] for r in known)}"
-            )
-        n_tokens = int(row[0][0])
-        sums = dict(
-            con.execute(
-                "SELECT feature, sum_act FROM feature_stats WHERE build_id = ? AND condition = ? "
-                "AND list_contains(?::INTEGER[], feature)",
-                [build_id, condition, [int(f) for f in features]],
-            ).fetchall()
-        )
-    if n_tokens <= 0:
-        raise UnknownConditionError(f"condition {condition!r} of build {build_id!r} counted no tokens")
-    return [float(sums.get(int(f), 0.0)) / n_tokens for f in features]
+        rows = con.query("index_ls_conditions_of_build", [fs.build_id]).fetchall()
+    others = [str(r[0]) for r in rows if not r[1] and r[0] != fs.target]
+    if not others:
+        raise SteeringVectorError(f"build {fs.build_id!r} has no condition to contrast {fs.target!r} with")
+    return others
 
 
 def feature_weights(
@@ -116,6 +138,15 @@ def feature_weights(
         if not fs.build_id:
             raise SteeringVectorError("weighting 'mean_act' needs the feature set's build_id (it has none)")
         return mean_activation_on_target(db, fs.build_id, fs.target, fs.features)
+    if weighting == "mean_diff":
+        if db is None:
+            raise SteeringVectorError("weighting 'mean_diff' reads the index: pass db= / --db")
+        if not fs.build_id:
+            raise SteeringVectorError("weighting 'mean_diff' needs the feature set's build_id (it has none)")
+        others = contrast_conditions(fs, db)
+        means = mean_activations(db, fs.build_id, [fs.target, *others], fs.features)
+        rest = [sum(col) / len(others) for col in zip(*(means[c] for c in others), strict=True)]
+        return [float(t - r) for t, r in zip(means[fs.target], rest, strict=True)]
     if weighting.startswith("score:"):
         name = weighting.split(":", 1)[1]
         if name not in fs.scores:
@@ -124,7 +155,7 @@ def feature_weights(
             )
         return [float(x) for x in fs.scores[name]]
     raise SteeringVectorError(
-        f"unknown weighting {weighting!r}; use given, uniform, mean_act or score:<name>"
+        f"unknown weighting {weighting!r}; use given, uniform, mean_act, mean_diff or score:<name>"
     )
 
 
