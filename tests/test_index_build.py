@@ -204,7 +204,7 @@ def test_feature_output_is_the_logit_lens(tmp_path, tiny_model, tiny_sae):
     with IndexDb(db, read_only=True) as con:
         fo = con.fetch_df("SELECT * FROM feature_output ORDER BY feature, rank")
     assert len(fo) == 4 * tiny_sae.cfg.d_sae
-    logits = (tiny_sae.W_dec @ tiny_model.W_U).detach()
+    logits = ((tiny_sae.W_dec * tiny_model.ln_final.w) @ tiny_model.W_U).detach()  # see saesteer.models.unembed
     logits[:, :4] = float("-inf")  # the 4 special tokens are left out
     want = logits.topk(4, dim=1)
     np.testing.assert_array_equal(fo.token_id.to_numpy().reshape(-1, 4), want.indices.numpy())

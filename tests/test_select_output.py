@@ -11,7 +11,7 @@ from saesteer.index.db import IndexDb
 from saesteer.select.output import logit_lens, output_scores, target_tokens, token_strings
 from saesteer.select.search import Search
 from saesteer.select.synthetic import SyntheticSpec, build_synthetic_index, language_feature
-from saesteer.testing import make_tiny_sae
+from saesteer.testing import make_tiny_model, make_tiny_sae
 
 PLANTED = 7
 
@@ -36,13 +36,18 @@ def planted_sae(tiny_model, index):
     return sae
 
 
-def test_logit_lens_is_decoder_times_unembedding(tiny_model, tiny_sae):
+def test_logit_lens_is_decoder_times_final_gain_times_unembedding(tiny_sae):
+    model = make_tiny_model(seed=7)
+    with torch.no_grad():  # a gain that is far from 1 and differs per dimension, like Gemma 3's
+        model.ln_final.w.copy_(torch.linspace(0.1, 8.0, model.cfg.d_model))
     feats = [0, 5, 255, 5]
-    out = logit_lens(tiny_model, tiny_sae, feats, chunk=2)
-    assert out.shape == (4, tiny_model.cfg.d_vocab)
-    expect = tiny_sae.W_dec.detach()[feats] @ tiny_model.W_U.detach()
+    out = logit_lens(model, tiny_sae, feats, chunk=2)
+    assert out.shape == (4, model.cfg.d_vocab)
+    expect = (tiny_sae.W_dec.detach()[feats] * model.ln_final.w.detach()) @ model.W_U.detach()
     torch.testing.assert_close(out, expect.float())
-    torch.testing.assert_close(logit_lens(tiny_model, tiny_sae, feats, scale=2.0), 2 * expect.float())
+    torch.testing.assert_close(logit_lens(model, tiny_sae, feats, scale=2.0), 2 * expect.float())
+    # without the gain the answer differs (the test above could not pass by ignoring it)
+    assert not torch.allclose(out, (tiny_sae.W_dec.detach()[feats] @ model.W_U.detach()).float())
 
 
 def test_logit_lens_rejects_bad_input(tiny_model, tiny_sae):

@@ -1,5 +1,6 @@
-"""``feature_output``: the logit lens of every SAE decoder row (``W_dec[f] @ W_U``), top tokens per
-feature, computed once per build in chunks of features (memory ``chunk_elements`` floats)."""
+"""``feature_output``: the logit lens of every SAE decoder row (``(W_dec[f] * g) @ W_U``, ``g`` the final
+norm's gain, see :mod:`saesteer.models.unembed`), top tokens per feature, computed once per build in chunks
+of features (memory ``chunk_elements`` floats)."""
 
 from __future__ import annotations
 
@@ -30,26 +31,23 @@ def feature_output_table(
 ) -> pa.Table:
     """Top-``k`` output tokens of each feature's decoder row (special tokens left out).
 
-    ``W_dec: [d_sae, d_model] @ W_U: [d_model, d_vocab] -> [d_sae, d_vocab]``, ``chunk_elements //
+    ``(W_dec * g): [d_sae, d_model] @ W_U: [d_model, d_vocab] -> [d_sae, d_vocab]``, ``chunk_elements //
     d_vocab`` features at a time.
     """
     import pyarrow as pa
     import torch
 
-    w_u = model.W_U.detach()
-    w_dec = sae.W_dec.detach().to(device=w_u.device, dtype=w_u.dtype)
-    d_sae, d_vocab = int(w_dec.shape[0]), int(w_u.shape[1])
+    from saesteer.models.unembed import logit_lens_chunks
+
+    d_sae, d_vocab = int(sae.W_dec.shape[0]), int(model.W_U.shape[1])
     k = min(k, int((vocab.kinds[:d_vocab] == NORMAL).sum()))
-    masked = torch.from_numpy(vocab.kinds[:d_vocab] != NORMAL).to(w_u.device)
-    step = max(1, chunk_elements // d_vocab)
+    masked = torch.from_numpy(vocab.kinds[:d_vocab] != NORMAL).to(model.W_U.device)
     vals, ids = [], []
-    with torch.inference_mode():
-        for start in range(0, d_sae, step):
-            logits = w_dec[start : start + step] @ w_u
-            logits[:, masked] = float("-inf")
-            top = logits.topk(k, dim=1)
-            vals.append(top.values.float().cpu().numpy())
-            ids.append(top.indices.cpu().numpy())
+    for _, logits in logit_lens_chunks(model, sae.W_dec, chunk=max(1, chunk_elements // d_vocab)):
+        logits[:, masked] = float("-inf")
+        top = logits.topk(k, dim=1)
+        vals.append(top.values.float().cpu().numpy())
+        ids.append(top.indices.cpu().numpy())
     v = np.concatenate(vals).reshape(-1) if vals else np.zeros(0, np.float32)
     t = np.concatenate(ids).reshape(-1) if ids else np.zeros(0, np.int64)
     n = len(t)

@@ -1,8 +1,9 @@
 """Output scores: what a feature's decoder direction writes to the vocabulary (the logit lens).
 
-``logit_lens`` projects decoder rows through the unembedding: ``W_dec[f] @ W_U`` (no final norm, the
-same convention as the index's ``feature_output`` table). ``output_scores`` turns that into a number per
-feature: the probability mass that ``softmax(W_dec[f] @ W_U)`` puts on the target condition's
+``logit_lens`` projects decoder rows through the final norm's gain and the unembedding:
+``(W_dec[f] * g) @ W_U`` (:mod:`saesteer.models.unembed`, the same convention as the index's
+``feature_output`` table). ``output_scores`` turns that into a number per
+feature: the probability mass that ``softmax(lens(W_dec[f]))`` puts on the target condition's
 characteristic tokens (from ``token_counts``: tokens much more frequent in the target than in the
 contrast conditions), and its lift over a uniform distribution. Arad et al. (2025) report that keeping the
 features with a strong output effect improves steering 2-3x.
@@ -102,17 +103,16 @@ def logit_lens(
     chunk: int = 256,
     scale: float = 1.0,
 ) -> torch.Tensor:
-    """``scale * W_dec[features] @ W_U``: ``[n, d_vocab]`` float32 logits, computed ``chunk`` rows at a time."""
+    """``scale * (W_dec[features] * g) @ W_U``: ``[n, d_vocab]`` float32 logits, ``chunk`` rows at a time."""
     import torch
 
+    from saesteer.models.unembed import logit_lens_chunks
+
     feats = _check(model, sae, features)
-    w_u = model.W_U.detach()
-    out = torch.empty(len(feats), w_u.shape[1], dtype=torch.float32)
-    idx = torch.tensor(feats, dtype=torch.long)
-    with torch.inference_mode():
-        for start in range(0, len(feats), max(1, chunk)):
-            rows = sae.W_dec.detach()[idx[start : start + chunk]].to(device=w_u.device, dtype=w_u.dtype)
-            out[start : start + chunk] = (scale * rows @ w_u).float().cpu()
+    rows = sae.W_dec.detach()[torch.tensor(feats, dtype=torch.long)]
+    out = torch.empty(len(feats), int(model.W_U.shape[1]), dtype=torch.float32)
+    for start, logits in logit_lens_chunks(model, rows, chunk=chunk, scale=scale):
+        out[start : start + logits.shape[0]] = logits.float().cpu()
     return out
 
 
@@ -126,7 +126,7 @@ def output_scores(
     chunk: int = 256,
     scale: float = 1.0,
 ) -> OutputScores:
-    """Mass of ``softmax(scale * W_dec[f] @ W_U)`` on ``target_token_ids`` and the top ``top_n`` tokens.
+    """Mass of ``softmax(scale * lens(W_dec[f]))`` on ``target_token_ids`` and the top ``top_n`` tokens.
 
     ``lift = mass / (len(target_token_ids) / d_vocab)``: 1 means no preference for the target's tokens.
     """
