@@ -1,4 +1,5 @@
-"""Steering on the real Gemma 3 270M (``-m integration``): backends agree, DiffMean French demo, GGUF."""
+"""Steering on the real Gemma 3 270M (``-m integration``): backends agree, French demos (DiffMean and SAE
+features from the index), GGUF."""
 
 from __future__ import annotations
 
@@ -49,6 +50,33 @@ def test_diffmean_french_vector_turns_english_continuations_french(gemma, gemma_
     for r in rows:
         assert py3langid.classify(r.unsteered)[0] == "en", r
         assert py3langid.classify(r.steered)[0] == "fr", r
+
+
+def test_sae_feature_french_vector_turns_english_continuations_french(gemma, gemma_hf, gemma_index):
+    """Issue 5's demo: features selected from the index (random-token filter on), decoder rows weighted by
+    mean_diff, at the strength the quickstart uses."""
+    import py3langid
+
+    from saesteer.quickstart import QuickstartConfig
+    from saesteer.saes import load_sae
+    from saesteer.select.search import Search
+    from saesteer.steer.build import from_feature_set
+    from saesteer.steer.generate import GenerationConfig, HFBackend, side_by_side
+
+    db, build_id = gemma_index
+    res = (Search(db, target="language=fr", against="rest", build_id=build_id)
+           .drop_dead().drop_dense().drop_bos_only().drop_random().top(50).run())
+    assert any(k.startswith("random") and v > 0 for k, v in res.dropped.items())  # the filter did remove some
+    fs = res.to_featureset()
+    vec = from_feature_set(fs, load_sae("default", model=gemma), gemma, weighting="mean_diff", unit_rows=False, db=db)
+    hf, tok = gemma_hf
+    prompts = ["Yesterday I went to the market and", "The best meal I have ever eaten was",
+               "My favourite animal is the cat because", "The doctor told me that I should"]
+    rows = side_by_side(HFBackend(hf, tok, "gemma-3-270m"), prompts, (vec, QuickstartConfig().strength),
+                        GenerationConfig(max_new_tokens=16))
+    assert [py3langid.classify(r.unsteered)[0] for r in rows] == ["en"] * 4, rows
+    steered = [py3langid.classify(r.steered)[0] for r in rows]
+    assert steered.count("fr") >= 3, rows
 
 
 def test_gguf_export_of_a_gemma_vector(gemma, tmp_path):

@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from saesteer.cli.common import DbOpt, ModelOpt, SaeOpt, console, emit, err_console, resolve_db
+from saesteer.eval.language import METHODS, LanguageEvalConfig
+
+_D = LanguageEvalConfig()  # the CLI's defaults are the config's
 
 app = typer.Typer(help="Evaluate steering: language accuracy, fluency, baselines, the ablation matrix.", no_args_is_help=True)
 
@@ -22,24 +25,21 @@ def language(
     sae: SaeOpt = "default",
     db: DbOpt = None,
     out: Annotated[Path, typer.Option(help="Directory for report.md / report.html and CSVs.")] = Path("eval_out"),
-    languages: Annotated[str, typer.Option(help="Comma-separated target languages.")] = "fr,de,es,it,pt,nl,pl,ru,tr,id,zh",
-    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "sae_filtered,sae_unfiltered,diffmean,prompting",
-    strengths: Annotated[str, typer.Option(help="Comma-separated strengths (x typical residual norm).")] = "0.1,0.2,0.4",
-    n_prompts: Annotated[int, typer.Option(help="English prompts per cell.")] = 12,
-    max_new_tokens: Annotated[int, typer.Option(help="Tokens per continuation.")] = 20,
-    top_k: Annotated[int, typer.Option(help="SAE features per language.")] = 20,
-    fluency_budget: Annotated[float, typer.Option(help="Max median perplexity, as a multiple of the unsteered one.")] = 3.0,
+    languages: Annotated[str, typer.Option(help="Comma-separated target languages.")] = ",".join(_D.languages),
+    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = ",".join(METHODS),
+    strengths: Annotated[str, typer.Option(help="Comma-separated strengths (x typical residual norm).")] = ",".join(f"{x:g}" for x in _D.strengths),
+    n_prompts: Annotated[int, typer.Option(help="English prompts per cell.")] = _D.n_prompts,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per continuation.")] = _D.max_new_tokens,
+    top_k: Annotated[int, typer.Option(help="SAE features per language.")] = _D.top_k,
+    weighting: Annotated[str, typer.Option(help="SAE feature weights (see `steer build --weights`).")] = _D.weighting,
+    rows: Annotated[str, typer.Option(help="SAE decoder rows: raw or unit.")] = "unit" if _D.unit_rows else "raw",
+    fluency_budget: Annotated[float, typer.Option(help="Max median perplexity, as a multiple of the unsteered one.")] = _D.fluency_budget,
     ablation_texts: Annotated[int, typer.Option(help="Held-out sentences per language for the ablation matrix (0: skip).")] = 20,
 ) -> None:
     """Target-language accuracy and fluency of SAE vectors vs DiffMean, unfiltered features and prompting."""
     from saesteer.corpus import bundled_languages, bundled_prompts, bundled_texts
     from saesteer.eval.ablation import ablation_matrix
-    from saesteer.eval.language import (
-        LanguageEvalConfig,
-        VectorFactory,
-        accuracy_table,
-        evaluate_language_steering,
-    )
+    from saesteer.eval.language import VectorFactory, accuracy_table, evaluate_language_steering
     from saesteer.eval.report import Report
     from saesteer.eval.summary import add_ablation, add_evaluation
     from saesteer.models import load_model
@@ -51,7 +51,7 @@ def language(
         languages=tuple(x.strip() for x in languages.split(",") if x.strip()),
         methods=tuple(x.strip() for x in methods.split(",") if x.strip()), strengths=_floats(strengths),
         n_prompts=n_prompts, max_new_tokens=max_new_tokens, top_k=top_k, fluency_budget=fluency_budget,
-        batch_size=n_prompts,
+        batch_size=n_prompts, weighting=weighting, unit_rows=rows == "unit",
     )
     m = load_model(model)
     s = load_sae(sae, model=m)

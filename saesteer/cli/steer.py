@@ -122,9 +122,16 @@ def build(
         typer.Option("--hook", help="Hook(s) for DiffMean (repeatable); default: the SAE's hook."),
     ] = None,
     weights: Annotated[
-        str, typer.Option("--weights", help="given | uniform | mean_act | mean_diff (target minus contrast mean activation, = ν) | score:<name>.")
-    ] = "given",
-    rows: Annotated[str, typer.Option("--rows", help="Decoder rows: unit (normalised) or raw.")] = "unit",
+        str,
+        typer.Option(
+            "--weights",
+            help="auto | given | uniform | mean_act | mean_diff (target minus contrast mean activation, = ν) | "
+            "score:<name>. auto: mean_diff with raw rows for a feature set from an index build, else given.",
+        ),
+    ] = "auto",
+    rows: Annotated[
+        str, typer.Option("--rows", help="Decoder rows: auto (raw for mean_diff, else unit), unit or raw.")
+    ] = "auto",
     scale: Annotated[
         str, typer.Option("--scale", help="residual_norm (strength 1 = typical residual norm) or raw.")
     ] = "residual_norm",
@@ -151,7 +158,7 @@ def build(
         ("--operator", operator, OPERATORS),
         ("--positions", positions, POSITIONS),
         ("--scale", scale, SCALE_MODES),
-        ("--rows", rows, ("unit", "raw")),
+        ("--rows", rows, ("auto", "unit", "raw")),
     ):
         if value not in allowed:
             raise SteeringVectorError(f"{opt} must be one of {', '.join(allowed)}, not {value!r}")
@@ -191,6 +198,10 @@ def build(
         assert features is not None
         fs = FeatureSet.load(features)
         s = load_sae(sae, model=m, hook_name=fs.hook_name)
+        if weights == "auto":  # the recipe measured to steer (docs/steering.md), when the index is there
+            weights = "mean_diff" if fs.build_id else "given"
+        if rows == "auto":
+            rows = "raw" if weights == "mean_diff" else "unit"
         vec = from_feature_set(
             fs,
             s,

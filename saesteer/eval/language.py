@@ -3,8 +3,10 @@ at what cost in fluency, and how does it compare with the baselines on the same 
 
 Methods (one vector or prompt transform per target language, all from the same index/corpus):
 
-- ``sae_filtered``: top-k SAE features by contrastive score, random-token (LangFIR) and density filters;
-- ``sae_unfiltered``: the same top-k search without the random-token filter;
+- ``sae_filtered``: top-k SAE features by contrastive score, random-token (LangFIR) and density filters,
+  their raw decoder rows weighted by ``mean_diff`` (mean activation on the target minus on the others):
+  the part of the SAE-space DiffMean those features carry;
+- ``sae_unfiltered``: the same top-k search and weights without the random-token filter;
 - ``diffmean``: mean residual of the target language minus the mean over the others (bundled corpus);
 - ``prompting``: an instruction prefix ("Answer in French: "), no vector.
 
@@ -46,10 +48,12 @@ class LanguageEvalConfig:
 
     languages: tuple[str, ...] = ("fr", "de", "es", "it", "pt", "nl", "pl", "ru", "tr", "id", "zh")
     methods: tuple[str, ...] = METHODS
-    strengths: tuple[float, ...] = (0.1, 0.2, 0.4)
+    strengths: tuple[float, ...] = (0.03, 0.05, 0.08, 0.12, 0.2)
     n_prompts: int = 12
     max_new_tokens: int = 20
-    top_k: int = 20
+    top_k: int = 50
+    weighting: str = "mean_diff"  # SAE feature vectors: weights (saesteer.steer.build.feature_weights)
+    unit_rows: bool = False  # raw decoder rows: with mean_diff, the features' share of the SAE-space DiffMean
     fluency_budget: float = 3.0
     batch_size: int = 12
     seed: int = 0
@@ -112,7 +116,8 @@ class VectorFactory:
             s = s.drop_random() if mf is None else s.drop_random(max_freq=mf)
         fs = s.top(self.cfg.top_k).run().to_featureset()
         name = f"{'sae_filtered' if filtered else 'sae_unfiltered'}-{lang}"
-        return from_feature_set(fs, self.sae, self.model, typical_norm=self.norm, name=name)
+        return from_feature_set(fs, self.sae, self.model, weighting=self.cfg.weighting, unit_rows=self.cfg.unit_rows,
+                                db=self.db, typical_norm=self.norm, name=name)
 
     def vectors(self, lang: str) -> dict[str, SteeringVector]:
         """The vector of every vector method in ``cfg.methods`` (prompting has none)."""
