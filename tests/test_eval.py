@@ -98,3 +98,25 @@ def test_quickstart_cli_on_the_tiny_model(tmp_path):
     # a second run resumes the index: every condition is skipped, the results are the same
     res2 = CliRunner().invoke(app, args)
     assert res2.exit_code == 0, res2.output
+
+
+def test_fluency_scores_the_continuation_alone_and_after_its_prompt(tiny_model):
+    from saesteer.eval.language import _fluency
+    from saesteer.steer.generate import GenerationConfig, TLBackend
+
+    be = TLBackend(tiny_model)
+    prompt = "the cat sat on"
+    (gen,) = be.generate([prompt], GenerationConfig(max_new_tokens=6))
+    alone, prompted = _fluency(be, [gen], [prompt], 4)
+
+    def ppl(prefix: list[int]) -> float:
+        ids = torch.tensor([prefix + list(gen.token_ids)])
+        with torch.no_grad():
+            logp = torch.log_softmax(tiny_model(ids)[0].double(), dim=-1)
+        pos = torch.arange(len(prefix) - 1, ids.shape[1] - 1)
+        return math.exp(-float(logp[pos, ids[0, len(prefix):]].mean()))
+
+    bos = int(tiny_model.tokenizer.bos_token_id)
+    assert math.isclose(alone[0], ppl([bos]), rel_tol=1e-4)  # the continuation on its own, after BOS only
+    assert math.isclose(prompted[0], ppl(be.prompt_ids(prompt)), rel_tol=1e-4)
+    assert not math.isclose(alone[0], prompted[0], rel_tol=1e-3)

@@ -21,6 +21,8 @@ TINY_ENV = {
     "SAESTEER_NB_N_PROMPTS": "2",
     "SAESTEER_NB_MAX_NEW_TOKENS": "4",
     "SAESTEER_NB_DIFFMEAN_TEXTS": "10",
+    "SAESTEER_NB_STRENGTH": "1.0",  # the tiny random model needs a larger push than Gemma
+    "SAESTEER_NB_EVAL_STRENGTHS": "0.5,1.0",
 }
 
 

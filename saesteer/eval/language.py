@@ -11,8 +11,9 @@ Methods (one vector or prompt transform per target language, all from the same i
 - ``prompting``: an instruction prefix ("Answer in French: "), no vector.
 
 For each (language, method, strength): target-language accuracy (offline language ID on the
-continuation), fluency (perplexity of the continuation under the unsteered model) and their spread
-over prompts. :func:`matched_fluency` picks, per language and method, the strongest strength whose
+continuation), fluency (perplexity of the continuation on its own, after BOS, under the unsteered model:
+scoring it after the English prompt would also charge the switch of language, the very effect under test;
+that prompted perplexity is kept in the samples as ``ppl_prompted``) and their spread over prompts. :func:`matched_fluency` picks, per language and method, the strongest strength whose
 median perplexity stays within ``fluency_budget`` x the unsteered median.
 """
 
@@ -131,8 +132,17 @@ class VectorFactory:
 
 
 def _ppl(backend: Backend, gens: Sequence[Generation], prompts: Sequence[str], batch_size: int) -> list[float]:
+    """Perplexity of each continuation under the backend's model (no hooks active here) given ``prompts``;
+    an empty prompt scores the continuation on its own (after BOS)."""
     nll = backend.continuation_nll(list(prompts), [g.token_ids for g in gens], batch_size=batch_size)  # type: ignore[call-arg]
     return [math.exp(s / n) if n else float("nan") for s, n in nll]
+
+
+def _fluency(backend: Backend, gens: Sequence[Generation], prompts: Sequence[str], batch_size: int
+             ) -> tuple[list[float], list[float]]:
+    """``(ppl, ppl_prompted)``: the continuation's perplexity on its own (the fluency the evaluation
+    matches on) and given its English prompt (reported too; it also charges the language switch itself)."""
+    return _ppl(backend, gens, [""] * len(gens), batch_size), _ppl(backend, gens, prompts, batch_size)
 
 
 def evaluate_language_steering(
@@ -157,12 +167,13 @@ def evaluate_language_steering(
     gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=cfg.batch_size)
     samples: list[dict[str, Any]] = []
 
-    def record(lang: str, method: str, strength: float, gens: Sequence[Generation], ppl: Sequence[float]) -> None:
-        for g, p in zip(gens, ppl, strict=True):
+    def record(lang: str, method: str, strength: float, gens: Sequence[Generation],
+               fluency: tuple[Sequence[float], Sequence[float]]) -> None:
+        for g, p, pp in zip(gens, *fluency, strict=True):
             pred, conf = ident(g.text)
             samples.append({"language": lang, "method": method, "strength": strength, "prompt": g.prompt,
                             "text": g.text, "predicted": pred, "confidence": conf,
-                            "correct": float(pred == lang), "ppl": p})
+                            "correct": float(pred == lang), "ppl": p, "ppl_prompted": pp})
 
     def say(msg: str) -> None:
         if progress is not None:
@@ -170,8 +181,8 @@ def evaluate_language_steering(
 
     say("unsteered baseline")
     base = backend.generate(prompts, gcfg)
-    base_ppl = _ppl(backend, base, prompts, cfg.batch_size)
-    record("none", "unsteered", 0.0, base, base_ppl)
+    base_fluency = _fluency(backend, base, prompts, cfg.batch_size)
+    record("none", "unsteered", 0.0, base, base_fluency)
     factory = VectorFactory(model, sae, db, cfg)
     for lang in cfg.languages:
         say(f"{lang}: building vectors")
@@ -180,27 +191,30 @@ def evaluate_language_steering(
             for s in cfg.strengths:
                 say(f"{lang}: {method} x {s:g}")
                 gens = backend.generate(prompts, gcfg, steer=(vec, s))
-                record(lang, method, s, gens, _ppl(backend, gens, prompts, cfg.batch_size))
+                record(lang, method, s, gens, _fluency(backend, gens, prompts, cfg.batch_size))
         if "prompting" in cfg.methods:
             say(f"{lang}: prompting")
             prefixed = PromptPrefix.for_target(f"language={lang}")(prompts)
             gens = backend.generate(prefixed, gcfg)
-            # fluency of the continuation given the ORIGINAL prompt, like the vector methods
-            record(lang, "prompting", 0.0, gens, _ppl(backend, gens, prompts, cfg.batch_size))
+            # ppl_prompted: given the ORIGINAL prompt, like the vector methods
+            record(lang, "prompting", 0.0, gens, _fluency(backend, gens, prompts, cfg.batch_size))
     df = pd.DataFrame(samples)
     curves = summarize(df)
-    base_med = float(np.nanmedian(base_ppl))
+    base_med = float(np.nanmedian(base_fluency[0]))
     return LanguageEvalResult(curves, matched_fluency(curves, base_med, cfg.fluency_budget), df, base_med)
 
 
 def summarize(samples: pd.DataFrame) -> pd.DataFrame:
     """Accuracy (mean, standard error) and perplexity (median, IQR) per (language, method, strength)."""
     g = samples[samples["method"] != "unsteered"].groupby(["language", "method", "strength"], sort=False)
-    out = g.agg(
+    aggs: dict[str, Any] = dict(
         n=("correct", "size"), accuracy=("correct", "mean"),
         ppl_median=("ppl", "median"), ppl_q25=("ppl", lambda x: float(np.nanquantile(x, 0.25))),
         ppl_q75=("ppl", lambda x: float(np.nanquantile(x, 0.75))),
-    ).reset_index()
+    )
+    if "ppl_prompted" in samples.columns:
+        aggs["ppl_prompted_median"] = ("ppl_prompted", "median")
+    out = g.agg(**aggs).reset_index()
     out["accuracy_se"] = np.sqrt(out["accuracy"] * (1 - out["accuracy"]) / out["n"].clip(lower=1))
     return out
 

@@ -24,7 +24,8 @@ def add_evaluation(rep: Report, ev: LanguageEvalResult, budget: float) -> None:
     n = int(ev.matched["n"].max()) if len(ev.matched) else 0
     rep.heading("Target-language accuracy at matched fluency")
     rep.text(
-        f"{n} English prompts per cell, greedy decoding. Fluency = perplexity of the continuation under the "
+        f"{n} English prompts per cell, greedy decoding. Fluency = perplexity of the continuation on its own "
+        "(after BOS, not after the English prompt, which would also charge the language switch itself) under the "
         f"unsteered model; unsteered median {ev.baseline_ppl:.1f}. Each vector method is read at its strongest "
         f"strength whose median perplexity stays within {budget:g}x the unsteered median. Spread: the standard "
         "error of the accuracy (binomial) and the perplexity IQR, in the tables below."
