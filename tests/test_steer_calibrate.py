@@ -99,3 +99,22 @@ def test_sweep_on_a_real_backend_reports_every_strength(tiny_model):
     assert res.chosen is not None and res.chosen.strength == 8.0
     ppl, n = perplexity(b, b.generate(["hello"], GenerationConfig(max_new_tokens=3)))
     assert n <= 3 and ppl > 1.0
+
+
+def test_fluency_alone_scores_the_continuation_without_its_prompt():
+    from saesteer.errors import SteeringVectorError
+    from saesteer.steer.generate import Generation
+
+    seen = []
+
+    class Recorder:
+        def continuation_nll(self, prompts, continuations):
+            seen.append(list(prompts))
+            return [(1.0, 1) for _ in prompts]
+
+    gens = [Generation(prompt="Hello", text="x", token_ids=(5,))]
+    perplexity(Recorder(), gens)
+    perplexity(Recorder(), gens, fluency="alone")
+    assert seen == [["Hello"], [""]]
+    with pytest.raises(SteeringVectorError, match="fluency"):
+        perplexity(Recorder(), gens, fluency="sometimes")

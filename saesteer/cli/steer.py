@@ -312,6 +312,12 @@ def sweep(
     max_ppl: Annotated[
         float | None, typer.Option("--max-ppl", help="Fluency budget: max absolute perplexity.")
     ] = None,
+    fluency: Annotated[
+        str,
+        typer.Option(
+            "--fluency", help="Perplexity of the continuation given its prompt (prompted) or on its own (alone)."
+        ),
+    ] = "prompted",
     prompts_file: Annotated[Path | None, typer.Option("--prompts-file", help="One prompt per line.")] = None,
     n_prompts: Annotated[int, typer.Option("--n-prompts")] = 8,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n")] = 30,
@@ -355,6 +361,7 @@ def sweep(
             cfg=cfg,
             max_ppl_ratio=max_ppl_ratio,
             max_ppl=max_ppl,
+            fluency=fluency,
             sae=_sae_for_vector(vec, sae),
             progress=lambda done, total: prog.update(task, completed=done),
         )

@@ -1,9 +1,11 @@
 """Strength sweep: for each strength, a target metric and fluency; pick the strongest within a budget.
 
-Fluency is the perplexity of the generated continuation (given its prompt) under the *unsteered*
-model. The budget is a maximum perplexity ratio to the unsteered generations (``max_ppl_ratio``)
-and/or an absolute maximum (``max_ppl``). The chosen strength is the one with the largest absolute
-value among those within budget (strength 0 excluded).
+Fluency is the perplexity of the generated continuation under the *unsteered* model, given its prompt
+(``fluency="prompted"``, default) or on its own after BOS (``fluency="alone"``: for steering that changes
+the language or topic, where the prompted score would also charge the switch itself). The budget is a
+maximum perplexity ratio to the unsteered generations (``max_ppl_ratio``) and/or an absolute maximum
+(``max_ppl``). The chosen strength is the one with the largest absolute value among those within budget
+(strength 0 excluded).
 
 The metric is any callable ``(prompts, continuations) -> float``, e.g. :func:`language_accuracy`.
 """
@@ -39,7 +41,7 @@ class SweepResult:
     rows: tuple[SweepRow, ...]
     chosen: SweepRow | None
     baseline: SweepRow
-    budget: dict[str, float | None] = field(default_factory=dict)
+    budget: dict[str, float | str | None] = field(default_factory=dict)
 
 
 def language_accuracy(lang: str) -> Metric:
@@ -58,9 +60,13 @@ def language_accuracy(lang: str) -> Metric:
     return metric
 
 
-def perplexity(backend: Backend, gens: Sequence[Generation]) -> tuple[float, int]:
-    """Token-weighted perplexity of the continuations under the backend's unsteered model."""
-    scored = backend.continuation_nll([g.prompt for g in gens], [list(g.token_ids) for g in gens])
+def perplexity(backend: Backend, gens: Sequence[Generation], *, fluency: str = "prompted") -> tuple[float, int]:
+    """Token-weighted perplexity of the continuations under the backend's unsteered model, given their
+    prompts (``"prompted"``) or on their own after BOS (``"alone"``)."""
+    if fluency not in ("prompted", "alone"):
+        raise SteeringVectorError(f"fluency must be 'prompted' or 'alone', not {fluency!r}")
+    prompts = [g.prompt if fluency == "prompted" else "" for g in gens]
+    scored = backend.continuation_nll(prompts, [list(g.token_ids) for g in gens])
     nll = sum(s for s, _ in scored)
     n = sum(k for _, k in scored)
     return (math.exp(nll / n) if n else float("nan")), n
@@ -76,6 +82,7 @@ def sweep(
     cfg: GenerationConfig = GenerationConfig(),
     max_ppl_ratio: float | None = 2.0,
     max_ppl: float | None = None,
+    fluency: str = "prompted",
     sae: SaeArg = None,
     n_examples: int = 2,
     progress: Progress | None = None,
@@ -89,7 +96,7 @@ def sweep(
 
     def row_for(strength: float, gens: Sequence[Generation], base_ppl: float | None) -> SweepRow:
         texts = [g.text for g in gens]
-        ppl, n = perplexity(backend, gens)
+        ppl, n = perplexity(backend, gens, fluency=fluency)
         ratio = ppl / base_ppl if base_ppl else 1.0
         ok = (max_ppl_ratio is None or ratio <= max_ppl_ratio) and (max_ppl is None or ppl <= max_ppl)
         return SweepRow(
@@ -108,4 +115,4 @@ def sweep(
             progress(i + 2, total)
     ok_rows = [r for r in rows if r.within_budget and r.strength != 0]
     chosen = max(ok_rows, key=lambda r: (abs(r.strength), r.metric)) if ok_rows else None
-    return SweepResult(tuple(rows), chosen, baseline, {"max_ppl_ratio": max_ppl_ratio, "max_ppl": max_ppl})
+    return SweepResult(tuple(rows), chosen, baseline, {"max_ppl_ratio": max_ppl_ratio, "max_ppl": max_ppl, "fluency": fluency})
