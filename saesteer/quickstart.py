@@ -81,7 +81,7 @@ def run_quickstart(cfg: QuickstartConfig, *, say: Say | None = None, on_build: B
         bundled_prompts,
         bundled_texts,
     )
-    from saesteer.eval.ablation import ablation_matrix
+    from saesteer.eval.ablation import ablation_matrix, feature_ablation
     from saesteer.eval.language import LanguageEvalConfig, evaluate_language_steering
     from saesteer.index.build import BuildConfig, build_index
     from saesteer.models import load_model
@@ -159,7 +159,8 @@ def run_quickstart(cfg: QuickstartConfig, *, say: Say | None = None, on_build: B
         # rows: the languages shown (each ablation costs a forward pass over every language's texts);
         # `saesteer eval language` computes the full matrix
         texts = {lang: bundled_texts(lang, "heldout")[: cfg.ablation_texts] for lang in langs}
-        ablation = ablation_matrix(model, {lang: vectors[lang] for lang in show}, texts)
+        ablated = {lang: feature_ablation(featuresets[lang], sae, model, typical_norm=norm) for lang in show}
+        ablation = ablation_matrix(model, ablated, texts, sae=sae)
     from saesteer.eval.summary import write_quickstart_report
 
     report = write_quickstart_report(out, cfg=replace(cfg, db=db), build_id=built.build_id, featuresets=featuresets,

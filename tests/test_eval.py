@@ -120,3 +120,29 @@ def test_fluency_scores_the_continuation_alone_and_after_its_prompt(tiny_model):
     assert math.isclose(alone[0], ppl([bos]), rel_tol=1e-4)  # the continuation on its own, after BOS only
     assert math.isclose(prompted[0], ppl(be.prompt_ids(prompt)), rel_tol=1e-4)
     assert not math.isclose(alone[0], prompted[0], rel_tol=1e-3)
+
+
+def test_feature_ablation_changes_only_texts_where_the_features_fire(tiny_model, tiny_sae):
+    from saesteer.eval.ablation import feature_ablation
+    from saesteer.select.featureset import FeatureSet
+
+    hook = "blocks.1.hook_resid_pre"
+    texts = {lang: bundled_texts(lang, "heldout")[:3] for lang in ("fr", "de")}
+    with torch.no_grad():
+        acts = {}
+        for lang, tx in texts.items():
+            _, cache = tiny_model.run_with_cache(tiny_model.to_tokens(tx), names_filter=[hook])
+            acts[lang] = tiny_sae.encode(cache[hook]).flatten(0, 1).amax(0)  # [d_sae]: max over tokens
+    silent = [int(f) for f in torch.nonzero((acts["fr"] == 0) & (acts["de"] == 0))[:, 0][:3]]
+    loud = [int(f) for f in acts["fr"].topk(3).indices]
+    assert len(silent) == 3
+    vecs = {
+        name: feature_ablation(
+            FeatureSet(features=feats, target="language=fr", model_id="tiny-random", sae_id="tiny", hook_name=hook),
+            tiny_sae, tiny_model, typical_norm=1.0,
+        )
+        for name, feats in (("silent", silent), ("loud", loud))
+    }
+    m = ablation_matrix(tiny_model, vecs, texts, sae=tiny_sae)
+    assert (m.loc["silent"].abs() < 1e-4).all()  # features that never fire: nothing changes
+    assert m.loc["loud", "fr"] != pytest.approx(0.0, abs=1e-4)  # features that fire: the CE moves

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from saesteer.cli.common import DbOpt, ModelOpt, SaeOpt, console, emit, err_console, resolve_db
 from saesteer.eval.language import METHODS, LanguageEvalConfig
 
+log = logging.getLogger(__name__)
 _D = LanguageEvalConfig()  # the CLI's defaults are the config's
 
 app = typer.Typer(help="Evaluate steering: language accuracy, fluency, baselines, the ablation matrix.", no_args_is_help=True)
@@ -34,12 +36,23 @@ def language(
     weighting: Annotated[str, typer.Option(help="SAE feature weights (see `steer build --weights`).")] = _D.weighting,
     rows: Annotated[str, typer.Option(help="SAE decoder rows: raw or unit.")] = "unit" if _D.unit_rows else "raw",
     fluency_budget: Annotated[float, typer.Option(help="Max median perplexity, as a multiple of the unsteered one.")] = _D.fluency_budget,
+    samples: Annotated[
+        Path | None,
+        typer.Option(help="Reuse the generations of an earlier run (its samples.csv): no generation, only the summary."),
+    ] = None,
     ablation_texts: Annotated[int, typer.Option(help="Held-out sentences per language for the ablation matrix (0: skip).")] = 20,
 ) -> None:
     """Target-language accuracy and fluency of SAE vectors vs DiffMean, unfiltered features and prompting."""
+    import pandas as pd
+
     from saesteer.corpus import bundled_languages, bundled_prompts, bundled_texts
-    from saesteer.eval.ablation import ablation_matrix
-    from saesteer.eval.language import VectorFactory, accuracy_table, evaluate_language_steering
+    from saesteer.eval.ablation import ablation_matrix, feature_ablation
+    from saesteer.eval.language import (
+        VectorFactory,
+        accuracy_table,
+        evaluate_language_steering,
+        result_from_samples,
+    )
     from saesteer.eval.report import Report
     from saesteer.eval.summary import add_ablation, add_evaluation
     from saesteer.models import load_model
@@ -55,17 +68,22 @@ def language(
     )
     m = load_model(model)
     s = load_sae(sae, model=m)
-    backend = make_backend(model)
     with err_console.status("evaluating") as status:
-        res = evaluate_language_steering(m, backend, s, db_path, bundled_prompts(), cfg,
-                                         progress=lambda msg: status.update(f"evaluating: {msg}"))
+        if samples is not None:
+            res = result_from_samples(pd.read_csv(samples), cfg.fluency_budget)
+        else:
+            res = evaluate_language_steering(m, make_backend(model), s, db_path, bundled_prompts(), cfg,
+                                             progress=lambda msg: _say(status, f"evaluating: {msg}"))
         ablation = None
         if ablation_texts > 0:
-            status.update("ablation matrix")
+            _say(status, "ablation matrix")
             langs = bundled_languages()
             factory = VectorFactory(m, s, db_path, cfg)
-            vecs = {lang: factory.sae_features(lang, filtered=True) for lang in langs}
-            ablation = ablation_matrix(m, vecs, {lang: bundled_texts(lang, "heldout")[:ablation_texts] for lang in langs})
+            # LangFIR: each language's random-token-filtered features set to 0 (see saesteer.eval.ablation)
+            vecs = {lang: feature_ablation(factory.featureset(lang, filtered=True), s, m, typical_norm=factory.norm)
+                    for lang in langs}
+            ablation = ablation_matrix(m, vecs, {lang: bundled_texts(lang, "heldout")[:ablation_texts] for lang in langs},
+                                       sae=s)
     out.mkdir(parents=True, exist_ok=True)
     res.samples.to_csv(out / "samples.csv", index=False)
     res.curves.to_csv(out / "curves.csv", index=False)
@@ -81,3 +99,9 @@ def language(
     if ablation is not None:
         emit(ablation.reset_index(), title="ablation matrix: ΔCE (nats/token)")
     console.print(f"report: {md} and {html}")
+
+
+def _say(status: Any, msg: str) -> None:
+    """Show ``msg`` on the spinner and log it (``saesteer -v`` keeps a trace where there is no terminal)."""
+    status.update(msg)
+    log.info(msg)

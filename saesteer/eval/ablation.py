@@ -1,14 +1,24 @@
-"""The LangFIR directional-ablation test: project language L's direction out of the residual stream
-and measure the cross-entropy increase on every language's held-out text.
+"""The LangFIR ablation test: ablate language L's features (or direction) and measure the cross-entropy
+increase on every language's held-out text.
 
-``matrix[L, M] = CE(text_M | direction_L ablated) - CE(text_M)``, in nats per token. A language
-direction that is really about language L hurts L's own text most: the diagonal should dominate.
+``matrix[L, M] = CE(text_M | L ablated) - CE(text_M)``, in nats per token. Features that are really about
+language L hurt L's own text most: the diagonal should dominate.
+
+Two ablations, chosen by the vector's operator:
+
+- a **clamp** vector (SAE features, :func:`feature_ablation`): the SAE encodes the residual, L's features
+  are set to 0, the SAE decodes and its error term is added back: only tokens where L's features fire
+  change. This is "ablate language L's features".
+- any other vector: **directional ablation**, its direction projected out of the residual at every token.
+  On Gemma 3 270M a summed language direction has a large component shared by all languages, so
+  projecting it out hurts every language (the diagonal need not dominate); the feature ablation does not
+  have that problem.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -16,8 +26,10 @@ from saesteer.errors import CorpusError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sae_lens import SAE
     from transformer_lens import HookedTransformer
 
+    from saesteer.select.featureset import FeatureSet
     from saesteer.steer.vector import SteeringVector
 
 Progress = Callable[[int, int], None]
@@ -59,10 +71,12 @@ def ablation_matrix(
     batch_size: int = 16,
     max_len: int = 64,
     progress: Progress | None = None,
+    sae: Any = None,
 ) -> pd.DataFrame:
-    """CE increase (nats/token) on each language's ``texts`` when each vector's direction is ablated.
+    """CE increase (nats/token) on each language's ``texts`` when each language's vector is ablated.
 
-    ``vectors``: ``{language: vector}`` (any operator: its direction is used with the ablate operator).
+    ``vectors``: ``{language: vector}``. Clamp vectors (see :func:`feature_ablation`) are applied as they
+    are, at strength 1, with ``sae``; any other vector's direction is projected out (the ablate operator).
     Returns a DataFrame indexed by the ablated language, one column per evaluated language.
     """
     import pandas as pd
@@ -85,9 +99,12 @@ def ablation_matrix(
         tick()
     rows = {}
     for src, vec in vectors.items():
-        abl = vec.with_(operator="ablate", positions="all", clamp=None)
+        if vec.operator == "clamp":
+            abl, kwargs = vec, {"sae": sae}
+        else:
+            abl, kwargs = vec.with_(operator="ablate", positions="all", clamp=None), {}
         row = {}
-        with steering(model, (abl, 1.0)):
+        with steering(model, (abl, 1.0), **kwargs):
             for lang in langs:
                 row[lang] = mean_token_ce(model, texts[lang], batch_size=batch_size, max_len=max_len) - clean[lang]
                 tick()
@@ -95,6 +112,15 @@ def ablation_matrix(
     df = pd.DataFrame.from_dict(rows, orient="index")[langs]
     df.index.name = "ablated"
     return df
+
+
+def feature_ablation(fs: FeatureSet, sae: SAE, model: HookedTransformer, **kwargs: Any) -> SteeringVector:
+    """A clamp-to-zero vector of ``fs``'s features: applied at strength 1 it removes their contribution
+    (``W_dec[f] * a_f``) wherever they fire and leaves every other token as it was."""
+    from saesteer.steer.build import from_feature_set
+
+    return from_feature_set(fs, sae, model, operator="clamp", clamp_values=[0.0] * len(fs),
+                            name=f"ablate-{fs.target}", **kwargs)
 
 
 def diagonal_dominance(matrix: pd.DataFrame) -> float:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from sae_lens import SAE
     from transformer_lens import HookedTransformer
 
+    from saesteer.select.featureset import FeatureSet
     from saesteer.steer.generate import Backend, Generation
     from saesteer.steer.vector import SteeringVector
 
@@ -106,16 +107,21 @@ class VectorFactory:
         return from_direction(direction.float(), self.hook, self.model, typical_norm=self.norm, provenance=prov,
                               name=f"diffmean-{lang}")
 
-    def sae_features(self, lang: str, *, filtered: bool) -> SteeringVector:
+    def featureset(self, lang: str, *, filtered: bool) -> FeatureSet:
         """Top-k contrastive SAE features, with (``filtered``) or without the random-token filter."""
         from saesteer.select.search import Search
-        from saesteer.steer.build import from_feature_set
 
         s = Search(self.db, target=f"language={lang}", against="rest").drop_dead().drop_dense().drop_bos_only()
         if filtered:
             mf = self.cfg.random_max_freq
             s = s.drop_random() if mf is None else s.drop_random(max_freq=mf)
-        fs = s.top(self.cfg.top_k).run().to_featureset()
+        return s.top(self.cfg.top_k).run().to_featureset()
+
+    def sae_features(self, lang: str, *, filtered: bool) -> SteeringVector:
+        """The steering vector of :meth:`featureset` (``cfg.weighting`` weights on the decoder rows)."""
+        from saesteer.steer.build import from_feature_set
+
+        fs = self.featureset(lang, filtered=filtered)
         name = f"{'sae_filtered' if filtered else 'sae_unfiltered'}-{lang}"
         return from_feature_set(fs, self.sae, self.model, weighting=self.cfg.weighting, unit_rows=self.cfg.unit_rows,
                                 db=self.db, typical_norm=self.norm, name=name)
@@ -204,6 +210,18 @@ def evaluate_language_steering(
     return LanguageEvalResult(curves, matched_fluency(curves, base_med, cfg.fluency_budget), df, base_med)
 
 
+def result_from_samples(samples: pd.DataFrame, budget: float) -> LanguageEvalResult:
+    """Rebuild a result from an earlier run's ``samples.csv`` (another fluency budget, no generation)."""
+    from saesteer.errors import CorpusError
+
+    need = {"language", "method", "strength", "correct", "ppl"}
+    if not need <= set(samples.columns) or not (samples["method"] == "unsteered").any():
+        raise CorpusError(f"not an `eval language` samples table: it needs columns {sorted(need)} and unsteered rows")
+    base = float(np.nanmedian(samples.loc[samples["method"] == "unsteered", "ppl"]))
+    curves = summarize(samples)
+    return LanguageEvalResult(curves, matched_fluency(curves, base, budget), samples, base)
+
+
 def summarize(samples: pd.DataFrame) -> pd.DataFrame:
     """Accuracy (mean, standard error) and perplexity (median, IQR) per (language, method, strength)."""
     g = samples[samples["method"] != "unsteered"].groupby(["language", "method", "strength"], sort=False)
@@ -220,15 +238,18 @@ def summarize(samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def matched_fluency(curves: pd.DataFrame, baseline_ppl: float, budget: float) -> pd.DataFrame:
-    """Per (language, method): the strongest strength with median ppl <= budget x baseline, and its
-    accuracy (the weakest strength, flagged, when none is within budget)."""
+    """Per (language, method): among the strengths whose median ppl <= budget x baseline, the one with the
+    best accuracy (the weaker one on a tie), and that accuracy; the weakest strength, flagged, when none is
+    within budget. (Not simply the strongest within budget: too strong a vector can produce repetitive
+    text that is low-perplexity and in no language.)"""
     import pandas as pd
 
     rows = []
     limit = budget * baseline_ppl
     for (lang, method), grp in curves.groupby(["language", "method"], sort=False):
         ok = grp[grp["ppl_median"] <= limit]
-        pick = ok.sort_values("strength").iloc[-1] if len(ok) else grp.sort_values("strength").iloc[0]
+        best = ok.sort_values(["accuracy", "strength"], ascending=[False, True]) if len(ok) else None
+        pick = best.iloc[0] if best is not None else grp.sort_values("strength").iloc[0]
         rows.append({"language": lang, "method": method, "strength": float(pick["strength"]),
                      "accuracy": float(pick["accuracy"]), "accuracy_se": float(pick["accuracy_se"]),
                      "ppl_median": float(pick["ppl_median"]), "within_budget": bool(len(ok)), "n": int(pick["n"])})

@@ -26,8 +26,9 @@ def add_evaluation(rep: Report, ev: LanguageEvalResult, budget: float) -> None:
     rep.text(
         f"{n} English prompts per cell, greedy decoding. Fluency = perplexity of the continuation on its own "
         "(after BOS, not after the English prompt, which would also charge the language switch itself) under the "
-        f"unsteered model; unsteered median {ev.baseline_ppl:.1f}. Each vector method is read at its strongest "
-        f"strength whose median perplexity stays within {budget:g}x the unsteered median. Spread: the standard "
+        f"unsteered model; unsteered median {ev.baseline_ppl:.1f}. Each vector method is read at the strength "
+        f"with the best accuracy among those whose median perplexity stays within {budget:g}x the unsteered "
+        "median. Spread: the standard "
         "error of the accuracy (binomial) and the perplexity IQR, in the tables below."
     )
     rep.table(accuracy_table(ev.matched), caption="accuracy (rows: target language; columns: method)", floatfmt=".2f")
@@ -41,14 +42,15 @@ def add_ablation(rep: Report, ablation: pd.DataFrame) -> None:
     from saesteer.eval.ablation import diagonal_dominance
     from saesteer.eval.plots import ablation_heatmap
 
-    rep.heading("Ablation matrix (LangFIR directional ablation)")
+    rep.heading("Ablation matrix (LangFIR ablation)")
     dom = diagonal_dominance(ablation)
     rep.text(
-        "Row L: the language-L feature direction is projected out of the residual stream at the hook; column M: the "
+        "Row L: language L's selected SAE features are set to 0 at the hook (encode, zero, decode, add the SAE's "
+        "error back; for a vector without features, its direction is projected out); column M: the "
         "increase of the next-token cross-entropy (nats/token) on language M's held-out sentences. "
         f"The diagonal is the largest entry of its row for {dom:.0%} of the languages."
     )
-    rep.figure(ablation_heatmap(ablation), "ΔCE when a language direction is ablated")
+    rep.figure(ablation_heatmap(ablation), "ΔCE when a language's features are ablated")
     rep.table(ablation.reset_index(), caption="ΔCE (nats/token)", floatfmt=".3f")
 
 
