@@ -89,7 +89,8 @@ def language(
     res.curves.to_csv(out / "curves.csv", index=False)
     res.matched.to_csv(out / "matched.csv", index=False)
     rep = Report("saesteer: language steering evaluation")
-    rep.text(f"Model {model}, SAE {sae}, index {db_path}.")
+    rep.text(f"Model {model}, SAE {sae}, index {db_path}."
+             + (f" Generations reused from {samples} (no new generation)." if samples is not None else ""))
     add_evaluation(rep, res, cfg.fluency_budget)
     if ablation is not None:
         ablation.to_csv(out / "ablation.csv")
