@@ -41,7 +41,7 @@ class QuickstartConfig:
     languages: tuple[str, ...] | None = None  # indexed languages (default: all bundled)
     show: tuple[str, ...] = ("fr", "de", "es")  # languages steered into in the side-by-side view
     n_random: int = 256
-    random_len: int = 32
+    random_len: int = 64  # n_random and random_len match `saesteer index build`, so both share one build
     max_docs: int | None = None  # per language (None: the whole train split)
     top_k: int = 50
     weighting: str = "mean_diff"  # feature weights (saesteer.steer.build.feature_weights), with raw decoder rows

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from saesteer.corpus import bundled_languages, bundled_texts
+from saesteer.corpus import RandomTokens, bundled_languages, bundled_texts
 from saesteer.eval.ablation import ablation_matrix, diagonal_dominance, mean_token_ce
 from saesteer.eval.langid import Py3LangId, accuracy
 from saesteer.eval.language import matched_fluency, summarize
@@ -146,3 +146,14 @@ def test_feature_ablation_changes_only_texts_where_the_features_fire(tiny_model,
     m = ablation_matrix(tiny_model, vecs, texts, sae=tiny_sae)
     assert (m.loc["silent"].abs() < 1e-4).all()  # features that never fire: nothing changes
     assert m.loc["loud", "fr"] != pytest.approx(0.0, abs=1e-4)  # features that fire: the CE moves
+
+
+def test_quickstart_uses_the_random_baseline_of_index_build():
+    """`saesteer quickstart` after `saesteer index build --bundled --random uniform` (or the reverse) must reuse
+    the build, not refuse it because the random-token condition was drawn differently."""
+    from saesteer.index.spec import IndexSpec
+    from saesteer.quickstart import QuickstartConfig
+
+    spec, qs = IndexSpec(bundled=True, random=["uniform"]), QuickstartConfig()
+    (rt,) = [c for c in spec.conditions() if c.label.startswith("random=")]
+    assert rt.source == RandomTokens("uniform", n_seqs=qs.n_random, seq_len=qs.random_len, seed=0).condition().source
