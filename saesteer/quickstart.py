@@ -44,7 +44,7 @@ class QuickstartConfig:
     random_len: int = 64  # n_random and random_len match `saesteer index build`, so both share one build
     max_docs: int | None = None  # per language (None: the whole train split)
     top_k: int = 50
-    weighting: str = "mean_diff"  # feature weights (saesteer.steer.build.feature_weights), with raw decoder rows
+    weighting: str = "mean_diff"  # feature weights (saesteer.steer.build.feature_weights); mean_diff: raw rows
     strength: float = 0.06  # x typical residual norm; measured on Gemma 3 270M + default SAE: 0.04-0.08
     n_prompts: int = 4
     max_new_tokens: int = 24
@@ -125,7 +125,7 @@ def run_quickstart(cfg: QuickstartConfig, *, say: Say | None = None, on_build: B
 
     note("3/6 building steering vectors")
     norm = typical_residual_norm(model, hook)
-    vectors = {lang: from_feature_set(fs, sae, model, weighting=cfg.weighting, unit_rows=False, db=db,
+    vectors = {lang: from_feature_set(fs, sae, model, weighting=cfg.weighting, db=db,
                                       typical_norm=norm, name=f"language-{lang}")
                for lang, fs in featuresets.items()}
 
@@ -150,7 +150,7 @@ def run_quickstart(cfg: QuickstartConfig, *, say: Say | None = None, on_build: B
     if cfg.eval_prompts > 0 and show:
         ecfg = LanguageEvalConfig(languages=tuple(show), strengths=cfg.eval_strengths, n_prompts=cfg.eval_prompts,
                                   max_new_tokens=cfg.max_new_tokens, top_k=cfg.top_k, batch_size=cfg.eval_prompts,
-                                  weighting=cfg.weighting, unit_rows=False,
+                                  weighting=cfg.weighting,
                                   fluency_budget=cfg.fluency_budget,
                                   diffmean_texts=cfg.max_docs or 200)
         evaluation = evaluate_language_steering(model, backend, sae, db, bundled_prompts(), ecfg, progress=note)

@@ -206,3 +206,14 @@ def test_combine_sums_components_at_default_strengths(tiny_model):
     m = combine([a, b, c])
     assert m.hooks == ["blocks.0.hook_resid_post", HOOK]
     assert torch.equal(m.component(HOOK).vector, torch.ones(64) * 2.0 + torch.arange(64.0))
+
+
+def test_auto_recipe_is_mean_diff_on_raw_rows_only_with_an_index(tmp_path):
+    from saesteer.steer.build import resolve_recipe
+
+    db = _index(tmp_path)
+    assert resolve_recipe(_fs(), "auto", None, db) == ("mean_diff", False)
+    assert resolve_recipe(_fs(), "auto", None, None) == ("given", True)  # no index to read
+    assert resolve_recipe(_fs(build_id=None), "auto", None, db) == ("given", True)  # not from a build
+    assert resolve_recipe(_fs(), "auto", True, db) == ("mean_diff", True)  # explicit rows win
+    assert feature_weights(_fs(), "auto", db=db) == feature_weights(_fs(), "mean_diff", db=db)

@@ -34,7 +34,7 @@ def language(
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per continuation.")] = _D.max_new_tokens,
     top_k: Annotated[int, typer.Option(help="SAE features per language.")] = _D.top_k,
     weighting: Annotated[str, typer.Option(help="SAE feature weights (see `steer build --weights`).")] = _D.weighting,
-    rows: Annotated[str, typer.Option(help="SAE decoder rows: raw or unit.")] = "unit" if _D.unit_rows else "raw",
+    rows: Annotated[str, typer.Option(help="SAE decoder rows: auto (raw for mean_diff, else unit), raw or unit.")] = "auto",
     fluency_budget: Annotated[float, typer.Option(help="Max median perplexity, as a multiple of the unsteered one.")] = _D.fluency_budget,
     samples: Annotated[
         Path | None,
@@ -64,7 +64,7 @@ def language(
         languages=tuple(x.strip() for x in languages.split(",") if x.strip()),
         methods=tuple(x.strip() for x in methods.split(",") if x.strip()), strengths=_floats(strengths),
         n_prompts=n_prompts, max_new_tokens=max_new_tokens, top_k=top_k, fluency_budget=fluency_budget,
-        batch_size=n_prompts, weighting=weighting, unit_rows=rows == "unit",
+        batch_size=n_prompts, weighting=weighting, unit_rows=_rows(rows),
     )
     m = load_model(model)
     s = load_sae(sae, model=m)
@@ -106,3 +106,11 @@ def _say(status: Any, msg: str) -> None:
     """Show ``msg`` on the spinner and log it (``saesteer -v`` keeps a trace where there is no terminal)."""
     status.update(msg)
     log.info(msg)
+
+
+def _rows(rows: str) -> bool | None:
+    from saesteer.errors import SteeringVectorError
+
+    if rows not in ("auto", "unit", "raw"):
+        raise SteeringVectorError(f"--rows must be auto, unit or raw, not {rows!r}")
+    return None if rows == "auto" else rows == "unit"

@@ -198,20 +198,16 @@ def build(
         assert features is not None
         fs = FeatureSet.load(features)
         s = load_sae(sae, model=m, hook_name=fs.hook_name)
-        if weights == "auto":  # the recipe measured to steer (docs/steering.md), when the index is there
-            weights = "mean_diff" if fs.build_id else "given"
-        if rows == "auto":
-            rows = "raw" if weights == "mean_diff" else "unit"
         vec = from_feature_set(
             fs,
             s,
             m,
             weighting=weights,
-            unit_rows=rows == "unit",
+            unit_rows=None if rows == "auto" else rows == "unit",
             scale_mode=cast(Any, scale),
             operator=cast(Any, operator),
             positions=cast(Any, positions),
-            db=resolve_db(db) if weights in ("mean_act", "mean_diff") else None,
+            db=resolve_db(db) if weights in ("auto", "mean_act", "mean_diff") and fs.build_id else None,
             name=name,
         )
     path = save_vector(vec, out)

@@ -55,7 +55,7 @@ class LanguageEvalConfig:
     max_new_tokens: int = 20
     top_k: int = 50
     weighting: str = "mean_diff"  # SAE feature vectors: weights (saesteer.steer.build.feature_weights)
-    unit_rows: bool = False  # raw decoder rows: with mean_diff, the features' share of the SAE-space DiffMean
+    unit_rows: bool | None = None  # None: raw rows for mean_diff (the features' share of the SAE-space DiffMean)
     fluency_budget: float = 3.0
     batch_size: int = 12
     seed: int = 0

@@ -4,6 +4,9 @@
 version (``rows="unit"``), and the weights ``w_i`` are
 
 - ``given``: the feature set's own weights (1.0 each when it has none);
+- ``auto``: ``mean_diff`` with raw rows when the feature set comes from an index build and the index is
+  given, else ``given`` with unit rows (:func:`resolve_recipe`; rows default to raw for ``mean_diff`` and
+  unit otherwise);
 - ``uniform``: 1.0 each;
 - ``mean_act``: the mean activation on the target condition, ``sum_act / conditions.n_tokens`` read
   from the index build the feature set came from;
@@ -30,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from saesteer.errors import (
-    IndexDbError,
     SteeringVectorError,
     UnknownConditionError,
     UnknownFeatureError,
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
     from sae_lens import SAE
     from transformer_lens import HookedTransformer
 
+    from saesteer.index.db import IndexDb
+    from saesteer.select.catalog import Catalog
     from saesteer.select.featureset import FeatureSet
 
 NORM_SAMPLE = "first 48 lines of the bundled English train split (saesteer/corpus/data/en.txt)"
@@ -74,29 +78,29 @@ def decoder_direction(
     return (w @ rows).to(torch.float32)
 
 
+def _means(con: IndexDb, cat: Catalog, conditions: Sequence[str], features: Sequence[int]) -> dict[str, list[float]]:
+    """``{condition: [mean activation of each feature]}`` on one open index (named query
+    ``steer_mean_activation``); unknown or empty conditions are refused with the build's known names."""
+    names = {c: cat.resolve(c) for c in dict.fromkeys(conditions)}
+    empty = [n for n in names.values() if cat.conditions[n].n_tokens <= 0]
+    if empty:
+        raise UnknownConditionError(f"condition {empty[0]!r} of build {cat.build.build_id!r} counted no tokens")
+    rows = con.query(
+        "steer_mean_activation", [cat.build.build_id, list(names.values()), [int(f) for f in features]]
+    ).fetchall()
+    got = {(str(c), int(f)): float(m) for c, f, m in rows}
+    return {c: [got[(n, int(f))] for f in features] for c, n in names.items()}
+
+
 def mean_activations(
     db: str | os.PathLike[str], build_id: str, conditions: Sequence[str], features: Sequence[int]
 ) -> dict[str, list[float]]:
-    """``{condition: [mean activation of each feature]}``: ``sum_act / n_tokens`` (0 where it never fired),
-    read with the named query ``steer_mean_activation``."""
+    """``{condition: [mean activation of each feature]}``: ``sum_act / n_tokens`` (0 where it never fired)."""
     from saesteer.index.db import IndexDb
+    from saesteer.select.catalog import load_catalog
 
-    conds = list(dict.fromkeys(conditions))
     with IndexDb(Path(db), read_only=True) as con:
-        known = [r[0] for r in con.query("index_ls_conditions_of_build", [build_id]).fetchall()]
-        if not known:
-            raise IndexDbError(f"the index {db} has no build {build_id!r} (or it has no conditions yet)")
-        missing = [c for c in conds if c not in known]
-        if missing:
-            raise UnknownConditionError(
-                f"condition {missing[0]!r} is not in build {build_id!r}; known: {', '.join(known)}"
-            )
-        rows = con.query("steer_mean_activation", [build_id, conds, [int(f) for f in features]]).fetchall()
-    got: dict[tuple[str, int], float] = {(str(c), int(f)): float(m) for c, f, m in rows}
-    empty = [c for c in conds if (c, int(features[0])) not in got] if features else []
-    if empty:
-        raise UnknownConditionError(f"condition {empty[0]!r} of build {build_id!r} counted no tokens")
-    return {c: [got[(c, int(f))] for f in features] for c in conds}
+        return _means(con, load_catalog(con, build_id), conditions, features)
 
 
 def mean_activation_on_target(
@@ -106,28 +110,50 @@ def mean_activation_on_target(
     return mean_activations(db, build_id, [condition], features)[condition]
 
 
-def contrast_conditions(fs: FeatureSet, db: str | os.PathLike[str]) -> list[str]:
+def contrast_conditions(fs: FeatureSet, cat: Catalog) -> list[str]:
     """The conditions ``fs`` was contrasted with (its ``against=`` filter), else every other non-random
     condition of its build."""
-    from saesteer.index.db import IndexDb
-
     for f in fs.filters:
         if f.startswith("against="):
             named = [c for c in f.split("=", 1)[1].split(",") if c]
             if named:
                 return named
-    with IndexDb(Path(db), read_only=True) as con:
-        rows = con.query("index_ls_conditions_of_build", [fs.build_id]).fetchall()
-    others = [str(r[0]) for r in rows if not r[1] and r[0] != fs.target]
+    others = [c.name for c in cat.conditions.values() if not c.is_random and c.name != fs.target]
     if not others:
         raise SteeringVectorError(f"build {fs.build_id!r} has no condition to contrast {fs.target!r} with")
     return others
+
+
+def mean_diff_weights(db: str | os.PathLike[str], fs: FeatureSet) -> list[float]:
+    """Mean activation on ``fs.target`` minus the mean over its contrast conditions (each weighing the same)."""
+    from saesteer.index.db import IndexDb
+    from saesteer.select.catalog import load_catalog
+
+    assert fs.build_id is not None
+    with IndexDb(Path(db), read_only=True) as con:
+        cat = load_catalog(con, fs.build_id)
+        others = contrast_conditions(fs, cat)
+        means = _means(con, cat, [fs.target, *others], fs.features)
+    rest = [sum(col) / len(others) for col in zip(*(means[c] for c in others), strict=True)]
+    return [float(t - r) for t, r in zip(means[fs.target], rest, strict=True)]
+
+
+def resolve_recipe(
+    fs: FeatureSet, weighting: str, unit_rows: bool | None, db: str | os.PathLike[str] | None
+) -> tuple[str, bool]:
+    """``weighting="auto"``: ``mean_diff`` when the set comes from an index build and ``db`` is given (the recipe
+    measured to steer, ``docs/steering.md``), else ``given``. ``unit_rows=None``: raw rows for ``mean_diff``,
+    unit rows otherwise."""
+    if weighting == "auto":
+        weighting = "mean_diff" if fs.build_id and db is not None else "given"
+    return weighting, (weighting != "mean_diff") if unit_rows is None else unit_rows
 
 
 def feature_weights(
     fs: FeatureSet, weighting: str, *, db: str | os.PathLike[str] | None = None
 ) -> list[float]:
     """The weight of each feature of ``fs`` under ``weighting`` (see the module docstring)."""
+    weighting, _ = resolve_recipe(fs, weighting, None, db)
     if weighting == "given":
         return [float(w) for w in fs.resolved_weights]
     if weighting == "uniform":
@@ -143,10 +169,7 @@ def feature_weights(
             raise SteeringVectorError("weighting 'mean_diff' reads the index: pass db= / --db")
         if not fs.build_id:
             raise SteeringVectorError("weighting 'mean_diff' needs the feature set's build_id (it has none)")
-        others = contrast_conditions(fs, db)
-        means = mean_activations(db, fs.build_id, [fs.target, *others], fs.features)
-        rest = [sum(col) / len(others) for col in zip(*(means[c] for c in others), strict=True)]
-        return [float(t - r) for t, r in zip(means[fs.target], rest, strict=True)]
+        return mean_diff_weights(db, fs)
     if weighting.startswith("score:"):
         name = weighting.split(":", 1)[1]
         if name not in fs.scores:
@@ -155,7 +178,7 @@ def feature_weights(
             )
         return [float(x) for x in fs.scores[name]]
     raise SteeringVectorError(
-        f"unknown weighting {weighting!r}; use given, uniform, mean_act, mean_diff or score:<name>"
+        f"unknown weighting {weighting!r}; use auto, given, uniform, mean_act, mean_diff or score:<name>"
     )
 
 
@@ -186,7 +209,7 @@ def from_feature_set(
     model: HookedTransformer,
     *,
     weighting: str = "given",
-    unit_rows: bool = True,
+    unit_rows: bool | None = None,
     scale_mode: ScaleMode = "residual_norm",
     operator: Operator = "add",
     positions: PositionPolicy = "all",
@@ -221,6 +244,7 @@ def from_feature_set(
             raise SteeringVectorError(
                 f"the feature set is for hook {fs.hook_name!r} but the SAE reads {sae_hook!r}"
             )
+    weighting, unit_rows = resolve_recipe(fs, weighting, unit_rows, db)
     weights = feature_weights(fs, weighting, db=db)
     direction = decoder_direction(sae, fs.features, weights, unit_rows=unit_rows)
     if scale_mode == "residual_norm" and typical_norm is None:
