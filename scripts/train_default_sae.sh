@@ -26,5 +26,5 @@ exec "$PY" -m saesteer -v train-sae \
     --text-dir "$CACHE" --cache-dir "$CACHE/runs" --out "$HERE/saesteer/default_sae" \
     --hooks blocks.6.hook_resid_post,blocks.9.hook_resid_post \
     --train-tokens-per-lang 49152 --heldout-tokens-per-lang 256 --context-size 128 \
-    --compare-tokens 20480 --final-tokens 1572864 --width 5120 --k 64 --batch-tokens 1024 --lr 1e-3 \
+    --compare-tokens 20480 --final-tokens 4194304 --width 5120 --k 64 --batch-tokens 1024 --lr 1e-3 \
     --ce-seqs-per-lang 1 --ce-context 64 --probe-last-line 225 --dtype auto --seed 0 --forward-batch 8 "$@"

@@ -94,7 +94,15 @@ def test_report_has_every_figure(trained):
     )
     assert r["sae"]["storage_dtype"] in ("float16", "float32")
     assert r["text"]["sources"]["manpages-fr"]["licence"] == "GPL-3+"
-    assert set(r["targets"]) == {"ce_recovered", "explained_variance", "selective_languages"}
+    assert set(r["targets"]) == {
+        "ce_recovered",
+        "explained_variance",
+        "selective_languages",
+        "dominant_latent_languages",
+    }
+    assert r["targets"]["selective_languages"]["measured"] == sum(
+        s["n_selective"] > 0 for s in r["selectivity"]["per_language"]
+    )
     md = (cfg.out_dir / "REPORT.md").read_text()
     assert "## Hook choice" in md and result.hook in md and "manpages-fr" in md
 
@@ -126,9 +134,16 @@ def test_rerun_repeats_no_forward_pass_and_no_finished_run(trained, tiny_model, 
     assert calls == {"forward": 0, "train": 1}
 
 
-def test_saved_sae_works_on_raw_activations_with_scaling_folded_in(tmp_path, tiny_model):
+@pytest.mark.parametrize(
+    ("architecture", "widths", "saved_as"),
+    [("topk", (), "topk"), ("batchtopk", (), "jumprelu"), ("matryoshka", (16, 48), "jumprelu")],
+)
+def test_saved_sae_works_on_raw_activations_with_scaling_folded_in(
+    tmp_path, tiny_model, architecture, widths, saved_as
+):
     """sae-lens trains on activations rescaled to norm sqrt(d_in); the saved SAE must take raw ones.
-    Train on activations 100x the model's: the folded decoder bias lands at the raw (100x) mean."""
+    Train on activations 100x the model's: the folded decoder bias lands at the raw (100x) mean.
+    The BatchTopK variants are saved as JumpReLU, whose threshold must survive the folding too."""
     from saesteer.train.activations import ActivationCache, token_mask
     from saesteer.train.quality import explained_variance
     from saesteer.train.runner import TrainSettings, activation_stats, run_training
@@ -142,7 +157,15 @@ def test_saved_sae_works_on_raw_activations_with_scaling_folded_in(tmp_path, tin
     mask = token_mask(tokens, [0, 1, 2])
     ds = cache.saelens_dataset("train", hook, acts, tokens)
     mean, mean_norm = activation_stats(acts, mask)
-    settings = TrainSettings(hook=hook, training_tokens=8192, d_sae=128, k=16, batch_tokens=128)
+    settings = TrainSettings(
+        hook=hook,
+        training_tokens=8192,
+        d_sae=128,
+        k=16,
+        batch_tokens=128,
+        architecture=architecture,
+        matryoshka_widths=widths,
+    )
     sae = run_training(
         tiny_model,
         settings,
@@ -160,3 +183,31 @@ def test_saved_sae_works_on_raw_activations_with_scaling_folded_in(tmp_path, tin
     x = torch.as_tensor(acts.reshape(-1, 64)[mask.reshape(-1)], dtype=torch.float32)
     assert explained_variance(sae, x) > 0.3
     assert explained_variance(sae, x / 100.0) < 0.0  # the wrong scale is useless: the scale is in the weights
+    assert sae.cfg.architecture() == saved_as
+    l0 = float((sae.encode(x) > 0).float().sum(-1).mean())
+    if saved_as == "topk":
+        assert l0 == 16
+    else:  # the learnt BatchTopK threshold is kept (in raw units) and cuts latents a plain ReLU would keep
+        pre = (x - sae.b_dec) @ sae.W_enc + sae.b_enc
+        assert float(sae.threshold.min()) > 0
+        assert 1 <= l0 < float((pre > 0).float().sum(-1).mean())
+
+
+@pytest.mark.parametrize(
+    ("architecture", "widths", "message"),
+    [
+        ("relu", (), "unknown SAE architecture"),
+        ("matryoshka", (), "strictly increasing"),
+        ("matryoshka", (64, 32), "strictly increasing"),
+        ("matryoshka", (32, 128), "below the width"),
+    ],
+)
+def test_bad_architecture_settings_are_refused(architecture, widths, message):
+    from saesteer.errors import SaesteerError
+    from saesteer.train.runner import TrainSettings, make_training_sae
+
+    settings = TrainSettings(
+        hook="h", training_tokens=1, d_sae=128, k=8, architecture=architecture, matryoshka_widths=widths
+    )
+    with pytest.raises(SaesteerError, match=message):
+        make_training_sae(settings, 64, None)

@@ -114,6 +114,12 @@ def search(
     min_freq: Annotated[
         float | None, typer.Option("--min-freq", help="Minimum activation frequency on the target.")
     ] = None,
+    min_ratio: Annotated[
+        float | None,
+        typer.Option(
+            "--min-ratio", help="Keep features at least this many times as frequent on the target as on any contrast."
+        ),
+    ] = None,
     rank_by: Annotated[
         str,
         typer.Option(
@@ -166,6 +172,8 @@ def search(
         s = s.drop_bos_only()
     if min_freq is not None:
         s = s.min_freq(min_freq)
+    if min_ratio is not None:
+        s = s.min_ratio(min_ratio)
     s = s.rank_by(rank_by).top(top)
     if output_score or min_output_mass is not None or rerank_output:
         from saesteer.models import load_model
@@ -440,3 +448,6 @@ def neighbors(
     if not (as_json or as_csv):  # show control and byte tokens escaped in the table
         df["top_tokens"] = [" ".join(repr(t)[1:-1] for t in toks) for toks in df["top_tokens"]]
     emit(df, title=f"nearest features to {feature} by decoder cosine", as_json=as_json, as_csv=as_csv)
+
+
+from saesteer.cli import features_selective as _features_selective  # noqa: E402,F401  (registers `features selective`)

@@ -69,7 +69,23 @@ def train_sae(
         int, typer.Option("--final-tokens", min=1, help="Activation vectors for the final run.")
     ] = 300_000,
     width: Annotated[int, typer.Option("--width", min=1, help="Number of latents (d_sae).")] = 5120,
-    k: Annotated[int, typer.Option("--k", min=1, help="TopK: active latents per token.")] = 64,
+    k: Annotated[
+        int, typer.Option("--k", min=1, help="Active latents per token (BatchTopK, Matryoshka: on average).")
+    ] = 64,
+    architecture: Annotated[
+        str,
+        typer.Option(
+            "--architecture",
+            help="topk, batchtopk or matryoshka (Matryoshka BatchTopK; the last two are saved as JumpReLU).",
+        ),
+    ] = "topk",
+    matryoshka_widths: Annotated[
+        str,
+        typer.Option(
+            "--matryoshka-widths",
+            help="Comma-separated inner prefix widths for --architecture matryoshka, e.g. 128,512,2048.",
+        ),
+    ] = "",
     batch_tokens: Annotated[
         int, typer.Option("--batch-tokens", min=1, help="SAE training batch, in tokens.")
     ] = 512,
@@ -125,6 +141,18 @@ def train_sae(
         raise SaesteerError(
             f"--text-dir {text_dir} does not exist; run scripts/fetch_training_text.sh {text_dir} first"
         )
+    if architecture not in ("topk", "batchtopk", "matryoshka"):
+        raise SaesteerError(f"unknown --architecture {architecture!r}: use topk, batchtopk or matryoshka")
+    try:
+        widths = tuple(int(x) for x in matryoshka_widths.split(",") if x.strip())
+    except ValueError:
+        raise SaesteerError(
+            f"--matryoshka-widths must be comma-separated integers, got {matryoshka_widths!r}"
+        ) from None
+    if architecture == "matryoshka" and not widths:
+        raise SaesteerError("--architecture matryoshka needs --matryoshka-widths (e.g. 128,512,2048)")
+    if widths and architecture != "matryoshka":
+        raise SaesteerError("--matryoshka-widths only applies to --architecture matryoshka")
     env_cache = os.environ.get("SAESTEER_TRAIN_CACHE")
     cfg = TrainSaeConfig(
         cache_dir=cache_dir or (Path(env_cache) if env_cache else user_cache() / "train"),
@@ -140,6 +168,8 @@ def train_sae(
         final_tokens=final_tokens,
         d_sae=width,
         k=k,
+        architecture=architecture,
+        matryoshka_widths=widths,
         batch_tokens=batch_tokens,
         lr=lr,
         ce_seqs_per_lang=ce_seqs_per_lang,

@@ -4,7 +4,7 @@ from typing import Any
 
 from saesteer.select.featureset import FeatureSet
 
-__all__ = ["FeatureSet", "Search", "SearchResult"]
+__all__ = ["FeatureSet", "Search", "SearchResult", "SelectivityBar", "selective_features"]
 
 
 def __getattr__(name: str) -> Any:
@@ -13,4 +13,8 @@ def __getattr__(name: str) -> Any:
         from saesteer.select import search
 
         return getattr(search, name)
+    if name in ("SelectivityBar", "selective_features"):
+        from saesteer.select import selective
+
+        return getattr(selective, name)
     raise AttributeError(f"module 'saesteer.select' has no attribute {name!r}")

@@ -198,4 +198,31 @@ class MinFreq:
         return f"min_freq({self.target_freq:g})"
 
 
-Filter = DropRandom | DropDead | DropDense | DropBosOnly | MinFreq
+@dataclass(frozen=True)
+class MinRatio:
+    """Keep the features that fire on the target at least ``ratio`` times as often as on *every* contrast
+    condition (their largest one): the condition is where they fire, not one of several. A feature that
+    never fires on the target is dropped (0 >= ratio x 0 would keep it)."""
+
+    ratio: float
+
+    def __post_init__(self) -> None:
+        _check("min_ratio ratio", self.ratio, 1.0)
+
+    def needs(self, n_bins: int) -> tuple[str, ...]:
+        return ("t_n", "c_max_freq")
+
+    def predicates(self, ctx: SqlContext) -> list[tuple[str, str]]:
+        p = ctx.bind(self.ratio, "min_ratio")
+        return [
+            (
+                f"target frequency < {self.ratio:g} x its largest contrast frequency",
+                f"t_n > 0 AND t_n / $tok_t >= {p} * c_max_freq",
+            )
+        ]
+
+    def describe(self) -> str:
+        return f"min_ratio({self.ratio:g})"
+
+
+Filter = DropRandom | DropDead | DropDense | DropBosOnly | MinFreq | MinRatio

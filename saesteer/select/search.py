@@ -31,7 +31,7 @@ from saesteer.errors import CorpusError, EmptyResultError, SaesteerError
 from saesteer.index.db import IndexDb, load_query
 from saesteer.select.catalog import Catalog, load_catalog
 from saesteer.select.detail import DetailStats, fetch_detail
-from saesteer.select.filters import DropBosOnly, DropDead, DropDense, DropRandom, MinFreq
+from saesteer.select.filters import DropBosOnly, DropDead, DropDense, DropRandom, MinFreq, MinRatio
 from saesteer.select.ranking import DEFAULT_RANK, SCORES, Score, get_score
 from saesteer.select.result import SearchResult, bookkeeping, build_frame, empty_message
 from saesteer.select.sqlbuild import CompiledSearch, Predicate, compile_search
@@ -124,6 +124,10 @@ class Search:
 
     def min_freq(self, target_freq: float) -> Search:
         return self.where(MinFreq(target_freq))
+
+    def min_ratio(self, ratio: float) -> Search:
+        """Keep features firing at least ``ratio`` times as often on the target as on any contrast condition."""
+        return self.where(MinRatio(ratio))
 
     def rank_by(self, score: str | Score, **params: Any) -> Search:
         """Rank by a score (default ``log_odds``); see :data:`saesteer.select.ranking.SCORES`."""

@@ -64,6 +64,8 @@ class TrainSaeConfig:
     final_tokens: int = 300_000
     d_sae: int = 5120
     k: int = 64
+    architecture: str = "topk"  # "topk" | "batchtopk" | "matryoshka" (see saesteer.train.runner)
+    matryoshka_widths: tuple[int, ...] = ()
     batch_tokens: int = 512
     lr: float = 1e-3
     ce_seqs_per_lang: int = 1
@@ -94,6 +96,8 @@ class TrainSaeConfig:
             batch_tokens=self.batch_tokens,
             lr=self.lr,
             seed=self.seed,
+            architecture=self.architecture,
+            matryoshka_widths=self.matryoshka_widths,
         )
 
 

@@ -112,6 +112,9 @@ class LanguageSelectivity:
     freq_out: float  # its highest share on any other language
     other_lang: str  # that other language
     score: float  # freq_in - freq_out
+    # latents passing the index's selectivity bar (saesteer.select.selective.SelectivityBar, before its
+    # random-token filter): >= min_freq of this language's tokens and >= ratio x every other language
+    n_selective: int = 0
 
     @property
     def clear(self) -> bool:
@@ -119,11 +122,16 @@ class LanguageSelectivity:
 
 
 def language_selectivity(freq: np.ndarray, langs: Sequence[str]) -> list[LanguageSelectivity]:
-    """For each language, the latent maximising ``freq[lang] - max(freq[other languages])``.
+    """For each language, the latent maximising ``freq[lang] - max(freq[other languages])``, and how many
+    latents pass the index's selectivity bar (``saesteer features selective``, without random tokens).
 
     freq: ``[n_langs, d_sae]`` from :func:`latent_frequencies`.
     """
     import numpy as np
+
+    from saesteer.select.selective import SelectivityBar
+
+    bar = SelectivityBar()
 
     out = []
     for li, lang in enumerate(langs):
@@ -132,9 +140,16 @@ def language_selectivity(freq: np.ndarray, langs: Sequence[str]) -> list[Languag
         score = freq[li] - out_max
         j = int(np.argmax(score))
         other_idx = [i for i in range(len(langs)) if i != li][int(np.argmax(others[:, j]))]
+        passing = (freq[li] > 0) & (freq[li] >= bar.min_freq) & (freq[li] >= bar.ratio * out_max)
         out.append(
             LanguageSelectivity(
-                lang, j, float(freq[li, j]), float(out_max[j]), langs[other_idx], float(score[j])
+                lang,
+                j,
+                float(freq[li, j]),
+                float(out_max[j]),
+                langs[other_idx],
+                float(score[j]),
+                int(passing.sum()),
             )
         )
     return out

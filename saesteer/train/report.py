@@ -46,6 +46,7 @@ def build_report(
     o32 = quality["overall"][quality["shipped"]]  # the figures of the SAE as shipped
     epochs = settings.training_tokens / max(1, n_train_tokens)
     n_clear = sum(s.clear for s in selectivity)
+    n_selective = sum(s.n_selective > 0 for s in selectivity)
     targets = {
         "ce_recovered": {
             "target": TARGETS["ce_recovered"],
@@ -58,6 +59,11 @@ def build_report(
             "met": bool(o32["explained_variance"] >= TARGETS["explained_variance"]),
         },
         "selective_languages": {
+            "target": MIN_SELECTIVE_LANGUAGES,
+            "measured": n_selective,
+            "met": n_selective >= MIN_SELECTIVE_LANGUAGES,
+        },
+        "dominant_latent_languages": {
             "target": MIN_SELECTIVE_LANGUAGES,
             "measured": n_clear,
             "met": n_clear >= MIN_SELECTIVE_LANGUAGES,
@@ -77,7 +83,9 @@ def build_report(
                     row["train_docs"] += v["docs"]
     return {
         "sae": {
-            "architecture": sae.cfg.architecture(),
+            "architecture": sae.cfg.architecture(),  # as saved (BatchTopK variants load as JumpReLU)
+            "trained_as": settings.architecture,
+            "matryoshka_widths": list(settings.matryoshka_widths),
             "d_in": int(sae.cfg.d_in),
             "d_sae": int(sae.cfg.d_sae),
             "k": int(settings.k),
@@ -131,6 +139,8 @@ def build_report(
         "selectivity": {
             "threshold": SELECTIVE_THRESHOLD,
             "n_clear_languages": n_clear,
+            "n_selective_languages": n_selective,
+            "bar": _bar_text(),
             "per_language": [_sel(s) for s in selectivity],
         },
         "dense_threshold": DENSE_THRESHOLD,
@@ -138,6 +148,16 @@ def build_report(
         "limits": _limits(targets, settings, n_train_tokens, epochs),
         "timings_s": dict(timings),
     }
+
+
+def _bar_text() -> str:
+    from saesteer.select.selective import SelectivityBar
+
+    bar = SelectivityBar()
+    return (
+        f"fires on >= {bar.min_freq:g} of the language's tokens and >= {bar.ratio:g}x as often as on any "
+        "other language"
+    )
 
 
 def _limits(targets: dict[str, Any], settings: TrainSettings, n_cache: int, epochs: float) -> list[str]:
@@ -159,6 +179,15 @@ def _f(x: Any, nd: int = 3) -> str:
     return str(x)
 
 
+def _arch(sae: dict[str, Any]) -> str:
+    trained = sae.get("trained_as", sae["architecture"])
+    if trained == sae["architecture"]:
+        return str(trained)
+    widths = sae.get("matryoshka_widths") or []
+    nested = f", nested prefixes {'/'.join(map(str, widths))}" if widths else ""
+    return f"{trained}{nested} (saved as {sae['architecture']})"
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     """``REPORT.md`` from :func:`build_report`'s data."""
     sae, tr, q = r["sae"], r["training"], r["quality"]
@@ -169,7 +198,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         "Written by `saesteer train-sae`; every figure below is measured by that command (see `report.json`).",
         "",
-        f"- Model: `{sae['model_name']}`; hook `{sae['hook_name']}`; architecture {sae['architecture']} "
+        f"- Model: `{sae['model_name']}`; hook `{sae['hook_name']}`; architecture {_arch(sae)} "
         f"(k={sae['k']}), d_in {sae['d_in']}, width {sae['d_sae']} ({sae['d_sae'] // sae['d_in']}x); "
         f"stored as {sae['storage_dtype']} (loads as float32); normalisation {sae['normalisation']}.",
         f"- Trained with `{tr['runner']}` (sae-lens {tr['sae_lens_version']}, torch {tr['torch_version']}) on "
@@ -184,6 +213,15 @@ def render_markdown(r: dict[str, Any]) -> str:
     ]
     for k, v in r["targets"].items():
         lines.append(f"| {k} | {v['target']} | {_f(v['measured'])} | {'yes' if v['met'] else 'no'} |")
+    sel0 = r["selectivity"]
+    if "bar" in sel0:
+        lines += [
+            "",
+            f"selective_languages: languages with at least one latent that {sel0['bar']} on the probe "
+            "sentences (the bar of `saesteer features selective`, which on an index also drops latents that fire "
+            f"on random tokens); dominant_latent_languages: languages whose best latent fires on >= "
+            f"{sel0['threshold']:g} more of their tokens than of any other language's (a stricter bar).",
+        ]
     for note in r["limits"]:
         lines += ["", note]
     lines += [
@@ -279,13 +317,16 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         f"## Language-selective latents of the shipped SAE ({sel['n_clear_languages']}/{len(sel['per_language'])} clear)",
         "",
-        "| lang | latent | fires on lang | max on other | other | selectivity | clear |",
-        "|---|---|---|---|---|---|---|",
+        "Per language: the latent with the largest frequency margin, and the number of latents passing the "
+        "selectivity bar.",
+        "",
+        "| lang | latent | fires on lang | max on other | other | margin | clear | latents passing the bar |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in sel["per_language"]:
         lines.append(
             f"| {s['lang']} | {s['latent']} | {_f(s['freq_in'])} | {_f(s['freq_out'])} | {s['other_lang']} | "
-            f"{_f(s['score'])} | {'yes' if s['clear'] else 'no'} |"
+            f"{_f(s['score'])} | {'yes' if s['clear'] else 'no'} | {s.get('n_selective', '')} |"
         )
     t = r["text"]
     lines += [

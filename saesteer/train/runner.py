@@ -4,7 +4,10 @@ The runner gets the already-loaded model (``override_model``), the tokenized tex
 so it never resolves a dataset name on the hub) and reads the activations from the cache written by
 :mod:`saesteer.train.activations` (``use_cached_activations``), so no forward pass is repeated.
 
-Architecture: TopK with sae-lens' activation normalisation ``expected_average_only_in`` (Gemma's residual
+Architecture: TopK (``topk``), BatchTopK (``batchtopk``) or Matryoshka BatchTopK (``matryoshka``: nested
+prefixes of the latents must each reconstruct the input on their own, which pulls frequent, general features
+such as a language's identity into the first latents instead of absorbing them into token-level ones), with
+sae-lens' activation normalisation ``expected_average_only_in`` (Gemma's residual
 stream has norms in the thousands). sae-lens folds the scaling factor into the weights when training
 ends, so the saved SAE encodes and decodes *raw* activations (the quality report measures it on raw
 held-out activations, and a unit test trains on activations scaled by 100 to check the folding).
@@ -48,6 +51,8 @@ class TrainSettings:
     aux_loss_coefficient: float = 1.0 / 32
     n_batches_for_norm_estimate: int = 20
     seed: int = 0
+    architecture: str = "topk"  # "topk" | "batchtopk" | "matryoshka" (the last two save as JumpReLU)
+    matryoshka_widths: tuple[int, ...] = ()  # inner prefix widths (d_sae is appended); matryoshka only
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -76,21 +81,46 @@ def activation_stats(
 
 
 def make_training_sae(settings: TrainSettings, d_in: int, b_dec_init: np.ndarray | None) -> Any:
-    """The sae-lens ``TopKTrainingSAE`` to train (decoder bias at ``b_dec_init`` when given)."""
+    """The sae-lens training SAE of ``settings.architecture`` (decoder bias at ``b_dec_init`` when given)."""
     import torch
-    from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
-
-    torch.manual_seed(settings.seed)
-    cfg = TopKTrainingSAEConfig(
-        d_in=d_in,
-        d_sae=settings.d_sae,
-        k=settings.k,
-        dtype="float32",
-        device="cpu",
-        normalize_activations="expected_average_only_in",
-        aux_loss_coefficient=settings.aux_loss_coefficient,
+    from sae_lens import (
+        BatchTopKTrainingSAE,
+        BatchTopKTrainingSAEConfig,
+        MatryoshkaBatchTopKTrainingSAE,
+        MatryoshkaBatchTopKTrainingSAEConfig,
+        TopKTrainingSAE,
+        TopKTrainingSAEConfig,
     )
-    sae = TopKTrainingSAE(cfg)
+
+    common: dict[str, Any] = {
+        "d_in": d_in,
+        "d_sae": settings.d_sae,
+        "k": settings.k,
+        "dtype": "float32",
+        "device": "cpu",
+        "normalize_activations": "expected_average_only_in",
+        "aux_loss_coefficient": settings.aux_loss_coefficient,
+    }
+    torch.manual_seed(settings.seed)
+    sae: Any
+    if settings.architecture == "topk":
+        sae = TopKTrainingSAE(TopKTrainingSAEConfig(**common))
+    elif settings.architecture == "batchtopk":
+        sae = BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(**common))
+    elif settings.architecture == "matryoshka":
+        widths = list(settings.matryoshka_widths)
+        if not widths or sorted(set(widths)) != widths or widths[0] <= 0 or widths[-1] >= settings.d_sae:
+            raise SaesteerError(
+                f"matryoshka widths must be strictly increasing and below the width {settings.d_sae}, "
+                f"got {list(settings.matryoshka_widths)}"
+            )
+        sae = MatryoshkaBatchTopKTrainingSAE(
+            MatryoshkaBatchTopKTrainingSAEConfig(**common, matryoshka_widths=[*widths, settings.d_sae])
+        )
+    else:
+        raise SaesteerError(
+            f"unknown SAE architecture {settings.architecture!r}: use topk, batchtopk or matryoshka"
+        )
     if b_dec_init is not None:
         with torch.no_grad():
             sae.b_dec.copy_(torch.as_tensor(b_dec_init, dtype=torch.float32))
@@ -120,7 +150,7 @@ def run_training(
 
     marker = out_dir / "saesteer-run.json"
     stamp = {"settings": asdict(settings), "activations": str(cached_activations), "model": model_name}
-    if marker.is_file() and json.loads(marker.read_text()) == stamp:
+    if marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(stamp)):
         log.info("reusing the finished run in %s", out_dir)
         return SAE.load_from_disk(str(out_dir)).eval()
 
