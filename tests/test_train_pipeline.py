@@ -200,14 +200,24 @@ def test_saved_sae_works_on_raw_activations_with_scaling_folded_in(
         ("matryoshka", (), "strictly increasing"),
         ("matryoshka", (64, 32), "strictly increasing"),
         ("matryoshka", (32, 128), "below the width"),
+        ("topk", (32,), "only apply to the matryoshka"),
     ],
 )
-def test_bad_architecture_settings_are_refused(architecture, widths, message):
+def test_bad_architecture_settings_are_refused(tmp_path, architecture, widths, message):
+    """Refused where the settings are made (the CLI's config too), before any model is loaded."""
     from saesteer.errors import SaesteerError
-    from saesteer.train.runner import TrainSettings, make_training_sae
+    from saesteer.train.pipeline import TrainSaeConfig
+    from saesteer.train.runner import TrainSettings
 
-    settings = TrainSettings(
-        hook="h", training_tokens=1, d_sae=128, k=8, architecture=architecture, matryoshka_widths=widths
-    )
     with pytest.raises(SaesteerError, match=message):
-        make_training_sae(settings, 64, None)
+        TrainSettings(
+            hook="h", training_tokens=1, d_sae=128, k=8, architecture=architecture, matryoshka_widths=widths
+        )
+    with pytest.raises(SaesteerError, match=message):
+        TrainSaeConfig(
+            cache_dir=tmp_path,
+            out_dir=tmp_path,
+            d_sae=128,
+            architecture=architecture,
+            matryoshka_widths=widths,
+        )

@@ -141,18 +141,12 @@ def train_sae(
         raise SaesteerError(
             f"--text-dir {text_dir} does not exist; run scripts/fetch_training_text.sh {text_dir} first"
         )
-    if architecture not in ("topk", "batchtopk", "matryoshka"):
-        raise SaesteerError(f"unknown --architecture {architecture!r}: use topk, batchtopk or matryoshka")
     try:
         widths = tuple(int(x) for x in matryoshka_widths.split(",") if x.strip())
     except ValueError:
         raise SaesteerError(
             f"--matryoshka-widths must be comma-separated integers, got {matryoshka_widths!r}"
         ) from None
-    if architecture == "matryoshka" and not widths:
-        raise SaesteerError("--architecture matryoshka needs --matryoshka-widths (e.g. 128,512,2048)")
-    if widths and architecture != "matryoshka":
-        raise SaesteerError("--matryoshka-widths only applies to --architecture matryoshka")
     env_cache = os.environ.get("SAESTEER_TRAIN_CACHE")
     cfg = TrainSaeConfig(
         cache_dir=cache_dir or (Path(env_cache) if env_cache else user_cache() / "train"),

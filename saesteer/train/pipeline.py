@@ -30,7 +30,7 @@ from saesteer.train.quality import (
     reconstruction_metrics,
     rounded_copy,
 )
-from saesteer.train.runner import TrainSettings, activation_stats, run_training
+from saesteer.train.runner import TrainSettings, activation_stats, check_architecture, run_training
 from saesteer.train.select_hook import HookCandidate, choose_hook, evaluate_candidate
 from saesteer.train.sources import LANGS, collect_candidates
 
@@ -76,6 +76,9 @@ class TrainSaeConfig:
     seed: int = 0
     command: str = ""  # the command line, recorded in the report
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_architecture(self.architecture, self.matryoshka_widths, self.d_sae)  # before any work
 
     def text_plan(self) -> TextPlan:
         return TextPlan(

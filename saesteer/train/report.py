@@ -352,7 +352,16 @@ def render_markdown(r: dict[str, Any]) -> str:
             f"| {key} | {s['package']} | {s['version']} | {s['licence']} | {n.get('train_tokens', 0):,} | "
             f"{n.get('heldout_tokens', 0):,} |"
         )
-    lines += ["", "## Timings (wall clock, seconds)", "", "| stage | s |", "|---|---|"]
+    lines += [
+        "",
+        "## Timings (wall clock, seconds)",
+        "",
+        "Of the run that wrote this report; a stage near 0 s found its result in the cache (tokenized text, "
+        "activations, finished training runs).",
+        "",
+        "| stage | s |",
+        "|---|---|",
+    ]
     for k, v in r["timings_s"].items():
         lines.append(f"| {k} | {v} |")
     return "\n".join(lines) + "\n"

@@ -54,12 +54,35 @@ class TrainSettings:
     architecture: str = "topk"  # "topk" | "batchtopk" | "matryoshka" (the last two save as JumpReLU)
     matryoshka_widths: tuple[int, ...] = ()  # inner prefix widths (d_sae is appended); matryoshka only
 
+    def __post_init__(self) -> None:
+        check_architecture(self.architecture, self.matryoshka_widths, self.d_sae)
+
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
     @property
     def steps(self) -> int:
         return max(1, self.training_tokens // self.batch_tokens)
+
+
+ARCHITECTURES = ("topk", "batchtopk", "matryoshka")
+
+
+def check_architecture(architecture: str, matryoshka_widths: tuple[int, ...], d_sae: int) -> None:
+    """Refuse an unknown architecture, and Matryoshka prefix widths that are missing, unordered or not below
+    ``d_sae`` (or given for another architecture)."""
+    if architecture not in ARCHITECTURES:
+        raise SaesteerError(f"unknown SAE architecture {architecture!r}: use {', '.join(ARCHITECTURES)}")
+    widths = list(matryoshka_widths)
+    if architecture != "matryoshka":
+        if widths:
+            raise SaesteerError("matryoshka widths only apply to the matryoshka architecture")
+        return
+    if not widths or sorted(set(widths)) != widths or widths[0] <= 0 or widths[-1] >= d_sae:
+        raise SaesteerError(
+            f"matryoshka widths must be strictly increasing and below the width {d_sae}, got {widths} "
+            "(e.g. 128,512,2048)"
+        )
 
 
 def activation_stats(
@@ -102,24 +125,15 @@ def make_training_sae(settings: TrainSettings, d_in: int, b_dec_init: np.ndarray
         "aux_loss_coefficient": settings.aux_loss_coefficient,
     }
     torch.manual_seed(settings.seed)
-    sae: Any
+    sae: Any  # settings.architecture was checked when the settings were made
     if settings.architecture == "topk":
         sae = TopKTrainingSAE(TopKTrainingSAEConfig(**common))
     elif settings.architecture == "batchtopk":
         sae = BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(**common))
-    elif settings.architecture == "matryoshka":
-        widths = list(settings.matryoshka_widths)
-        if not widths or sorted(set(widths)) != widths or widths[0] <= 0 or widths[-1] >= settings.d_sae:
-            raise SaesteerError(
-                f"matryoshka widths must be strictly increasing and below the width {settings.d_sae}, "
-                f"got {list(settings.matryoshka_widths)}"
-            )
-        sae = MatryoshkaBatchTopKTrainingSAE(
-            MatryoshkaBatchTopKTrainingSAEConfig(**common, matryoshka_widths=[*widths, settings.d_sae])
-        )
     else:
-        raise SaesteerError(
-            f"unknown SAE architecture {settings.architecture!r}: use topk, batchtopk or matryoshka"
+        widths = [*settings.matryoshka_widths, settings.d_sae]
+        sae = MatryoshkaBatchTopKTrainingSAE(
+            MatryoshkaBatchTopKTrainingSAEConfig(**common, matryoshka_widths=widths)
         )
     if b_dec_init is not None:
         with torch.no_grad():
