@@ -6,6 +6,10 @@
 #
 # torch is installed first and pinned to the CPU build that this machine's pip can take from disk
 # (torch==2.13.0); installing a bare `torch` would pull a multi-GB CUDA build. Override with TORCH_SPEC.
+#
+# Every other package is installed at the version in requirements/lock.txt (pip constraints), so a new
+# user, CI and the developers run exactly the versions the tests passed with. `bash scripts/lock.sh`
+# re-resolves the lock within pyproject.toml's ranges and runs the tests (see docs/development.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -15,7 +19,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "$TORCH_SPEC"
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/python -m pip install --quiet -c requirements/lock.txt -e ".[dev]"
 # the Jupyter kernel the notebooks (and their CI test) run on
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 .venv/bin/saesteer --version

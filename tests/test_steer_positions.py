@@ -160,3 +160,33 @@ def test_tracker_splits_a_call_that_spans_prompt_and_generation():
     assert prompt.mask is not None and gen.mask is not None
     assert prompt.mask.tolist() == [[False, True, True, False, False], [True, True, True, False, False]]
     assert gen.mask.tolist() == [[False, False, False, True, True], [False, False, False, True, True]]
+
+
+class _Cache:
+    """Stands in for a transformers cache object (DynamicCache and friends expose get_seq_length)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def get_seq_length(self) -> int:
+        return self.n
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        # transformers 4.x: past_key_values + cache_position
+        ({"past_key_values": _Cache(9), "cache_position": torch.tensor([9])}, 9),
+        ({"past_key_values": _Cache(0), "cache_position": torch.arange(5)}, 0),
+        # transformers 5.x: the cache is passed as ``cache`` and there is no cache_position
+        ({"cache": _Cache(12)}, 12),
+        ({"cache": _Cache(0)}, 0),
+        # nothing but the mask: it covers cached + new positions
+        ({"attention_mask": torch.ones(2, 8)}, 7),
+        ({}, 0),
+    ],
+)
+def test_past_length_is_read_from_what_the_call_carries(kwargs, expected):
+    from saesteer.steer.hookpoints import hf_past_length
+
+    assert hf_past_length(kwargs, 1 if expected else 5, kwargs.get("attention_mask")) == expected

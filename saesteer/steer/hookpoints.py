@@ -79,6 +79,25 @@ def decoder_stack(hf: Any) -> tuple[torch.nn.Module, torch.nn.ModuleList]:
     )
 
 
+def hf_past_length(kwargs: dict[str, Any], cur_len: int | None, attention_mask: Any) -> int:
+    """Positions already in the KV cache for a call of a transformers decoder stack.
+
+    Read from what the call carries, in this order, so that it does not depend on how a transformers
+    version names its arguments: ``cache_position[0]`` (4.x), then any cache object among the keyword
+    arguments (``past_key_values`` in 4.x, ``cache`` in 5.x: ``get_seq_length()`` before this call
+    appends to it), then a 2-D attention mask wider than the call (it covers cached + new positions).
+    """
+    pos = kwargs.get("cache_position")
+    if isinstance(pos, torch.Tensor) and pos.numel() > 0:
+        return int(pos.reshape(-1)[0])
+    for value in kwargs.values():
+        if value is not None and not isinstance(value, torch.Tensor) and hasattr(value, "get_seq_length"):
+            return int(value.get_seq_length())
+    if isinstance(attention_mask, torch.Tensor) and attention_mask.ndim == 2 and cur_len is not None:
+        return max(0, int(attention_mask.shape[1]) - cur_len)
+    return 0
+
+
 def register_hf(hf: Any, handle: SteeringHandle) -> None:
     owner, layers = decoder_stack(hf)
     tracker = handle.tracker
@@ -90,10 +109,9 @@ def register_hf(hf: Any, handle: SteeringHandle) -> None:
         batch = cur = None
         if isinstance(ref, torch.Tensor):
             batch, cur = int(ref.shape[0]), int(ref.shape[1])
-        pkv = kwargs.get("past_key_values")
-        past = int(pkv.get_seq_length()) if pkv is not None and hasattr(pkv, "get_seq_length") else 0
+        mask = kwargs.get("attention_mask")
         tracker.begin_call(
-            batch=batch, cur_len=cur, past_len=past, attention_mask=kwargs.get("attention_mask")
+            batch=batch, cur_len=cur, past_len=hf_past_length(kwargs, cur, mask), attention_mask=mask
         )
 
     handle._hooks.append(owner.register_forward_pre_hook(track, with_kwargs=True))
