@@ -79,6 +79,14 @@ def build(
     bundled: Annotated[
         bool, typer.Option("--bundled", help="Add every bundled language (train split) as language=<code>.")
     ] = False,
+    corpus: Annotated[
+        str | None,
+        typer.Option(
+            "--corpus",
+            help="Add every language of a shipped parallel corpus (train split) as language=<code>: "
+            "bundled | udhr (the UN Declaration of Human Rights, real translations).",
+        ),
+    ] = None,
     random: Annotated[
         list[str] | None,
         typer.Option("--random", help="Random-token baseline: uniform | unigram. Repeatable."),
@@ -141,6 +149,7 @@ def build(
             parse_hf_flag(h, split=split, column=column, n_docs=n_docs, streaming=streaming) for h in hf or []
         ],
         "bundled": bundled,
+        "corpus": corpus,
         "random": random or [],
         "n_random": n_random,
         "random_len": random_len,

@@ -1,7 +1,15 @@
-"""Corpora: labelled text sources, random-token baselines and the bundled parallel corpus."""
+"""Corpora: labelled text sources, random-token baselines and the shipped parallel corpora (bundled, UDHR)."""
 
 from saesteer.corpus.bundled import bundled_conditions, bundled_languages, bundled_prompts, bundled_texts
 from saesteer.corpus.hf import HFDatasetSource
+from saesteer.corpus.parallel import (
+    CORPORA,
+    ParallelCorpus,
+    corpus_conditions,
+    corpus_languages,
+    corpus_texts,
+    get_corpus,
+)
 from saesteer.corpus.random_tokens import RandomTokens
 from saesteer.corpus.sources import (
     ConcatSource,
@@ -14,13 +22,16 @@ from saesteer.corpus.sources import (
     text_source,
 )
 from saesteer.corpus.tables import TableSource
+from saesteer.corpus.udhr import udhr_conditions, udhr_languages, udhr_texts
 
 __all__ = [
+    "CORPORA",
     "ConcatSource",
     "Condition",
     "Document",
     "HFDatasetSource",
     "ListSource",
+    "ParallelCorpus",
     "RandomTokens",
     "TableSource",
     "TextFileSource",
@@ -29,6 +40,13 @@ __all__ = [
     "bundled_languages",
     "bundled_prompts",
     "bundled_texts",
+    "corpus_conditions",
+    "corpus_languages",
+    "corpus_texts",
+    "get_corpus",
     "parse_label",
     "text_source",
+    "udhr_conditions",
+    "udhr_languages",
+    "udhr_texts",
 ]

@@ -7,6 +7,7 @@ Example (YAML; the TOML spelling uses the same keys, with ``[[conditions]]`` tab
     hook: blocks.6.hook_resid_post      # default: the SAE's own hook
     db: features_db/index.duckdb
     bundled: true                       # or a list of language codes: [fr, de, en]
+    corpus: udhr                        # a shipped parallel corpus (bundled | udhr), train split
     conditions:
       - {label: style=formal, path: corpora/formal.jsonl, column: text}
       - {label: language=fr, path: corpora/fr.txt}          # one document per line
@@ -33,6 +34,7 @@ from typing import Any, Literal, cast
 
 from saesteer.corpus.bundled import bundled_conditions
 from saesteer.corpus.hf import HFDatasetSource
+from saesteer.corpus.parallel import corpus_conditions
 from saesteer.corpus.random_tokens import RandomTokens
 from saesteer.corpus.sources import ConcatSource, Condition, parse_label, text_source
 from saesteer.errors import CorpusError, SaesteerError
@@ -86,6 +88,9 @@ class IndexSpec:
     hf: list[HFSpec] = field(default_factory=list)
     bundled: bool | list[str] = False
     bundled_split: str = "train"
+    corpus: str | None = None  # a shipped parallel corpus by name (``udhr``), all languages
+    corpus_languages: list[str] | None = None
+    corpus_split: str = "train"
     random: list[str] = field(default_factory=list)
     n_random: int = 256
     random_len: int = 64
@@ -102,7 +107,7 @@ class IndexSpec:
     feature_output: bool = True
 
     def conditions(self) -> list[Condition]:
-        """Text conditions (``--text``, ``--hf``, bundled) then the random-token baselines."""
+        """Text conditions (``--text``, ``--hf``, bundled, ``--corpus``) then the random-token baselines."""
         conds = [t.condition(self.max_docs) for t in self.text] + [
             h.condition(self.max_docs) for h in self.hf
         ]
@@ -110,6 +115,10 @@ class IndexSpec:
             langs = None if self.bundled is True else list(cast(list[str], self.bundled))
             split = cast(Literal["train", "heldout", "all"], self.bundled_split)
             conds += [Condition(c.label, c.source, self.max_docs) for c in bundled_conditions(split, langs)]
+        if self.corpus:
+            split = cast(Literal["train", "heldout", "all"], self.corpus_split)
+            named = corpus_conditions(self.corpus, split, self.corpus_languages)
+            conds += [Condition(c.label, c.source, self.max_docs) for c in named]
         for kind in self.random:
             if kind not in ("uniform", "unigram"):
                 raise SpecError(f"--random takes 'uniform' or 'unigram', not {kind!r}")
@@ -126,7 +135,7 @@ class IndexSpec:
             conds.append(rt.condition())
         if not conds:
             raise CorpusError(
-                "no conditions: give --text, --hf, --bundled and/or --random (or a --spec file)"
+                "no conditions: give --text, --hf, --bundled, --corpus and/or --random (or a --spec file)"
             )
         return conds
 
