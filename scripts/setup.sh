@@ -19,7 +19,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "$TORCH_SPEC"
-.venv/bin/python -m pip install --quiet -c requirements/lock.txt -e ".[dev]"
+.venv/bin/python -m pip install --quiet -c requirements/lock.txt -e ".[dev,lmeval]"
 # the Jupyter kernel the notebooks (and their CI test) run on
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 .venv/bin/saesteer --version

@@ -126,7 +126,9 @@ def test_sweep(built):
 
 def test_export_import_round_trip(built, capsys):
     v = load_vector(built / "v.safetensors")
-    for fmt, name in (("npy", "v.npy"), ("neuronpedia", "v.json"), ("native", "copy.safetensors")):
+    for fmt, name in (
+        ("npy", "v.npy"), ("neuronpedia", "v.json"), ("native", "copy.safetensors"), ("lm-eval", "v.pt"),
+    ):
         _ok(["steer", "export", str(built / "v.safetensors"), "--format", fmt, "-o", str(built / name)])
         _ok(["steer", "import", str(built / name), "-o", str(built / f"back-{fmt}.safetensors")])
         assert load_vector(built / f"back-{fmt}.safetensors").bit_equal(v), fmt

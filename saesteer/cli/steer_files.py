@@ -14,7 +14,7 @@ from saesteer.cli.common import JsonOpt, console, emit_json
 
 def export_cmd(
     vector: Annotated[Path, typer.Argument(help="A native steering vector (.safetensors).")],
-    fmt: Annotated[str, typer.Option("--format", "-F", help="native | gguf | neuronpedia | npy.")] = "gguf",
+    fmt: Annotated[str, typer.Option("--format", "-F", help="native | gguf | neuronpedia | npy | lm-eval.")] = "gguf",
     out: Annotated[
         Path | None,
         typer.Option(
@@ -28,7 +28,8 @@ def export_cmd(
         ),
     ] = None,
 ) -> None:
-    """Export a vector: native safetensors, llama.cpp GGUF (direction.N), Neuronpedia JSON, or numpy."""
+    """Export a vector: native safetensors, llama.cpp GGUF (direction.N), Neuronpedia JSON, numpy, or
+    lm-evaluation-harness's steered-model file (.pt)."""
     from saesteer.steer.export import export_vector, get_format, load_vector
 
     vec = load_vector(vector)
@@ -44,6 +45,14 @@ def export_cmd(
 
         for c in vec.components:
             console.print(f"  {c.hook_name} -> direction.{gguf_layer_for_hook(c.hook_name)}")
+    if fmt == "lm-eval":
+        from saesteer.steer.export.lmeval import lmeval_hookpoint
+
+        for c in vec.components:
+            console.print(f"  {c.hook_name} -> {lmeval_hookpoint(c.hook_name)}")
+        console.print(
+            f"  lm_eval --model steered --model_args pretrained=MODEL,steer_path={written[0]} --tasks TASK"
+        )
 
 
 def import_cmd(

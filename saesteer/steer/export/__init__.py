@@ -7,6 +7,7 @@ format          file                                                   manifest
 ``gguf``        llama.cpp control vector, ``direction.N`` tensors        inside (GGUF metadata string)
 ``neuronpedia`` Neuronpedia's vector JSON (``vector/new`` payload)       ``<file>.saesteer.json`` sidecar
 ``npy``         ``[d_model]`` or ``[n_hooks, d_model]`` float32 array   ``<file>.saesteer.json`` sidecar
+``lm-eval``     lm-evaluation-harness ``steered`` model file (``.pt``)  ``<file>.saesteer.json`` sidecar
 ==============  =====================================================  ==================================
 
 With its manifest, every round trip is bit-exact. Without it (a foreign file), import needs hints
@@ -57,11 +58,12 @@ class VectorFormat(Protocol):
 def formats() -> dict[str, VectorFormat]:
     """The registered formats by name."""
     from saesteer.steer.export.llamacpp import GgufFormat
+    from saesteer.steer.export.lmeval import LmEvalFormat
     from saesteer.steer.export.native import NativeFormat
     from saesteer.steer.export.neuronpedia import NeuronpediaFormat
     from saesteer.steer.export.npy import NpyFormat
 
-    fmts: list[VectorFormat] = [NativeFormat(), GgufFormat(), NeuronpediaFormat(), NpyFormat()]
+    fmts: list[VectorFormat] = [NativeFormat(), GgufFormat(), NeuronpediaFormat(), NpyFormat(), LmEvalFormat()]
     return {f.name: f for f in fmts}
 
 
@@ -89,7 +91,7 @@ def detect_format(path: str | Path) -> str:
             return name
     raise ExportFormatError(
         f"{p} is not a steering vector saesteer can read (not native safetensors, llama.cpp GGUF, "
-        "Neuronpedia JSON or .npy)"
+        "Neuronpedia JSON, .npy or an lm-eval .pt)"
     )
 
 
