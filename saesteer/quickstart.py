@@ -8,7 +8,8 @@
 6. write a report (Markdown + HTML with plots): feature sets, side-by-side samples, a small
    evaluation against the baselines, and the ablation matrix.
 
-``run_quickstart`` is the library entry point; ``saesteer quickstart`` wraps it with progress bars.
+``run_quickstart`` is the library entry point; ``saesteer quickstart`` wraps it with progress (bars on a terminal, plain lines elsewhere)
+and prints the stage timings at the end (they are also in the report).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from saesteer.progress import Listener, Stage, Stages
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,14 +69,18 @@ class QuickstartResult(NamedTuple):
     evaluation: LanguageEvalResult | None
     ablation: pd.DataFrame | None
     report: tuple[Path, Path]
+    timings: dict[str, float]  # wall seconds per stage, in the order they ran
 
 
-Say = Callable[[str], None]
-BuildCb = Callable[["BuildProgress"], None]
+ShowFn = Callable[[dict[str, list["SideBySide"]]], None]
 
 
-def run_quickstart(cfg: QuickstartConfig, *, say: Say | None = None, on_build: BuildCb | None = None) -> QuickstartResult:
-    """Run the whole job (see the module docstring)."""
+def run_quickstart(
+    cfg: QuickstartConfig, *, progress: Listener | None = None, on_side_by_side: ShowFn | None = None
+) -> QuickstartResult:
+    """Run the whole job (see the module docstring). ``progress`` receives each stage's start / update /
+    end events (:mod:`saesteer.progress`); ``on_side_by_side`` receives the steered continuations as soon as
+    they exist, before the evaluation starts (the report is also written then, and rewritten at the end)."""
     from saesteer.corpus import (
         RandomTokens,
         bundled_conditions,
@@ -83,6 +90,7 @@ def run_quickstart(cfg: QuickstartConfig, *, say: Say | None = None, on_build: B
     )
     from saesteer.eval.ablation import ablation_matrix, feature_ablation
     from saesteer.eval.language import LanguageEvalConfig, evaluate_language_steering
+    from saesteer.eval.summary import write_quickstart_report
     from saesteer.index.build import BuildConfig, build_index
     from saesteer.models import load_model
     from saesteer.paths import default_db_path
@@ -93,77 +101,111 @@ def run_quickstart(cfg: QuickstartConfig, *, say: Say | None = None, on_build: B
     from saesteer.steer.generate import GenerationConfig, make_backend, side_by_side
     from saesteer.steer.residuals import typical_residual_norm
 
-    def note(msg: str) -> None:
-        log.info(msg)
-        if say is not None:
-            say(msg)
-
+    stages = Stages(progress)
     out = Path(cfg.out)
     db = Path(cfg.db) if cfg.db is not None else default_db_path()
     langs = list(cfg.languages or bundled_languages())
     show = [lang for lang in cfg.show if lang in langs]
 
-    note(f"loading {cfg.model} and SAE {cfg.sae}")
-    model = load_model(cfg.model)
-    sae = load_sae(cfg.sae, model=model)
-    hook = str(sae.cfg.metadata.hook_name)
+    with stages.stage("model load", info=f"{cfg.model} + SAE {cfg.sae}"):
+        model = load_model(cfg.model)
+        sae = load_sae(cfg.sae, model=model)
+        hook = str(sae.cfg.metadata.hook_name)
 
-    note(f"1/6 indexing {len(langs)} languages + random tokens into {db}")
     conds: list[Any] = [replace(c, max_docs=cfg.max_docs) for c in bundled_conditions("train", langs)]
     conds.append(RandomTokens("uniform", n_seqs=cfg.n_random, seq_len=cfg.random_len, seed=0))
-    built = build_index(db, model, sae, conds, BuildConfig(), progress=on_build)
+    with stages.stage("index", total=len(conds), info=f"{len(langs)} languages + random tokens into {db}") as st:
+        built = build_index(db, model, sae, conds, BuildConfig(), progress=_build_updates(st))
+        st.done(f"build {built.build_id}: {len(built.written)} written, {len(built.skipped)} reused, "
+                f"{sum(built.n_tokens.values()):,} tokens")
 
-    note("2/6 selecting language features (random-token + density filters)")
     featuresets: dict[str, FeatureSet] = {}
     dropped_random: dict[str, int] = {}
-    for lang in langs:
-        res = (Search(db, target=f"language={lang}", against="rest", build_id=built.build_id)
-               .drop_dead().drop_dense().drop_bos_only().drop_random().top(cfg.top_k).run())
-        featuresets[lang] = fs = res.to_featureset()
-        fs.save(out / "featuresets" / f"{lang}.json")
-        dropped_random[lang] = sum(v for k, v in res.dropped.items() if k.startswith("random"))
+    with stages.stage("selection", total=len(langs)) as st:
+        for i, lang in enumerate(langs):
+            res = (Search(db, target=f"language={lang}", against="rest", build_id=built.build_id)
+                   .drop_dead().drop_dense().drop_bos_only().drop_random().top(cfg.top_k).run())
+            featuresets[lang] = fs = res.to_featureset()
+            fs.save(out / "featuresets" / f"{lang}.json")
+            dropped_random[lang] = sum(v for k, v in res.dropped.items() if k.startswith("random"))
+            st.update(i + 1, info=lang)
+        st.done(f"{sum(len(f) for f in featuresets.values())} features for {len(langs)} languages")
 
-    note("3/6 building steering vectors")
-    norm = typical_residual_norm(model, hook)
-    vectors = {lang: from_feature_set(fs, sae, model, weighting=cfg.weighting, db=db,
-                                      typical_norm=norm, name=f"language-{lang}")
-               for lang, fs in featuresets.items()}
+    with stages.stage("vectors", total=len(featuresets)) as st:
+        norm = typical_residual_norm(model, hook)
+        vectors = {lang: from_feature_set(fs, sae, model, weighting=cfg.weighting, db=db,
+                                          typical_norm=norm, name=f"language-{lang}")
+                   for lang, fs in featuresets.items()}
+        st.done(f"{len(vectors)} vectors, typical norm {norm:.1f}")
 
-    note(f"4/6 generating side by side ({', '.join(show)})")
-    backend = make_backend(cfg.model)
     prompts = bundled_prompts()[: cfg.n_prompts]
-    gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, batch_size=max(cfg.n_prompts, 1))
-    sbs = {lang: side_by_side(backend, prompts, (vectors[lang], cfg.strength), gcfg) for lang in show}
+    with stages.stage("side by side", total=len(show) * len(prompts), info=", ".join(show)) as st:
+        backend = make_backend(cfg.model)
+        gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, batch_size=max(cfg.n_prompts, 1))
+        sbs: dict[str, list[SideBySide]] = {}
+        for i, lang in enumerate(show):
+            sbs[lang] = side_by_side(backend, prompts, (vectors[lang], cfg.strength), gcfg)
+            st.update((i + 1) * len(prompts), info=lang)
+        st.done(f"{len(show)} languages x {len(prompts)} prompts x {cfg.max_new_tokens} tokens")
+    if on_side_by_side is not None:
+        on_side_by_side(sbs)
 
-    note("5/6 exporting vectors")
-    exports: list[Path] = []
-    for lang in show:
-        for fmt in cfg.export_formats:
-            suffix = {"native": "safetensors", "gguf": "gguf", "neuronpedia": "json", "npy": "npy"}[fmt]
-            try:
-                exports += export_vector(vectors[lang], out / "vectors" / f"{lang}.{suffix}", fmt, strength=cfg.strength)
-            except Exception as exc:  # one format that cannot express the vector must not stop the job
-                log.warning("export %s for %s skipped: %s", fmt, lang, exc)
+    with stages.stage("exports", total=len(show) * len(cfg.export_formats)) as st:
+        exports: list[Path] = []
+        for lang in show:
+            for fmt in cfg.export_formats:
+                suffix = {"native": "safetensors", "gguf": "gguf", "neuronpedia": "json", "npy": "npy"}[fmt]
+                try:
+                    exports += export_vector(vectors[lang], out / "vectors" / f"{lang}.{suffix}", fmt,
+                                             strength=cfg.strength)
+                except Exception as exc:  # one format that cannot express the vector must not stop the job
+                    log.warning("export %s for %s skipped: %s", fmt, lang, exc)
+                st.update((st.completed or 0) + 1)
+        st.done(f"{len(exports)} files")
 
-    note("6/6 evaluating and writing the report")
+    def report(evaluation: LanguageEvalResult | None, ablation: pd.DataFrame | None, pending: str = "") -> tuple[Path, Path]:
+        return write_quickstart_report(out, cfg=replace(cfg, db=db), build_id=built.build_id, featuresets=featuresets,
+                                       dropped_random=dropped_random, side_by_side=sbs, exports=exports,
+                                       evaluation=evaluation, ablation=ablation, timings=dict(stages.timings),
+                                       pending=pending)
+
+    # the side by side is readable now: write it before the (long) evaluation, rewrite the report at the end
+    report(None, None, pending="evaluation and ablation matrix: running (this report is rewritten when they finish)")
+
     evaluation = None
     if cfg.eval_prompts > 0 and show:
-        ecfg = LanguageEvalConfig(languages=tuple(show), strengths=cfg.eval_strengths, n_prompts=cfg.eval_prompts,
-                                  max_new_tokens=cfg.max_new_tokens, top_k=cfg.top_k, batch_size=cfg.eval_prompts,
-                                  weighting=cfg.weighting,
-                                  fluency_budget=cfg.fluency_budget,
-                                  diffmean_texts=cfg.max_docs or 200)
-        evaluation = evaluate_language_steering(model, backend, sae, db, bundled_prompts(), ecfg, progress=note)
+        with stages.stage("evaluation", info=f"{len(show)} languages x {len(cfg.eval_strengths)} strengths") as st:
+            ecfg = LanguageEvalConfig(languages=tuple(show), strengths=cfg.eval_strengths, n_prompts=cfg.eval_prompts,
+                                      max_new_tokens=cfg.max_new_tokens, top_k=cfg.top_k, batch_size=cfg.eval_prompts,
+                                      weighting=cfg.weighting,
+                                      fluency_budget=cfg.fluency_budget,
+                                      diffmean_texts=cfg.max_docs or 200)
+            evaluation = evaluate_language_steering(model, backend, sae, db, bundled_prompts(), ecfg,
+                                                    progress=st.messages())
+            st.done(f"{len(evaluation.samples):,} continuations")
     ablation = None
     if cfg.ablation_texts > 0:
-        # rows: the languages shown (each ablation costs a forward pass over every language's texts);
-        # `saesteer eval language` computes the full matrix
-        texts = {lang: bundled_texts(lang, "heldout")[: cfg.ablation_texts] for lang in langs}
-        ablated = {lang: feature_ablation(featuresets[lang], sae, model, typical_norm=norm) for lang in show}
-        ablation = ablation_matrix(model, ablated, texts, sae=sae)
-    from saesteer.eval.summary import write_quickstart_report
+        with stages.stage("ablation", info=f"{len(show)} rows x {len(langs)} languages") as st:
+            # rows: the languages shown (each ablation costs a forward pass over every language's texts);
+            # `saesteer eval language` computes the full matrix
+            texts = {lang: bundled_texts(lang, "heldout")[: cfg.ablation_texts] for lang in langs}
+            ablated = {lang: feature_ablation(featuresets[lang], sae, model, typical_norm=norm) for lang in show}
+            ablation = ablation_matrix(model, ablated, texts, sae=sae)
+            st.done(f"{len(show)} x {len(langs)} matrix")
+    with stages.stage("report"):
+        paths = report(evaluation, ablation)
+    return QuickstartResult(db, built.build_id, featuresets, dropped_random, sbs, exports, evaluation, ablation,
+                            paths, dict(stages.timings))
 
-    report = write_quickstart_report(out, cfg=replace(cfg, db=db), build_id=built.build_id, featuresets=featuresets,
-                                     dropped_random=dropped_random, side_by_side=sbs, exports=exports,
-                                     evaluation=evaluation, ablation=ablation)
-    return QuickstartResult(db, built.build_id, featuresets, dropped_random, sbs, exports, evaluation, ablation, report)
+
+def _build_updates(st: Stage) -> Callable[[BuildProgress], None]:
+    """Index-build events as updates of one stage: conditions done, the current one and its tokens."""
+
+    def on_build(ev: BuildProgress) -> None:
+        if ev.status == "feature_output":
+            st.update(info="logit lens (feature_output)")
+            return
+        done = ev.index + (ev.status in ("written", "skipped"))
+        st.update(done, ev.n_conditions, info=f"{ev.condition}: {ev.status} {ev.n_tokens:,} tokens")
+
+    return on_build

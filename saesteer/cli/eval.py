@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from saesteer.cli.common import DbOpt, ModelOpt, SaeOpt, console, emit, err_console, resolve_db
+from saesteer.cli.common import DbOpt, ModelOpt, SaeOpt, console, emit, resolve_db
+from saesteer.cli.progress import ProgressView
 from saesteer.eval.language import METHODS, LanguageEvalConfig
 
-log = logging.getLogger(__name__)
 _D = LanguageEvalConfig()  # the CLI's defaults are the config's
 
 app = typer.Typer(help="Evaluate steering: language accuracy, fluency, baselines, the ablation matrix.", no_args_is_help=True)
@@ -66,24 +65,34 @@ def language(
         n_prompts=n_prompts, max_new_tokens=max_new_tokens, top_k=top_k, fluency_budget=fluency_budget,
         batch_size=n_prompts, weighting=weighting, unit_rows=_rows(rows),
     )
-    m = load_model(model)
-    s = load_sae(sae, model=m)
-    with err_console.status("evaluating") as status:
-        if samples is not None:
-            res = result_from_samples(pd.read_csv(samples), cfg.fluency_budget)
-        else:
-            res = evaluate_language_steering(m, make_backend(model), s, db_path, bundled_prompts(), cfg,
-                                             progress=lambda msg: _say(status, f"evaluating: {msg}"))
+    with ProgressView() as view:
+        stages = view.stages()
+        with stages.stage("model load", info=f"{model} + SAE {sae}"):
+            m = load_model(model)
+            s = load_sae(sae, model=m)
+        with stages.stage("evaluation", info=f"{len(cfg.languages)} languages x {len(cfg.methods)} methods") as st:
+            if samples is not None:
+                res = result_from_samples(pd.read_csv(samples), cfg.fluency_budget)
+            else:
+                res = evaluate_language_steering(m, make_backend(model), s, db_path, bundled_prompts(), cfg,
+                                                 progress=st.messages())
+            st.done(f"{len(res.samples):,} continuations")
         ablation = None
         if ablation_texts > 0:
-            _say(status, "ablation matrix")
             langs = bundled_languages()
-            factory = VectorFactory(m, s, db_path, cfg)
-            # LangFIR: each language's random-token-filtered features set to 0 (see saesteer.eval.ablation)
-            vecs = {lang: feature_ablation(factory.featureset(lang, filtered=True), s, m, typical_norm=factory.norm)
-                    for lang in langs}
-            ablation = ablation_matrix(m, vecs, {lang: bundled_texts(lang, "heldout")[:ablation_texts] for lang in langs},
-                                       sae=s)
+            with stages.stage("ablation", total=len(langs)) as st:
+                factory = VectorFactory(m, s, db_path, cfg)
+                # LangFIR: each language's random-token-filtered features set to 0 (see saesteer.eval.ablation)
+                vecs = {}
+                for i, lang in enumerate(langs):
+                    vecs[lang] = feature_ablation(factory.featureset(lang, filtered=True), s, m,
+                                                  typical_norm=factory.norm)
+                    st.update(i + 1, info=f"feature sets: {lang}")
+                st.update(info="matrix")
+                ablation = ablation_matrix(m, vecs,
+                                           {lang: bundled_texts(lang, "heldout")[:ablation_texts] for lang in langs},
+                                           sae=s)
+                st.done(f"{len(langs)} x {len(langs)} matrix")
     out.mkdir(parents=True, exist_ok=True)
     res.samples.to_csv(out / "samples.csv", index=False)
     res.curves.to_csv(out / "curves.csv", index=False)
@@ -100,12 +109,6 @@ def language(
     if ablation is not None:
         emit(ablation.reset_index(), title="ablation matrix: ΔCE (nats/token)")
     console.print(f"report: {md} and {html}")
-
-
-def _say(status: Any, msg: str) -> None:
-    """Show ``msg`` on the spinner and log it (``saesteer -v`` keeps a trace where there is no terminal)."""
-    status.update(msg)
-    log.info(msg)
 
 
 def _rows(rows: str) -> bool | None:

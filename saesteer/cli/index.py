@@ -172,67 +172,33 @@ def build(
 
 
 def run_build(spec: IndexSpec) -> None:
-    """Validate the conditions, load the model and SAE, build with a progress bar, print a summary."""
-    import time
-
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    from saesteer.index.build import BuildProgress, build_index
+    """Validate the conditions, load the model and SAE, build with progress (bars or plain lines), print a summary."""
+    from saesteer.cli.progress import BuildStages, ProgressView
+    from saesteer.index.build import build_index
     from saesteer.models import load_model
     from saesteer.saes import load_sae
 
     conditions = spec.conditions()
     config = spec.build_config()
-    with err_console.status("checking the corpora"):
-        for c in conditions:
-            c.validate()
-            c.source_hash()
     db_path = resolve_db(Path(spec.db) if spec.db else None)
-    with err_console.status(f"loading {spec.model} and SAE {spec.sae}"):
-        m = load_model(spec.model)
-        s = load_sae(spec.sae, model=m, hook_name=spec.hook)
-    columns = (
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("docs  {task.fields[tokens]:>9,} tok  {task.fields[rate]:>8,.0f} tok/s"),
-        TimeElapsedColumn(),
-    )
-    tasks: dict[str, Any] = {}
-    starts: dict[str, float] = {}
-    with Progress(*columns, console=err_console, transient=False) as bar:
-
-        def on_progress(ev: BuildProgress) -> None:
-            if ev.condition not in tasks:
-                tasks[ev.condition] = bar.add_task(ev.condition, total=ev.total_docs, tokens=0, rate=0.0)
-                starts[ev.condition] = time.monotonic()
-            task = tasks[ev.condition]
-            rate = ev.n_tokens / max(time.monotonic() - starts[ev.condition], 1e-9)
-            if ev.status == "skipped":
-                bar.update(
-                    task,
-                    description=f"{ev.condition} (done earlier)",
-                    completed=ev.total_docs or 0,
-                    total=ev.total_docs or 1,
-                )
-            elif ev.status == "feature_output":
-                bar.update(task, description="logit lens (feature_output)")
-            elif ev.status in ("written", "collected"):
-                bar.update(task, completed=ev.n_docs, total=ev.n_docs or 1, tokens=ev.n_tokens, rate=rate)
-            else:
-                bar.update(task, completed=ev.n_docs, tokens=ev.n_tokens, rate=rate)
-
-        result = build_index(db_path, m, s, conditions, config, hook_name=spec.hook, progress=on_progress)
-        for task in tasks.values():
-            bar.update(task, completed=bar.tasks[task].total or 0)
+    with ProgressView() as view:
+        stages = view.stages()
+        with stages.stage("check corpora", total=len(conditions)) as st:
+            for i, c in enumerate(conditions):
+                c.validate()
+                c.source_hash()
+                st.update(i + 1)
+            st.done(f"{len(conditions)} conditions")
+        with stages.stage("load model", info=f"{spec.model} + SAE {spec.sae}"):
+            m = load_model(spec.model)
+            s = load_sae(spec.sae, model=m, hook_name=spec.hook)
+        on_build = BuildStages(stages)
+        try:
+            result = build_index(db_path, m, s, conditions, config, hook_name=spec.hook, progress=on_build)
+        except BaseException:
+            on_build.close(ok=False)
+            raise
+        on_build.close()
     total = sum(result.n_tokens.values())
     console.print(
         f"build [bold]{result.build_id}[/] in {db_path}: {len(result.written)} condition(s) written, "

@@ -1,14 +1,18 @@
-"""``saesteer quickstart``: the main job on the embedded defaults, with progress bars."""
+"""``saesteer quickstart``: the main job on the embedded defaults, with progress and stage timings."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.table import Table
 
-from saesteer.cli.common import DbOpt, ModelOpt, SaeOpt, console, err_console
+from saesteer.cli.common import DbOpt, ModelOpt, SaeOpt, console, emit
 from saesteer.quickstart import QuickstartConfig
+
+if TYPE_CHECKING:
+    from saesteer.steer.generate import SideBySide
 
 _D = QuickstartConfig()  # the CLI's defaults are the config's
 
@@ -33,11 +37,12 @@ def quickstart(
     ablation_texts: Annotated[int, typer.Option(help="Held-out sentences per language for the ablation matrix (0: skip).")] = _D.ablation_texts,
     n_random: Annotated[int, typer.Option(help="Random-token sequences for the LangFIR baseline.")] = _D.n_random,
 ) -> None:
-    """Index -> select -> steer -> side by side -> export -> report, on the embedded defaults."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
+    """Index -> select -> steer -> side by side -> export -> report, on the embedded defaults.
 
-    from saesteer.index.build import BuildProgress
+    Progress: bars on a terminal, one plain line per stage start/end (and every few seconds in long
+    stages) when stderr is a file or a pipe. The steered text is printed as soon as it exists, before the
+    evaluation; the stage timings are printed at the end and written in the report."""
+    from saesteer.cli.progress import ProgressView
     from saesteer.quickstart import run_quickstart
 
     cfg = QuickstartConfig(
@@ -47,33 +52,32 @@ def quickstart(
         max_docs=max_docs, n_prompts=n_prompts, max_new_tokens=max_new_tokens, eval_prompts=eval_prompts,
         ablation_texts=ablation_texts, n_random=n_random,
     )
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn(), console=err_console, transient=False) as bar:
-        step = bar.add_task("quickstart", total=None, info="")
-        build = bar.add_task("index", total=None, info="", visible=False)
+    with ProgressView() as view:
 
-        def say(msg: str) -> None:
-            bar.update(step, info=msg)
+        def show_side_by_side(sbs: dict[str, list[SideBySide]]) -> None:
+            for t in _side_by_side_tables(sbs, strength):
+                view.print(t)
 
-        def on_build(ev: BuildProgress) -> None:
-            bar.update(build, visible=True, total=ev.n_conditions, completed=ev.index + (ev.status in ("written", "skipped")),
-                       info=f"{ev.condition}: {ev.status} {ev.n_tokens:,} tokens")
+        res = run_quickstart(cfg, progress=view, on_side_by_side=show_side_by_side)
+    if res.evaluation is not None:
+        from saesteer.eval.language import accuracy_table
 
-        res = run_quickstart(cfg, say=say, on_build=on_build)
-        bar.update(step, info="done")
-    for lang, items in res.side_by_side.items():
+        emit(accuracy_table(res.evaluation.matched), title="target-language accuracy at matched fluency")
+    emit([{"stage": k, "seconds": round(v, 1)} for k, v in res.timings.items()]
+         + [{"stage": "total", "seconds": round(sum(res.timings.values()), 1)}], title="stage timings (s)")
+    console.print(f"index: {res.db} (build {res.build_id})")
+    console.print(f"exports: {len(res.exports)} files under {out / 'vectors'}")
+    console.print(f"report: {res.report[0]} and {res.report[1]}")
+
+
+def _side_by_side_tables(sbs: dict[str, list[SideBySide]], strength: float) -> list[Table]:
+    tables = []
+    for lang, items in sbs.items():
         t = Table(title=f"English prompts steered into {lang} (strength {strength:g})", show_lines=True)
         t.add_column("prompt", style="bold")
         t.add_column("unsteered")
         t.add_column(f"steered → {lang}", style="green")
         for s in items:
             t.add_row(s.prompt, s.unsteered, s.steered)
-        console.print(t)
-    if res.evaluation is not None:
-        from saesteer.cli.common import emit
-        from saesteer.eval.language import accuracy_table
-
-        emit(accuracy_table(res.evaluation.matched), title="target-language accuracy at matched fluency")
-    console.print(f"index: {res.db} (build {res.build_id})")
-    console.print(f"exports: {len(res.exports)} files under {out / 'vectors'}")
-    console.print(f"report: {res.report[0]} and {res.report[1]}")
+        tables.append(t)
+    return tables

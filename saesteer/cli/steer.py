@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from saesteer.cli import steer_files
@@ -19,8 +18,8 @@ from saesteer.cli.common import (
     console,
     emit,
     emit_json,
-    err_console,
 )
+from saesteer.cli.progress import ProgressView
 
 app = typer.Typer(
     help="Steering vectors: build from features or DiffMean, generate side by side, sweep, export/import.",
@@ -38,17 +37,6 @@ SkipCheckOpt = Annotated[
         help="Apply a vector built for another model id (width and layers are still checked).",
     ),
 ]
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
 
 
 def _strength_list(text: str) -> list[float]:
@@ -177,8 +165,7 @@ def build(
                     f"--diffmean needs --hook (the SAE {sae!r} to take it from did not load: {exc})"
                 ) from exc
         other_langs = [o.strip() for o in others.split(",") if o.strip()] if others else None
-        with _progress() as prog:
-            task = prog.add_task("DiffMean residuals", total=None)
+        with ProgressView() as view, view.stages().stage("DiffMean residuals") as st:
             vec = diffmean_bundled(
                 m,
                 hooks,
@@ -189,7 +176,7 @@ def build(
                 operator=operator,
                 positions=positions,
                 name=name,
-                progress=lambda done, total: prog.update(task, completed=done, total=total),
+                progress=st.counter(),
             )
     else:
         from saesteer.select.featureset import FeatureSet
@@ -258,15 +245,14 @@ def generate(
         seed=seed,
         batch_size=batch_size,
     )
-    with _progress() as prog:
-        task = prog.add_task(f"generating ({b.name})", total=2 * len(texts))
+    with ProgressView() as view, view.stages().stage(f"generating ({b.name})", total=2 * len(texts)) as st:
         seen = {"phase": 0, "last": 0}
 
         def tick(done: int, total: int) -> None:  # side_by_side runs two generations, each counting up
             if done <= seen["last"]:
                 seen["phase"] += 1
             seen["last"] = done
-            prog.update(task, completed=seen["phase"] * total + done)
+            st.update(seen["phase"] * total + done)
 
         rows = side_by_side(b, texts, (vec, s), cfg, sae=_sae_for_vector(vec, sae), progress=tick)
     if as_json:
@@ -346,8 +332,7 @@ def sweep(
     texts = _prompts(None, prompts_file, n_prompts)
     cfg = GenerationConfig(max_new_tokens=max_new_tokens, seed=seed)
     levels = _strength_list(strengths)
-    with _progress() as prog:
-        task = prog.add_task(f"sweeping ({b.name})", total=len(levels) + 1)
+    with ProgressView() as view, view.stages().stage(f"sweeping ({b.name})", total=len(levels) + 1) as st:
         res = run_sweep(
             b,
             vec,
@@ -359,8 +344,9 @@ def sweep(
             max_ppl=max_ppl,
             fluency=fluency,
             sae=_sae_for_vector(vec, sae),
-            progress=lambda done, total: prog.update(task, completed=done),
+            progress=st.counter(),
         )
+        st.done(f"{len(levels)} strengths x {len(texts)} prompts")
     rows = [
         {
             "strength": r.strength,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from saesteer.cli.common import ModelOpt, console, err_console
+from saesteer.cli.common import ModelOpt, console
 
 
 def register(app: typer.Typer) -> None:
@@ -174,24 +174,16 @@ def train_sae(
         seed=seed,
         command="saesteer " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from saesteer.cli.progress import NamedCounters, ProgressView
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = int(bar.add_task(stage, total=total))
-            bar.update(tasks[stage], completed=done, total=total)  # type: ignore[arg-type]
-
-        result = run_train_sae(cfg, progress=progress)
+    with ProgressView() as view:
+        progress = NamedCounters(view.stages())
+        try:
+            result = run_train_sae(cfg, progress=progress)
+        except BaseException:
+            progress.close(ok=False)
+            raise
+        progress.close()
     q = result.report["quality"]
     o = q["overall"][q["shipped"]]
     console.print(

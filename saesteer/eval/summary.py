@@ -65,7 +65,11 @@ def write_quickstart_report(
     exports: Sequence[Path],
     evaluation: LanguageEvalResult | None,
     ablation: pd.DataFrame | None,
+    timings: Mapping[str, float] | None = None,
+    pending: str = "",
 ) -> tuple[Path, Path]:
+    """``timings``: wall seconds per stage so far; ``pending``: a line saying what is still running (the
+    report is written once after the side by side and again at the end)."""
     import pandas as pd
 
     rep = Report("saesteer quickstart: language steering with SAE features")
@@ -79,10 +83,17 @@ def write_quickstart_report(
     for lang, items in side_by_side.items():
         rep.table(pd.DataFrame([{"prompt": s.prompt, "unsteered": s.unsteered, f"steered → {lang}": s.steered}
                                 for s in items]), caption=f"steered into {lang}")
+    if pending:
+        rep.text(f"*{pending}*")
     if evaluation is not None:
         add_evaluation(rep, evaluation, budget=cfg.fluency_budget)
     if ablation is not None:
         add_ablation(rep, ablation)
     rep.heading("Exported files")
     rep.code("\n".join(str(p) for p in exports) or "(none)")
+    if timings:
+        rep.heading("Stage timings")
+        rows = [{"stage": k, "seconds": round(v, 1)} for k, v in timings.items()]
+        rows.append({"stage": "total (before writing this report)", "seconds": round(sum(timings.values()), 1)})
+        rep.table(pd.DataFrame(rows), caption="wall time per stage (s)", floatfmt=".1f")
     return rep.write(out, "report")
