@@ -19,6 +19,7 @@ KEYS = {
     "top_examples": "condition, feature, rank",
     "token_counts": "condition, token_id",
     "feature_output": "feature, rank",
+    "condition_signals": "condition, signal",
 }
 FLOATS = {"sum_act", "sum_sq"}
 

@@ -1,8 +1,9 @@
 """Build the feature-statistics index: conditions -> activations -> per-feature statistics -> DuckDB.
 
 One condition at a time is accumulated in memory (O(d_sae) statistics, O(d_sae x top_k) examples);
-then the database is opened and that condition's ``feature_stats``, ``top_examples``, ``token_counts``
-and ``conditions`` rows are written in ONE transaction. A ``conditions`` row therefore means
+then the database is opened and that condition's ``feature_stats``, ``top_examples``, ``token_counts``,
+``condition_signals`` (:mod:`saesteer.index.domain`) and ``conditions`` rows are written in ONE
+transaction. A ``conditions`` row therefore means
 "complete": a crash or Ctrl-C leaves no partial condition, and running the same build again skips the
 conditions that finished (same source hash) and errors if a label now points at different data.
 
@@ -36,6 +37,7 @@ from saesteer.corpus.random_tokens import RandomTokens
 from saesteer.corpus.sources import Condition
 from saesteer.errors import CorpusError, IndexDbError, SaesteerError
 from saesteer.index.db import IndexDb
+from saesteer.index.domain import signal_counts, signal_table
 from saesteer.index.provenance import build_info, builds_table, condition_row, now
 from saesteer.index.stats import ConditionStats, FeatureStatsAccumulator, default_hist_edges
 from saesteer.index.tokens import TokenStrings
@@ -305,6 +307,7 @@ def _write_condition(
     }
     stats_t = got.stats.feature_table(build_id, cond.label)
     tokens_t = got.stats.token_table(build_id, cond.label)
+    signals_t = signal_table(build_id, cond.label, signal_counts(got.stats.token_counts, strings))
     row = condition_row(
         build_id,
         cond,
@@ -330,6 +333,7 @@ def _write_condition(
                 top_table(part, build_id, cond.label, doc_tokens, config.context_window, strings),
             )
         db.insert_arrow("token_counts", tokens_t)
+        db.insert_arrow("condition_signals", signals_t)
         db.insert_arrow("conditions", row)
     return True
 

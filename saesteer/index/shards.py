@@ -27,6 +27,8 @@ from saesteer.errors import IndexDbError, SchemaVersionError
 from saesteer.index.db import SCHEMA_VERSION, IndexDb
 
 TABLES = ("builds", "conditions", "feature_stats", "top_examples", "feature_output", "token_counts")
+# Exported when present; an export from before schema 2 lacks them and still merges (without them).
+OPTIONAL_TABLES = ("condition_signals",)
 EXPORT_KIND = "saesteer.index-export"
 EXPORT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -67,7 +69,9 @@ def export_build(db_path: str | Path, out_dir: str | Path, build_id: str | None 
         rows: dict[str, int] = {}
         with IndexDb(db_path, read_only=True) as db:
             ids = resolve_build_ids(db, build_id)
-            for table in TABLES:
+            for table in TABLES + OPTIONAL_TABLES:
+                if not db.query("select_has_table", {"name": table}).fetchall()[0][0]:
+                    continue
                 reader = _stream(db, f"index_export_{table}", {"build_ids": ids})
                 with pq.ParquetWriter(tmp / f"{table}.parquet", reader.schema) as writer:
                     rows[table] = 0
@@ -276,6 +280,9 @@ def _merge_condition(db: IndexDb, g: _Group) -> None:
     top_k = int(db.execute("SELECT top_k FROM builds WHERE build_id = ?", [g.build_id]).fetchall()[0][0])
     db.query("index_merge_top_examples", {**params, "files": files("top_examples"), "top_k": top_k})
     db.query("index_merge_token_counts", {**params, "files": files("token_counts")})
+    for table in OPTIONAL_TABLES:
+        if all(Path(f).is_file() for f in files(table)):
+            db.query(f"index_merge_{table}", {**params, "files": files(table)})
     parts = [
         r
         for f in files("conditions")

@@ -39,6 +39,7 @@ class SearchResult:
     detail: DetailStats | None = None
     score_objects: dict[str, Score] = field(default_factory=dict)
     sql_scores: np.ndarray | None = None  # the rank score as SQL computed it (equals the numpy column)
+    domain_warning: str | None = None  # target and contrast differ in domain signals (saesteer.select.domain)
 
     @property
     def features(self) -> list[int]:

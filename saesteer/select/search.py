@@ -31,6 +31,7 @@ from saesteer.errors import CorpusError, EmptyResultError, SaesteerError
 from saesteer.index.db import IndexDb, load_query
 from saesteer.select.catalog import Catalog, load_catalog
 from saesteer.select.detail import DetailStats, fetch_detail
+from saesteer.select.domain import domain_warning
 from saesteer.select.filters import DropBosOnly, DropDead, DropDense, DropRandom, MinFreq, MinRatio
 from saesteer.select.ranking import DEFAULT_RANK, SCORES, Score, get_score
 from saesteer.select.result import SearchResult, bookkeeping, build_frame, empty_message
@@ -227,6 +228,9 @@ class Search:
             log.info(
                 "search %s vs %s on build %s (%s)", target, ",".join(contrast), cat.build.build_id, cat.chosen
             )
+            confound = domain_warning(db, cat, target, contrast)
+            if confound:
+                log.warning(confound)
             with _tuned(db, cat.build.d_sae):
                 raw = db.fetch_df(compiled.sql, compiled.params)
             dropped, n_universe, n_kept = bookkeeping(raw, compiled.steps)
@@ -283,6 +287,7 @@ class Search:
                 **{k: v for k, v in self.display.items() if k != self.rank.name},
             },
             sql_scores=sql_scores,
+            domain_warning=confound,
         )
 
     def _output_step(

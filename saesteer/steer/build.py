@@ -24,6 +24,7 @@ norm" on every model and layer. ``scale_mode="raw"`` keeps ``direction`` unnorma
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from saesteer.select.catalog import Catalog
     from saesteer.select.featureset import FeatureSet
 
+log = logging.getLogger(__name__)
 NORM_SAMPLE = "first 48 lines of the bundled English train split (saesteer/corpus/data/en.txt)"
 
 
@@ -136,6 +138,20 @@ def mean_diff_weights(db: str | os.PathLike[str], fs: FeatureSet) -> list[float]
         means = _means(con, cat, [fs.target, *others], fs.features)
     rest = [sum(col) / len(others) for col in zip(*(means[c] for c in others), strict=True)]
     return [float(t - r) for t, r in zip(means[fs.target], rest, strict=True)]
+
+
+def featureset_domain_warning(db: str | os.PathLike[str], fs: FeatureSet) -> str | None:
+    """The domain-confound line for ``fs``'s target against its contrast conditions
+    (:func:`saesteer.select.domain.domain_warning`), or None."""
+    from saesteer.index.db import IndexDb
+    from saesteer.select.catalog import load_catalog
+    from saesteer.select.domain import domain_warning
+
+    assert fs.build_id is not None
+    with IndexDb(Path(db), read_only=True) as con:
+        cat = load_catalog(con, fs.build_id)
+        target = cat.resolve(fs.target)
+        return domain_warning(con, cat, target, [cat.resolve(c) for c in contrast_conditions(fs, cat)])
 
 
 def resolve_recipe(
@@ -246,6 +262,9 @@ def from_feature_set(
             )
     weighting, unit_rows = resolve_recipe(fs, weighting, unit_rows, db)
     weights = feature_weights(fs, weighting, db=db)
+    confound = featureset_domain_warning(db, fs) if db is not None and fs.build_id else None
+    if confound:
+        log.warning(confound)
     direction = decoder_direction(sae, fs.features, weights, unit_rows=unit_rows)
     if scale_mode == "residual_norm" and typical_norm is None:
         typical_norm = typical_residual_norm(model, hook)
@@ -274,6 +293,8 @@ def from_feature_set(
         "direction_norm": float(direction.double().norm()),
         "norm_sample": NORM_SAMPLE if scale_mode == "residual_norm" else None,
     }
+    if confound:
+        prov["domain_warning"] = confound
     return SteeringVector(
         components=(comp,),
         model=ModelInfo.from_tl(model),
