@@ -163,7 +163,7 @@ def test_interrupt_leaves_no_partial_condition_and_rerun_completes(tmp_path, tin
             progress=interrupt,
         )
     with IndexDb(db, read_only=True) as con:
-        for table in ("conditions", "feature_stats", "top_examples", "token_counts"):
+        for table in ("conditions", "feature_stats", "top_examples", "token_counts", "condition_signals"):
             got = con.execute(f"SELECT DISTINCT condition FROM {table}").fetchall()
             assert got == [("language=fr",)], table
     res = build_index(db, tiny_model, tiny_sae, conds, BuildConfig(batch_size=2, feature_output=False))
@@ -193,7 +193,7 @@ def test_failure_inside_the_write_transaction_rolls_back(tmp_path, tiny_model, t
         build_index(db, tiny_model, tiny_sae, _conds(5, ("fr",)), BuildConfig(feature_output=False))
     monkeypatch.setattr(IndexDb, "insert_arrow", original)
     with IndexDb(db, read_only=True) as con:
-        for table in ("conditions", "feature_stats", "top_examples", "token_counts"):
+        for table in ("conditions", "feature_stats", "top_examples", "token_counts", "condition_signals"):
             assert con.execute(f"SELECT count(*) FROM {table}").fetchall() == [(0,)], table
         assert con.execute("SELECT count(*) FROM builds").fetchall() == [(1,)]
 
