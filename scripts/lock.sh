@@ -17,7 +17,7 @@ trap 'rm -rf "$tmp"' EXIT
 "$PYTHON" -m venv "$tmp/venv"
 "$tmp/venv/bin/python" -m pip install --quiet --upgrade pip
 "$tmp/venv/bin/python" -m pip install --quiet "$TORCH_SPEC"
-"$tmp/venv/bin/python" -m pip install --quiet ".[dev,lmeval]"
+"$tmp/venv/bin/python" -m pip install --quiet ".[dev,lmeval,ray]"
 {
   echo "# Locked versions for scripts/setup.sh (pip constraints). Regenerate with: bash scripts/lock.sh"
   echo "# Resolved with $("$tmp/venv/bin/python" --version) on $(date -u +%Y-%m-%d)."

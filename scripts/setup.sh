@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up saesteer in a local virtual environment (.venv), offline-capable after this step.
 #
-#   bash scripts/setup.sh            # creates .venv and installs saesteer with the dev tools
+#   bash scripts/setup.sh            # creates .venv and installs saesteer with the dev tools and Ray
 #   PYTHON=python3.12 bash scripts/setup.sh
 #
 # torch is installed first and pinned to the CPU build that this machine's pip can take from disk
@@ -19,7 +19,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "$TORCH_SPEC"
-.venv/bin/python -m pip install --quiet -c requirements/lock.txt -e ".[dev,lmeval]"
+# [ray]: the optional distributed engine, installed here so its tests run (docs/cluster.md)
+.venv/bin/python -m pip install --quiet -c requirements/lock.txt -e ".[dev,lmeval,ray]"
 # the Jupyter kernel the notebooks (and their CI test) run on
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 .venv/bin/saesteer --version

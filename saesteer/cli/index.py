@@ -8,9 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from saesteer.cli.common import CsvOpt, DbOpt, JsonOpt, console, emit, emit_json, err_console, resolve_db
+from saesteer.cluster import RaySettings, check_engine
+from saesteer.index.units import RayBuildSettings
 
 if TYPE_CHECKING:
     from saesteer.index.spec import IndexSpec
+
+_RAY = RayBuildSettings()  # the --engine ray defaults are the settings'
 
 app = typer.Typer(
     help="Build and inspect the feature-statistics index (corpus -> activations -> DuckDB).",
@@ -134,6 +138,25 @@ def build(
     spec: Annotated[
         Path | None, typer.Option("--spec", help="A YAML/TOML spec file with the same fields.")
     ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (this process) or ray (units on Ray workers; see docs/cluster.md).")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="Ray: join the cluster at HOST:PORT (or auto); default: a local cluster."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Ray: workers, each holding the model (default: 1 locally, one per CPU on a cluster).")
+    ] = None,
+    cpus_per_worker: Annotated[
+        float, typer.Option("--cpus-per-worker", help="Ray: CPUs (torch threads) per worker.")
+    ] = _RAY.cluster.cpus_per_worker,
+    unit_docs: Annotated[
+        int, typer.Option("--unit-docs", help="Ray: documents per unit (condition x document shard).")
+    ] = _RAY.unit_docs,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="Ray: where unit files go (default: <db>.ray/<build id>/).")
+    ] = None,
 ) -> None:
     """Index conditions: run them through the model to the SAE's hook and store per-feature statistics."""
     from saesteer.index.spec import IndexSpec, load_spec_file, parse_hf_flag, parse_text_flag
@@ -168,7 +191,51 @@ def build(
     full = _merge_flags(base, flags)
     if no_feature_output:
         full.feature_output = False
-    run_build(full)
+    if check_engine(engine) == "ray":
+        cluster = RaySettings(address=address, workers=workers, cpus_per_worker=cpus_per_worker)
+        run_build_ray(full, RayBuildSettings(cluster, unit_docs=unit_docs, run_dir=run_dir))
+    else:
+        run_build(full)
+
+
+def run_build_ray(spec: IndexSpec, settings: RayBuildSettings) -> None:
+    """``--engine ray``: the driver checks the corpora, fans units out to Ray workers, merges once."""
+    from saesteer.cli.progress import ProgressView
+    from saesteer.cluster import require_ray
+    from saesteer.index.ray_build import RayProgress, build_index_ray
+    from saesteer.progress import Stage
+
+    require_ray()
+    conditions = spec.conditions()
+    config = spec.build_config()
+    db_path = resolve_db(Path(spec.db) if spec.db else None)
+    with ProgressView() as view:
+        stages = view.stages()
+        open_: dict[str, Stage] = {}
+
+        def on_progress(ev: RayProgress) -> None:
+            if ev.last == "merging":
+                open_.pop("units").end()
+                open_["merge"] = stages.start("merge", info=f"{ev.units} units, one transaction")
+                return
+            if "units" not in open_:
+                open_["units"] = stages.start("ray units", ev.units, info=f"{ev.workers} worker(s)")
+            st = open_["units"]
+            rate = (ev.tokens - ev.cached_tokens) / max(st.elapsed, 1e-9)
+            st.update(ev.units_done, ev.units, info=f"{ev.tokens:,} tok, {rate:,.0f} tok/s ({ev.cached} done earlier)")
+
+        try:
+            res = build_index_ray(db_path, spec.model, spec.sae, list(conditions), config, hook_name=spec.hook,
+                                  settings=settings, progress=on_progress)
+        finally:
+            for st in open_.values():
+                st.end()
+    console.print(
+        f"build [bold]{res.build_id}[/] in {db_path}: {len(res.written)} condition(s) written, "
+        f"{len(res.skipped)} skipped, {res.units} unit(s) ({res.units_cached} from {res.run_dir}), "
+        f"{res.n_tokens:,} tokens in {res.seconds:.1f} s",
+        soft_wrap=True,
+    )
 
 
 def run_build(spec: IndexSpec) -> None:

@@ -38,7 +38,7 @@ from saesteer.corpus.sources import Condition
 from saesteer.errors import CorpusError, IndexDbError, SaesteerError
 from saesteer.index.db import IndexDb
 from saesteer.index.domain import signal_counts, signal_table
-from saesteer.index.provenance import build_info, builds_table, condition_row, now
+from saesteer.index.provenance import BuildInfo, build_info, builds_table, condition_row, now
 from saesteer.index.stats import ConditionStats, FeatureStatsAccumulator, default_hist_edges
 from saesteer.index.tokens import TokenStrings
 from saesteer.index.topk import POS_BITS, TopExamples, TopKAccumulator, top_table
@@ -133,7 +133,7 @@ class CollectedCondition(NamedTuple):
 ProgressFn = Callable[[BuildProgress], None]
 
 
-def _as_conditions(conditions: Sequence[Condition | RandomTokens]) -> list[Condition]:
+def as_conditions(conditions: Sequence[Condition | RandomTokens]) -> list[Condition]:
     out = [c.condition() if isinstance(c, RandomTokens) else c for c in conditions]
     if not out:
         raise CorpusError("no conditions to index: give text sources (--text/--hf/--bundled) and/or --random")
@@ -160,7 +160,7 @@ def build_index(
     config = config or BuildConfig()
     db_path = Path(db_path)
     spec = check_compatible(model, sae, hook_name)
-    conds = _as_conditions(conditions)
+    conds = as_conditions(conditions)
     vocab = vocab_info(model)
     exclusion_table(vocab, config.exclude)
     info = build_info(model, sae, spec, config, vocab.prepend_bos)
@@ -367,3 +367,51 @@ def _ensure_feature_output(
     with IndexDb(db_path, wait_s=max(config.lock_wait_s, 120.0)) as db, db.transaction():
         if not db.query("index_feature_output_count", [build_id]).fetchall()[0][0]:
             db.insert_arrow("feature_output", table)
+
+
+class BuildContext(NamedTuple):
+    """What every condition of a build shares: the hook, the vocabulary, the build row, token strings."""
+
+    spec: HookSpec
+    vocab: Vocab
+    info: BuildInfo
+    strings: TokenStrings
+
+
+def prepare_build(
+    model: HookedTransformer, sae: SAE, config: BuildConfig, hook_name: str | None = None
+) -> BuildContext:
+    """Check the model and SAE and compute the build id once (e.g. per worker of a distributed build)."""
+    from saesteer.saes import check_compatible
+
+    spec = check_compatible(model, sae, hook_name)
+    vocab = vocab_info(model)
+    exclusion_table(vocab, config.exclude)
+    info = build_info(model, sae, spec, config, vocab.prepend_bos)
+    return BuildContext(spec, vocab, info, TokenStrings(model.tokenizer))
+
+
+def build_condition_into(
+    db_path: Path,
+    model: HookedTransformer,
+    sae: SAE,
+    ctx: BuildContext,
+    cond: Condition,
+    source_hash: str,
+    config: BuildConfig,
+    emit: Callable[[str, int, int], None] | None = None,
+) -> CollectedCondition:
+    """Collect one condition (or its ``config.shard``) and write it to ``db_path`` exactly as
+    :func:`build_index` does (the same rows, one transaction)."""
+    _open_build(db_path, ctx.info.build_id, ctx.info.row, config.lock_wait_s)
+    got = collect_condition(model, sae, cond, spec=ctx.spec, vocab=ctx.vocab, config=config, emit=emit)
+    _write_condition(db_path, ctx.info.build_id, cond, got, source_hash, config, model, ctx.vocab, ctx.strings)
+    return got
+
+
+def build_feature_output_into(
+    db_path: Path, model: HookedTransformer, sae: SAE, ctx: BuildContext, config: BuildConfig
+) -> None:
+    """Write the build row and the logit-lens table (``feature_output``) to ``db_path``."""
+    _open_build(db_path, ctx.info.build_id, ctx.info.row, config.lock_wait_s)
+    _ensure_feature_output(db_path, ctx.info.build_id, model, sae, ctx.vocab, ctx.strings, config, None)

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -202,8 +203,16 @@ def merge_shards(
     *,
     progress: Callable[[str, int, int], None] | None = None,
     wait_s: float = 30.0,
+    one_transaction: bool = False,
+    provenance: dict[str, Any] | None = None,
 ) -> MergeResult:
-    """Merge shard exports into ``into_db`` (one transaction per condition; finished conditions are skipped)."""
+    """Merge shard exports into ``into_db`` (finished conditions are skipped).
+
+    One transaction per condition, or with ``one_transaction`` a single transaction for everything
+    (builds, every condition, the logit lens): the index then changes only when the whole merge commits.
+    Every table is merged by SQL over the Parquet files (DuckDB streams them), so the merge holds no
+    shard in memory. ``provenance`` replaces the ``merged_from`` list in the build's settings.
+    """
     paths = [Path(p) for p in inputs]
     if not paths:
         raise IndexDbError("nothing to merge: give one or more export directories")
@@ -212,32 +221,53 @@ def merge_shards(
     written: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
     with IndexDb(into_db, wait_s=wait_s) as db:
-        _merge_builds(db, paths)
-        for k, g in enumerate(groups):
-            if progress is not None:
-                progress(f"{g.build_id[:8]} {g.condition}", k, len(groups))
-            done = dict(db.query("index_completed_conditions", [g.build_id]).fetchall())
-            if g.condition in done:
-                if done[g.condition] != g.source_hash:
-                    raise IndexDbError(
-                        f"{into_db} already has {g.condition} of build {g.build_id} from different data (source hash differs)"
-                    )
-                skipped.append((g.build_id, g.condition))
-                continue
-            with db.transaction():
-                _merge_condition(db, g)
-            written.append((g.build_id, g.condition))
-        for build_id in sorted({b for _, m in manifests for b in m["build_ids"]}):
-            if db.query("index_feature_output_count", [build_id]).fetchall()[0][0]:
-                continue
-            source = next((p for p in paths if _has_rows(p / "feature_output.parquet", build_id)), None)
-            if source is not None:
-                with db.transaction():
-                    db.query(
-                        "index_merge_feature_output",
-                        {"file": str(source / "feature_output.parquet"), "build_id": build_id},
-                    )
+        outer = db.transaction() if one_transaction else nullcontext()
+        with outer:
+            _merge_all(db, paths, manifests, groups, written, skipped, into_db, progress, one_transaction,
+                       provenance)
     return MergeResult(Path(into_db), written, skipped)
+
+
+def _merge_all(
+    db: IndexDb,
+    paths: list[Path],
+    manifests: list[tuple[Path, dict[str, Any]]],
+    groups: list[_Group],
+    written: list[tuple[str, str]],
+    skipped: list[tuple[str, str]],
+    into_db: str | Path,
+    progress: Callable[[str, int, int], None] | None,
+    one_transaction: bool,
+    provenance: dict[str, Any] | None,
+) -> None:
+    def tx() -> Any:
+        return nullcontext() if one_transaction else db.transaction()
+
+    _merge_builds(db, paths, tx, provenance)
+    for k, g in enumerate(groups):
+        if progress is not None:
+            progress(f"{g.build_id[:8]} {g.condition}", k, len(groups))
+        done = dict(db.query("index_completed_conditions", [g.build_id]).fetchall())
+        if g.condition in done:
+            if done[g.condition] != g.source_hash:
+                raise IndexDbError(
+                    f"{into_db} already has {g.condition} of build {g.build_id} from different data (source hash differs)"
+                )
+            skipped.append((g.build_id, g.condition))
+            continue
+        with tx():
+            _merge_condition(db, g)
+        written.append((g.build_id, g.condition))
+    for build_id in sorted({b for _, m in manifests for b in m["build_ids"]}):
+        if db.query("index_feature_output_count", [build_id]).fetchall()[0][0]:
+            continue
+        source = next((p for p in paths if _has_rows(p / "feature_output.parquet", build_id)), None)
+        if source is not None:
+            with tx():
+                db.query(
+                    "index_merge_feature_output",
+                    {"file": str(source / "feature_output.parquet"), "build_id": build_id},
+                )
 
 
 def _has_rows(file: Path, build_id: str) -> bool:
@@ -248,7 +278,9 @@ def _has_rows(file: Path, build_id: str) -> bool:
     return bool(pc.any(pc.equal(col, build_id)).as_py())
 
 
-def _merge_builds(db: IndexDb, paths: list[Path]) -> None:
+def _merge_builds(
+    db: IndexDb, paths: list[Path], tx: Callable[[], Any], provenance: dict[str, Any] | None
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -256,13 +288,16 @@ def _merge_builds(db: IndexDb, paths: list[Path]) -> None:
     for p in paths:
         for row in pq.read_table(p / "builds.parquet").to_pylist():
             rows.setdefault(row["build_id"], row)
-    with db.transaction():
+    with tx():
         for build_id, row in rows.items():
             if db.query("index_build_exists", [build_id]).fetchall()[0][0]:
                 continue
             settings = json.loads(row["settings"])
             settings["shard"] = None
-            settings["merged_from"] = [str(p) for p in paths]
+            if provenance is None:
+                settings["merged_from"] = [str(p) for p in paths]
+            else:
+                settings.update(provenance)
             row = {**row, "settings": json.dumps(settings)}
             table = pa.Table.from_pylist([row], schema=pq.read_schema(paths[0] / "builds.parquet"))
             db.insert_arrow("builds", table)
