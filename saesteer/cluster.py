@@ -8,6 +8,7 @@ The distributed index build (:mod:`saesteer.index.ray_build`) and evaluation
 
 from __future__ import annotations
 
+import logging
 import math
 import socket
 from collections.abc import Iterator
@@ -87,6 +88,9 @@ def ray_cluster(settings: RaySettings) -> Iterator[tuple[Any, int]]:
     ray = require_ray()
     started = False
     if not ray.is_initialized():
+        quiet = logging.getLogger("ray")
+        if quiet.level == logging.NOTSET:  # Ray's own start-up notices would break the one-line output
+            quiet.setLevel(logging.ERROR)
         kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
         if settings.address is None:
             workers = settings.workers or 1
