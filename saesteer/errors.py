@@ -65,3 +65,7 @@ class SteeringVectorError(SaesteerError):
 
 class ExportFormatError(SaesteerError):
     """An export/import format is unknown or a file is not of the format it claims."""
+
+
+class OutputPathError(SaesteerError):
+    """An output path cannot be written as a file (it is a directory, or a parent is a file)."""

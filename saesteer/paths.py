@@ -39,3 +39,19 @@ def default_db_path() -> Path:
 def package_data(*parts: str) -> Path:
     """A path inside the installed ``saesteer`` package."""
     return Path(__file__).resolve().parent.joinpath(*parts)
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` if a file can be written there (not an existing directory, no parent that is a file);
+    else :class:`~saesteer.errors.OutputPathError`. Writers call it before they create anything."""
+    from saesteer.errors import OutputPathError
+
+    p = Path(path)
+    if p.is_dir():
+        raise OutputPathError(f"{p} is a directory; give a file name for the output")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputPathError(f"cannot write {p}: {parent} is a file, not a directory")
+            break
+    return p

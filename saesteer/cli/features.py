@@ -281,7 +281,7 @@ def _against(res: Any) -> str:
     return f"{len(res.contrast)} conditions"
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})  # `show -1`: an id, refused clearly
 def show(
     feature: Annotated[int, typer.Argument(help="Feature id.")],
     examples: Annotated[int, typer.Option("--examples", "-n", help="How many top examples.")] = 10,
@@ -422,7 +422,7 @@ def for_text(
     console.print(t)
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})
 def neighbors(
     feature: Annotated[int, typer.Argument(help="Feature id.")],
     k: Annotated[int, typer.Option("--k", "-k", help="How many neighbours.")] = 10,

@@ -283,8 +283,11 @@ def ls(
 ) -> None:
     """List the builds of an index and their conditions with token counts."""
     from saesteer.index.db import IndexDb
+    from saesteer.index.shards import resolve_build_ids
 
     with IndexDb(resolve_db(db), read_only=True) as con:
+        if build_id is not None:
+            build_id = resolve_build_ids(con, build_id)[0]
         builds = con.query("index_ls_builds", [build_id or ""]).df()
         conds = con.query("index_ls_conditions", [build_id or ""]).df()
     if as_json:

@@ -49,19 +49,9 @@ def _strength_list(text: str) -> list[float]:
 
 
 def _prompts(prompts: list[str] | None, prompts_file: Path | None, n: int | None) -> list[str]:
-    from saesteer.errors import CorpusError
-    from saesteer.paths import package_data
+    from saesteer.corpus import choose_prompts
 
-    out = list(prompts or [])
-    if prompts_file is not None:
-        try:
-            out += [ln.strip() for ln in prompts_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        except OSError as exc:
-            raise CorpusError(f"cannot read prompts file {prompts_file}: {exc}") from exc
-    if not out:
-        path = package_data("corpus", "data", "prompts_en.txt")
-        out = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    return out[:n] if n else out
+    return choose_prompts(prompts, prompts_file, n)
 
 
 def _backend(model: str | None, vector: Any, backend: str, cache: Path | None, skip_check: bool) -> Any:
@@ -135,9 +125,11 @@ def build(
     from saesteer.cli.common import resolve_db
     from saesteer.errors import SaeLoadError, SteeringVectorError
     from saesteer.models import load_model
+    from saesteer.paths import check_output_path
     from saesteer.saes import load_sae
     from saesteer.steer.export import save_vector
 
+    check_output_path(out)
     if (features is None) == (not diffmean):
         raise SteeringVectorError("give exactly one of --features FILE or --diffmean --target LANG")
     from saesteer.steer.vector import OPERATORS, POSITIONS, SCALE_MODES
@@ -232,11 +224,11 @@ def generate(
     """Show steered and unsteered continuations side by side (same prompts, same seeds)."""
     from saesteer.steer.export import load_vector
     from saesteer.steer.generate import GenerationConfig, side_by_side
+    from saesteer.steer.vector import check_strength
 
     vec = load_vector(vector)
-    s = vec.default_strength if strength is None else strength
+    s = check_strength(vec.default_strength if strength is None else strength, vec, what="--strength")
     texts = _prompts(prompts, prompts_file, n_prompts)
-    b = _backend(model, vec, backend, model_cache, skip_model_check)
     cfg = GenerationConfig(
         max_new_tokens=max_new_tokens,
         do_sample=sample,
@@ -245,6 +237,7 @@ def generate(
         seed=seed,
         batch_size=batch_size,
     )
+    b = _backend(model, vec, backend, model_cache, skip_model_check)
     with ProgressView() as view, view.stages().stage(f"generating ({b.name})", total=2 * len(texts)) as st:
         seen = {"phase": 0, "last": 0}
 
@@ -328,10 +321,14 @@ def sweep(
         raise SteeringVectorError(
             "pass --metric lang:<code> (the vector does not name a language=<code> target)"
         )
-    b = _backend(model, vec, backend, model_cache, skip_model_check)
+    from saesteer.steer.vector import check_strength
+
     texts = _prompts(None, prompts_file, n_prompts)
     cfg = GenerationConfig(max_new_tokens=max_new_tokens, seed=seed)
-    levels = _strength_list(strengths)
+    levels = [check_strength(x, vec, what="--strengths value") for x in _strength_list(strengths)]
+    if not levels:
+        raise SteeringVectorError(f"--strengths holds no strength: {strengths!r}")
+    b = _backend(model, vec, backend, model_cache, skip_model_check)
     with ProgressView() as view, view.stages().stage(f"sweeping ({b.name})", total=len(levels) + 1) as st:
         res = run_sweep(
             b,

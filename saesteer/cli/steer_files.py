@@ -107,6 +107,13 @@ def print_summary(vec: Any, title: str) -> None:
     t.add_row("model", f"{vec.model.id} (d_model {vec.model.d_model}, {vec.model.n_layers} layers)")
     t.add_row("operator / positions", f"{vec.operator} / {vec.positions}")
     t.add_row("scale", f"{vec.scale_mode}, default strength {vec.default_strength:g}")
+    baked = (man["provenance"].get("imported_from") or {}).get("baked_strength")
+    if isinstance(baked, (int, float)) and baked != 1:
+        t.add_row(
+            "baked-in strength",
+            f"{baked:g}: the file's tensors are the original vector x {baked:g}, so strength 1 here acts like "
+            f"strength {baked:g} of the original",
+        )
     for c in man["components"]:
         tn = f", typical norm {c['typical_norm']:.4g}" if c["typical_norm"] else ""
         t.add_row(c["hook_name"], f"layer {c['layer']} {c['hook_semantics']}, norm {c['norm']:.4g}{tn}")

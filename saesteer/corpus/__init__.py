@@ -1,6 +1,13 @@
 """Corpora: labelled text sources, random-token baselines and the shipped parallel corpora (bundled, UDHR)."""
 
-from saesteer.corpus.bundled import bundled_conditions, bundled_languages, bundled_prompts, bundled_texts
+from saesteer.corpus.bundled import (
+    bundled_conditions,
+    bundled_languages,
+    bundled_prompts,
+    bundled_texts,
+    choose_prompts,
+    read_prompts,
+)
 from saesteer.corpus.hf import HFDatasetSource
 from saesteer.corpus.parallel import (
     CORPORA,
@@ -40,11 +47,13 @@ __all__ = [
     "bundled_languages",
     "bundled_prompts",
     "bundled_texts",
+    "choose_prompts",
     "corpus_conditions",
     "corpus_languages",
     "corpus_texts",
     "get_corpus",
     "parse_label",
+    "read_prompts",
     "text_source",
     "udhr_conditions",
     "udhr_languages",

@@ -62,10 +62,37 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "lock" in msg and ("conflicting" in msg or "could not set" in msg)
 
 
+_DAMAGE_MARKS = ("could not read enough bytes", "corrupt", "checksum", "invalid database", "not a valid duckdb")
+
+
+def _damage(path: Path, exc: BaseException) -> IndexDbError | None:
+    """A one-line :class:`IndexDbError` naming ``path`` as damaged if DuckDB failed reading the file itself
+    (a truncated or corrupt index), else None."""
+    msg = str(exc)
+    low = msg.lower()
+    if not isinstance(exc, (duckdb.IOException, duckdb.InternalException, duckdb.SerializationException)):
+        return None
+    if not any(m in low for m in _DAMAGE_MARKS):
+        return None
+    if isinstance(exc, duckdb.IOException) and str(path.name) not in msg and "database" not in low:
+        return None  # an I/O error on another file (a Parquet input), not on the index
+    return IndexDbError(
+        f"{path} is damaged (truncated or corrupt): DuckDB could not read it ({msg.splitlines()[0][:200]}); "
+        "restore it from a copy or rebuild it with `saesteer index build`"
+    )
+
+
 class IndexDb:
     """One open connection to an index file. Use as a context manager; :meth:`close` is idempotent."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False, wait_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        wait_s: float = 10.0,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.read_only = read_only
         if read_only and not self.path.exists():
@@ -75,7 +102,7 @@ class IndexDb:
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                self.con = duckdb.connect(str(self.path), read_only=read_only)
+                self.con = duckdb.connect(str(self.path), read_only=read_only, config=config or {})
                 break
             except duckdb.Error as exc:
                 if _is_lock_error(exc):
@@ -86,9 +113,14 @@ class IndexDb:
                         f"{self.path} is being written by another process; retry when it finishes "
                         f"(DuckDB: {str(exc).splitlines()[0]})"
                     ) from exc
-                raise IndexDbError(f"cannot open {self.path} as a DuckDB index: {exc}") from exc
+                raise _damage(self.path, exc) or IndexDbError(
+                f"cannot open {self.path} as a DuckDB index: {str(exc).splitlines()[0]}"
+            ) from exc
         try:
             self._check_schema()
+        except duckdb.Error as exc:
+            self.con.close()
+            raise _damage(self.path, exc) or IndexDbError(f"cannot read {self.path}: {exc}") from exc
         except BaseException:
             self.con.close()
             raise
@@ -150,7 +182,7 @@ class IndexDb:
         except duckdb.Error as exc:
             if self.read_only and "read-only" in str(exc).lower():
                 raise IndexDbError(f"the index is opened read-only: this statement would write ({exc})", sql) from exc
-            raise IndexDbError(f"DuckDB error: {exc}", sql) from exc
+            raise _damage(self.path, exc) or IndexDbError(f"DuckDB error: {exc}", sql) from exc
 
     def quiet(self) -> None:
         """Turn DuckDB's own progress bar off (refused in some notebook kernels: then leave it)."""
@@ -164,7 +196,7 @@ class IndexDb:
         try:
             self.con.execute(sql)
         except duckdb.Error as exc:
-            raise IndexDbError(f"DuckDB error in {name}: {exc}", sql) from exc
+            raise _damage(self.path, exc) or IndexDbError(f"DuckDB error in {name}: {exc}", sql) from exc
 
     def query(self, name: str, params: Sequence[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
         """Run the named query ``features_db/queries/<name>.sql``."""
@@ -172,14 +204,18 @@ class IndexDb:
 
     def fetch_df(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """Run a statement and return a pandas DataFrame."""
-        return self.execute(sql, params).df()
+        rel = self.execute(sql, params)
+        try:
+            return rel.df()
+        except duckdb.Error as exc:
+            raise _damage(self.path, exc) or IndexDbError(f"DuckDB error: {exc}", sql) from exc
 
     def fetch_arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """Run a statement and return a pyarrow Table."""
         try:
             return self.con.sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:
-            raise IndexDbError(f"DuckDB error: {exc}", sql) from exc
+            raise _damage(self.path, exc) or IndexDbError(f"DuckDB error: {exc}", sql) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[IndexDb]:

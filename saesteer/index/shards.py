@@ -51,7 +51,12 @@ def resolve_build_ids(db: IndexDb, build_id: str | None) -> list[str]:
     """All builds (``None``) or the one build whose id starts with ``build_id``."""
     ids = [str(r[0]) for r in db.query("index_build_ids", [build_id or ""]).fetchall()]
     if not ids:
-        raise IndexDbError(f"no build {build_id!r} in {db.path}" if build_id else f"{db.path} has no builds")
+        if not build_id:
+            raise IndexDbError(f"{db.path} has no builds")
+        known = [str(r[0]) for r in db.query("index_build_ids", [""]).fetchall()]
+        raise IndexDbError(
+            f"no build {build_id!r} in {db.path} (builds: {', '.join(known) or 'none'}; see `saesteer index ls`)"
+        )
     if build_id and len(ids) > 1:
         raise IndexDbError(f"build id prefix {build_id!r} is ambiguous: {', '.join(ids)}")
     return ids

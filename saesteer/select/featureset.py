@@ -7,7 +7,9 @@ chosen, with what weights and scores, from which index build, and by which filte
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+import numbers
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +37,20 @@ class FeatureSet:
     filters: list[str] = field(default_factory=list)  # human-readable description of each filter applied
 
     def __post_init__(self) -> None:
-        self.features = [int(f) for f in self.features]
-        if self.weights is not None and len(self.weights) != len(self.features):
-            raise SaesteerError(f"FeatureSet: {len(self.weights)} weights for {len(self.features)} features")
+        self.features = feature_ids(self.features)
+        if not isinstance(self.target, str) or not self.target:
+            raise SaesteerError(f"FeatureSet: target must be a condition name such as language=fr, got {self.target!r}")
+        if self.weights is not None:
+            self.weights = _numbers(self.weights, "weights")
+            if len(self.weights) != len(self.features):
+                raise SaesteerError(f"FeatureSet: {len(self.weights)} weights for {len(self.features)} features")
+        if not isinstance(self.scores, dict):
+            raise SaesteerError(f"FeatureSet: scores must map a score name to a list, got {type(self.scores).__name__}")
         for name, vals in self.scores.items():
-            if len(vals) != len(self.features):
+            if not isinstance(vals, (list, tuple)) or len(vals) != len(self.features):
+                n = len(vals) if isinstance(vals, (list, tuple)) else type(vals).__name__
                 raise SaesteerError(
-                    f"FeatureSet: score {name!r} has {len(vals)} values for {len(self.features)} features"
+                    f"FeatureSet: score {name!r} has {n} values for {len(self.features)} features"
                 )
 
     def __len__(self) -> int:
@@ -55,7 +64,9 @@ class FeatureSet:
         return {"kind": KIND, "version": VERSION, **asdict(self)}
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
+        from saesteer.paths import check_output_path
+
+        path = check_output_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
@@ -63,20 +74,73 @@ class FeatureSet:
         return path
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeatureSet:
+    def from_dict(cls, data: Any) -> FeatureSet:
+        if not isinstance(data, dict):
+            raise SaesteerError(
+                f"not a saesteer feature set: expected a JSON object with kind {KIND!r}, got a {type(data).__name__}"
+            )
         if data.get("kind") != KIND:
             raise SaesteerError(f"not a saesteer feature set (kind={data.get('kind')!r})")
-        if int(data.get("version", 0)) > VERSION:
+        version = data.get("version", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise SaesteerError(f"feature set version must be an integer, got {version!r}")
+        if version > VERSION:
             raise SaesteerError(
                 f"feature set version {data.get('version')} is newer than this saesteer reads ({VERSION})"
             )
         fields_ = {k: v for k, v in data.items() if k not in ("kind", "version")}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(fields_) - known)
+        if unknown:
+            raise SaesteerError(f"feature set has unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        missing = [k for k in ("features", "target") if k not in fields_]
+        if missing:
+            raise SaesteerError(f"feature set lacks the required field(s) {', '.join(missing)}")
         return cls(**fields_)
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureSet:
         try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise SaesteerError(f"cannot read feature set {path}: {exc}") from exc
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except SaesteerError as exc:
+            raise SaesteerError(f"feature set {path}: {exc}") from exc
+
+
+def feature_ids(values: Any) -> list[int]:
+    """``values`` as a list of distinct non-negative integer feature ids; refuses floats (``1.5`` is not
+    truncated to 1), strings, booleans and duplicates with a :class:`SaesteerError` naming the culprit."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise SaesteerError(f"feature ids must be a list of integers, got {type(values).__name__}")
+    out: list[int] = []
+    for i, f in enumerate(values):
+        if isinstance(f, bool) or not isinstance(f, numbers.Integral):
+            raise SaesteerError(
+                f"feature ids must be integers: item {i} is {f!r} ({type(f).__name__})"
+            )
+        if int(f) < 0:
+            raise SaesteerError(f"feature ids must be non-negative: item {i} is {int(f)}")
+        out.append(int(f))
+    if len(set(out)) != len(out):
+        from collections import Counter
+
+        dupes = sorted(f for f, n in Counter(out).items() if n > 1)
+        raise SaesteerError(
+            f"duplicate feature id(s) {', '.join(map(str, dupes))}: each feature may appear once "
+            "(merge their weights into one entry)"
+        )
+    return out
+
+
+def _numbers(values: Any, what: str) -> list[float]:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise SaesteerError(f"FeatureSet: {what} must be a list of numbers, got {type(values).__name__}")
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
+            raise SaesteerError(f"FeatureSet: {what} must be finite numbers: item {i} is {v!r}")
+        out.append(float(v))
+    return out

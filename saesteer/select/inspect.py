@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from saesteer.errors import SaesteerError, UnknownFeatureError
+from saesteer.errors import IndexDbError, SaesteerError, UnknownFeatureError
 from saesteer.index.db import IndexDb, load_query
 from saesteer.select.catalog import BuildInfo, load_catalog
 from saesteer.select.detail import fetch_detail
@@ -59,6 +59,11 @@ def feature_report(
     cat = load_catalog(db, build_id)
     f = cat.check_feature(feature)
     conds = cat.names
+    if not conds:
+        raise IndexDbError(
+            f"build {cat.build.build_id} has no finished condition to show feature {f} in: its build was "
+            "interrupted before the first condition finished; rerun the same `saesteer index build` command to resume"
+        )
     info = [cat.conditions[c] for c in conds]
     d = fetch_detail(
         db,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from saesteer.errors import SteeringVectorError
 from saesteer.steer.generate import Backend, Generation, GenerationConfig
 from saesteer.steer.hooks import SaeArg
-from saesteer.steer.vector import SteeringVector
+from saesteer.steer.vector import SteeringVector, check_strength
 
 Metric = Callable[[Sequence[str], Sequence[str]], float]
 Progress = Callable[[int, int], None]
@@ -92,6 +92,7 @@ def sweep(
         raise SteeringVectorError("the sweep needs at least one prompt")
     if not strengths:
         raise SteeringVectorError("the sweep needs at least one strength")
+    strengths = [check_strength(s, vector, what="sweep strength") for s in strengths]
     total = len(strengths) + 1
 
     def row_for(strength: float, gens: Sequence[Generation], base_ppl: float | None) -> SweepRow:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from saesteer.steer.hooks import SaeArg, Steer, steering
+from saesteer.steer.hooks import SaeArg, Steer, check_finite_output, steering
 from saesteer.steer.vector import ModelInfo
 
 if TYPE_CHECKING:
@@ -39,6 +39,27 @@ class GenerationConfig:
     top_p: float = 1.0
     seed: int = 0
     batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        import math
+
+        from saesteer.errors import SaesteerError
+
+        checks = {
+            "batch_size": self.batch_size >= 1,
+            "max_new_tokens": self.max_new_tokens >= 1,
+            "min_new_tokens": 0 <= self.min_new_tokens,
+            "temperature": math.isfinite(self.temperature) and self.temperature > 0,
+            "top_p": 0 < self.top_p <= 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            want = {"batch_size": ">= 1", "max_new_tokens": ">= 1", "min_new_tokens": ">= 0",
+                    "temperature": "> 0", "top_p": "in (0, 1]"}
+            raise SaesteerError(
+                "invalid generation setting(s): "
+                + ", ".join(f"{k.replace('_', '-')}={getattr(self, k)!r} (must be {want[k]})" for k in bad)
+            )
 
 
 @dataclass(frozen=True)
@@ -159,6 +180,8 @@ class HFBackend:
             kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
+        if steer is not None:
+            kwargs["logits_processor"] = _finite_logits_processor(steer)
         out: list[Generation] = []
         with _steer_ctx(self, steer, sae), torch.no_grad():
             for bi, rows in enumerate(_batches(len(prompts), cfg.batch_size)):
@@ -232,7 +255,7 @@ class TLBackend:
             for bi, rows in enumerate(_batches(len(prompts), cfg.batch_size)):
                 batch = [prompts[i] for i in rows]
                 torch.manual_seed(cfg.seed + bi)
-                for p, ids in zip(batch, self._generate_batch(batch, cfg), strict=True):
+                for p, ids in zip(batch, self._generate_batch(batch, cfg, steer), strict=True):
                     kept = _cut(ids, self.eos, self.pad)
                     out.append(
                         Generation(p, str(self.tokenizer.decode(list(kept), skip_special_tokens=True)), kept)
@@ -241,7 +264,9 @@ class TLBackend:
                     progress(len(out), len(prompts))
         return out
 
-    def _generate_batch(self, batch: Sequence[str], cfg: GenerationConfig) -> list[list[int]]:
+    def _generate_batch(
+        self, batch: Sequence[str], cfg: GenerationConfig, steer: Steer | Sequence[Steer] | None = None
+    ) -> list[list[int]]:
         from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
         model = self.model
@@ -260,6 +285,8 @@ class TLBackend:
         ones = torch.ones((len(seqs), 1), dtype=torch.long, device=dev)
         for step in range(cfg.max_new_tokens):
             nxt_logits = logits[:, -1, :].clone()
+            if steer is not None:
+                check_finite_output(nxt_logits, steer)
             if self.eos is not None and step < cfg.min_new_tokens:
                 nxt_logits[:, self.eos] = float("-inf")
             nxt = sample_next(nxt_logits, cfg)
@@ -285,6 +312,19 @@ class TLBackend:
             device=torch.device(self.model.cfg.device or "cpu"),
             batch_size=batch_size,
         )
+
+
+def _finite_logits_processor(steer: Steer | Sequence[Steer]) -> Any:
+    """A transformers ``LogitsProcessorList`` that stops generation with a clear error when steering
+    turned the logits non-finite (instead of decoding NaNs into empty continuations)."""
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class FiniteLogits(LogitsProcessor):  # type: ignore[misc]
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            check_finite_output(scores, steer)
+            return scores
+
+    return LogitsProcessorList([FiniteLogits()])
 
 
 def _batched_nll(

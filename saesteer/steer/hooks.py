@@ -38,7 +38,7 @@ from saesteer.errors import HookError, SteeringVectorError
 from saesteer.steer import operators
 from saesteer.steer.hookpoints import decoder_stack, register_hf, register_tl
 from saesteer.steer.positions import PositionTracker
-from saesteer.steer.vector import Component, ModelInfo, SteeringVector
+from saesteer.steer.vector import Component, ModelInfo, SteeringVector, check_strength
 
 if TYPE_CHECKING:
     from sae_lens import SAE
@@ -259,10 +259,24 @@ def _normalise(
             )
     if not out:
         raise SteeringVectorError("no steering vector given")
-    for vec, s in out:
-        if s != s or s in (float("inf"), float("-inf")):
-            raise SteeringVectorError(f"strength for {vec.name!r} must be finite, got {s}")
-    return out
+    return [(vec, check_strength(s, vec, what=f"strength for {vec.name!r}")) for vec, s in out]
+
+
+def describe_steer(vectors: Steer | Sequence[Steer], strength: float | None = None) -> str:
+    """``'fr' at strength 0.06`` (joined with ``and``): how error messages name what steered."""
+    return " and ".join(f"{v.name!r} at strength {s:g}" for v, s in _normalise(vectors, strength))
+
+
+def check_finite_output(out: torch.Tensor, vectors: Steer | Sequence[Steer] | None) -> None:
+    """Raise :class:`SteeringVectorError` naming the strength if ``out`` (logits or hidden states of a
+    steered forward pass) holds NaN or +inf: the steering overflowed the model's arithmetic. ``-inf`` is
+    allowed (decoding masks tokens with it)."""
+    if bool(torch.isnan(out).any()) or bool(torch.isposinf(out).any()):
+        what = describe_steer(vectors) if vectors is not None else "no steering"
+        raise SteeringVectorError(
+            f"the model's hidden states became non-finite (NaN/inf) while steering with {what}: "
+            "the strength is far too large for this model; use a smaller one (try `saesteer steer sweep`)"
+        )
 
 
 def _backend_of(model: Any) -> str:

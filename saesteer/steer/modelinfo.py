@@ -68,6 +68,31 @@ class ModelInfo:
         )
 
 
+# The geometry (d_model, n_layers) of the models saesteer ships, so that a foreign vector file naming one
+# of them is checked at import instead of failing at generate.
+KNOWN_GEOMETRY: dict[str, tuple[int, int]] = {
+    "gemma-3-270m": (640, 18),
+    "google/gemma-3-270m": (640, 18),
+    "tiny-random": (64, 2),
+}
+
+
+def imported_model_info(model_id: str, width: int, n_layers: int | None, *, what: str) -> ModelInfo:
+    """The :class:`ModelInfo` of a vector imported from a file that names only ``model_id``: for a model
+    of :data:`KNOWN_GEOMETRY` the width must match and the depth is known (so hooks are range-checked)."""
+    from saesteer.errors import DimensionMismatchError
+
+    known = KNOWN_GEOMETRY.get(model_id)
+    if known is not None:
+        d_model, depth = known
+        if width != d_model:
+            raise DimensionMismatchError(
+                f"{what} has {width} values but model {model_id!r} has d_model={d_model}"
+            )
+        n_layers = depth if n_layers is None else n_layers
+    return ModelInfo(model_id, width, n_layers)
+
+
 def _tl_model_type(model: HookedTransformer) -> str | None:
     name = str(model.cfg.original_architecture or "")
     return {

@@ -115,8 +115,6 @@ class SteeringVector:
             raise SteeringVectorError(
                 f"unknown scale mode {self.scale_mode!r}; expected one of {', '.join(SCALE_MODES)}"
             )
-        if not math.isfinite(self.default_strength):
-            raise SteeringVectorError(f"default strength must be finite, got {self.default_strength}")
         seen: set[str] = set()
         for comp in self.components:
             try:
@@ -163,6 +161,7 @@ class SteeringVector:
             raise SteeringVectorError(
                 f"a clamp spec is only meaningful with operator 'clamp', not {self.operator!r}"
             )
+        check_strength(self.default_strength, self, what="default strength")
 
     def _validate_clamp(self) -> None:
         c = self.clamp
@@ -329,6 +328,35 @@ class SteeringVector:
             return False
         a, b = self.tensors(), other.tensors()
         return a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
+
+
+def check_strength(strength: Any, vector: SteeringVector | None = None, *, what: str = "strength") -> float:
+    """The one check every strength passes (export, generate, sweep, build, the library's hooks).
+
+    Returns ``strength`` as a float if it is a finite number and, given ``vector``, if the vector times
+    it is finite in float32 too (``1e40`` overflows float32 even though it is a finite float64); raises
+    :class:`SteeringVectorError` naming the strength otherwise.
+    """
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
+        try:
+            strength = float(strength)
+        except (TypeError, ValueError) as exc:
+            raise SteeringVectorError(f"{what} must be a number, got {strength!r}") from exc
+    s = float(strength)
+    if not math.isfinite(s):
+        raise SteeringVectorError(f"{what} must be finite, got {s}")
+    if vector is not None:
+        parts = [c.vector for c in vector.components]
+        if vector.operator == "clamp" and vector.clamp is not None:
+            parts = [vector.clamp.values]
+        with torch.no_grad():
+            if vector.operator != "ablate" and not all(bool(torch.isfinite(t * s).all()) for t in parts):
+                big = max(float(t.abs().max()) for t in parts)
+                raise SteeringVectorError(
+                    f"{what} {s:g} is too large for {vector.name!r}: the vector times it overflows float32 "
+                    f"(largest entry {big:.3g}; the product must stay below {torch.finfo(torch.float32).max:.3g})"
+                )
+    return s
 
 
 def _check_layer(hook_name: str, spec: HookSpec, info: ModelInfo) -> None:

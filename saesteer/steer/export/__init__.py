@@ -78,7 +78,14 @@ def export_vector(
     vector: SteeringVector, path: str | Path, fmt: str = "native", *, strength: float | None = None
 ) -> list[Path]:
     """Write ``vector`` to ``path`` in format ``fmt``; returns the files written."""
-    return get_format(fmt).write(vector, Path(path), strength=strength)
+    from saesteer.steer.export._io import check_output_path
+    from saesteer.steer.vector import check_strength
+
+    f = get_format(fmt)
+    if strength is not None:
+        strength = check_strength(strength, vector, what="--strength")
+    check_output_path(Path(path))
+    return f.write(vector, Path(path), strength=strength)
 
 
 def detect_format(path: str | Path) -> str:

@@ -10,12 +10,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from saesteer.paths import check_output_path
+
+__all__ = ["SIDECAR_SUFFIX", "atomic_target", "check_output_path", "read_sidecar", "sidecar_path", "write_json"]
+
 SIDECAR_SUFFIX = ".saesteer.json"
 
 
 @contextmanager
 def atomic_target(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the body succeeds."""
+    check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")  # created by the writer (umask applies)
     try:

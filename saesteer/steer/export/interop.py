@@ -23,7 +23,7 @@ import torch
 from saesteer.errors import ExportFormatError, SteeringVectorError
 from saesteer.models.hooks import parse_hook
 from saesteer.steer.export.llamacpp import check_exportable
-from saesteer.steer.vector import Component, ModelInfo, SteeringVector
+from saesteer.steer.vector import Component, ModelInfo, SteeringVector, check_strength
 
 
 @dataclass
@@ -56,7 +56,7 @@ def block_index(hook_name: str) -> int:
 
 def _by_block(vector: SteeringVector, fmt: str, strength: float | None) -> dict[int, torch.Tensor]:
     check_exportable(vector, fmt)
-    s = vector.default_strength if strength is None else float(strength)
+    s = check_strength(vector.default_strength if strength is None else strength, vector, what="strength")
     out: dict[int, torch.Tensor] = {}
     for c in vector.components:
         i = block_index(c.hook_name)

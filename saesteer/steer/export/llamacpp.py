@@ -34,7 +34,7 @@ from saesteer.errors import ExportFormatError, SteeringVectorError
 from saesteer.models.hooks import parse_hook
 from saesteer.steer.export import ImportHints
 from saesteer.steer.export._io import atomic_target
-from saesteer.steer.vector import Component, ModelInfo, SteeringVector, tensor_sha256
+from saesteer.steer.vector import Component, ModelInfo, SteeringVector, check_strength, tensor_sha256
 
 ARCH = "controlvector"
 EXPORT_KEY = "saesteer.export"
@@ -93,7 +93,7 @@ class GgufFormat:
         import gguf
 
         check_exportable(vector, "llama.cpp control")
-        s = 1.0 if strength is None else float(strength)
+        s = 1.0 if strength is None else check_strength(strength, vector, what="export strength")
         directions: dict[int, torch.Tensor] = {}
         hooks: dict[int, list[str]] = {}
         for c in vector.components:
@@ -101,10 +101,17 @@ class GgufFormat:
             t = c.vector if s == 1.0 else (c.vector * s)
             directions[n] = directions[n] + t if n in directions else t
             hooks.setdefault(n, []).append(c.hook_name)
+        for n, t in directions.items():
+            if not bool(torch.isfinite(t).all()):
+                raise SteeringVectorError(
+                    f"direction.{n} of {vector.name!r} at strength {s:g} is not finite (float32 overflow); "
+                    "export with a smaller --strength"
+                )
         info = {
             "manifest": vector.manifest(),
             "strength": s,
             "directions": {str(n): h for n, h in hooks.items()},
+            "sha256": {f"direction.{n}": tensor_sha256(t) for n, t in directions.items()},
         }
         with atomic_target(path) as tmp:
             writer = gguf.GGUFWriter(str(tmp), ARCH)
@@ -127,8 +134,9 @@ class GgufFormat:
         if raw:
             try:
                 info = json.loads(raw)
+                _verify_checksums(path, info, directions)
                 exact = _exact_from_manifest(info, directions)
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise SteeringVectorError(f"{path}: the saesteer metadata is corrupt ({exc})") from exc
             if exact is not None:
                 return exact
@@ -180,6 +188,39 @@ def read_control_vector(path: Path) -> tuple[dict[int, torch.Tensor], dict[str, 
     if not directions:
         raise ExportFormatError(f"{path}: the control vector has no direction tensors")
     return directions, fields
+
+
+def _verify_checksums(path: Path, info: dict[str, Any], directions: dict[int, torch.Tensor]) -> None:
+    """Check the tensors against the checksums saesteer wrote into the file (npy and safetensors verify
+    theirs the same way). Files from older saesteer versions carry only the manifest's per-component
+    checksums: those are checked where a direction holds exactly one component at strength 1."""
+    written = info.get("sha256")
+    if isinstance(written, dict):
+        names = {f"direction.{n}" for n in directions}
+        if set(written) != names:
+            raise SteeringVectorError(
+                f"{path}: the file holds {', '.join(sorted(names))} but its saesteer metadata lists "
+                f"{', '.join(sorted(written))}: the file was edited or is corrupt"
+            )
+        for n, t in directions.items():
+            if tensor_sha256(t) != written[f"direction.{n}"]:
+                raise SteeringVectorError(
+                    f"{path}: direction.{n} does not match the checksum saesteer wrote into the file: the file "
+                    "is corrupt (re-export it)"
+                )
+        return
+    if float(info.get("strength", 1.0)) != 1.0:
+        return
+    by_dir: dict[int, list[dict[str, Any]]] = {}
+    for entry in info["manifest"]["components"]:
+        by_dir.setdefault(gguf_layer_for_hook(entry["hook_name"]), []).append(entry)
+    for n, entries in by_dir.items():
+        if n in directions and len(entries) == 1 and entries[0].get("sha256"):
+            if tensor_sha256(directions[n]) != entries[0]["sha256"]:
+                raise SteeringVectorError(
+                    f"{path}: direction.{n} does not match the checksum in its saesteer metadata: the file is "
+                    "corrupt (re-export it)"
+                )
 
 
 def _exact_from_manifest(info: dict[str, Any], directions: dict[int, torch.Tensor]) -> SteeringVector | None:

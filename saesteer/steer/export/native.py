@@ -13,7 +13,7 @@ from pathlib import Path
 from saesteer.errors import ExportFormatError, SteeringVectorError
 from saesteer.steer.export import ImportHints
 from saesteer.steer.export._io import atomic_target
-from saesteer.steer.vector import SteeringVector
+from saesteer.steer.vector import SteeringVector, check_strength
 
 MANIFEST_KEY = "saesteer.manifest"
 
@@ -37,7 +37,7 @@ class NativeFormat:
         from safetensors.torch import save_file
 
         if strength is not None:
-            vector = vector.with_(default_strength=float(strength))
+            vector = vector.with_(default_strength=check_strength(strength, vector, what="export strength"))
         meta = {MANIFEST_KEY: json.dumps(vector.manifest(), ensure_ascii=False, allow_nan=False)}
         with atomic_target(path) as tmp:
             save_file(vector.tensors(), str(tmp), metadata=meta)

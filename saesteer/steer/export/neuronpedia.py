@@ -18,12 +18,13 @@ from typing import Any
 
 import torch
 
-from saesteer.errors import ExportFormatError, SteeringVectorError
+from saesteer.errors import ExportFormatError, HookError, SteeringVectorError
 from saesteer.models.hooks import parse_hook
 from saesteer.steer.export import ImportHints
 from saesteer.steer.export._io import read_sidecar, sidecar_path, write_json
 from saesteer.steer.export.llamacpp import check_exportable
-from saesteer.steer.vector import Component, ModelInfo, SteeringVector, tensor_sha256
+from saesteer.steer.modelinfo import imported_model_info
+from saesteer.steer.vector import Component, SteeringVector, check_strength, tensor_sha256
 
 HOOK_TYPE = "hook_resid_pre"
 _HOOK_TYPES = {"hook_resid_pre", "resid-pre", "resid_pre"}
@@ -63,7 +64,7 @@ class NeuronpediaFormat:
                 f"({', '.join(vector.hooks)}): export each hook separately"
             )
         comp = vector.components[0]
-        s = vector.default_strength if strength is None else float(strength)
+        s = check_strength(vector.default_strength if strength is None else strength, vector, what="export strength")
         payload = {
             "modelId": vector.model.id,
             "layerNumber": neuronpedia_layer(comp.hook_name, vector.model.n_layers),
@@ -92,13 +93,18 @@ class NeuronpediaFormat:
         manifest = read_sidecar(path)
         if manifest is not None:
             comps = manifest.get("components") or []
-            if (
-                len(comps) == 1
-                and comps[0].get("sha256") == tensor_sha256(vec)
-                and neuronpedia_layer(comps[0]["hook_name"], manifest["model"].get("n_layers"))
-                == parse_hook(hook).layer
-            ):
-                return SteeringVector.from_manifest(manifest, {comps[0]["tensor"]: vec})
+            try:
+                same_layer = len(comps) == 1 and neuronpedia_layer(
+                    comps[0]["hook_name"], manifest["model"].get("n_layers")
+                ) == parse_hook(hook).layer
+            except (KeyError, TypeError, AttributeError, ExportFormatError, HookError) as exc:
+                raise ExportFormatError(f"the manifest sidecar of {path} is malformed ({exc})") from exc
+            if not (same_layer and comps[0].get("sha256") == tensor_sha256(vec)):
+                raise SteeringVectorError(
+                    f"{path} does not match its manifest sidecar {sidecar_path(path).name} (edited or corrupt: "
+                    "the vector or its layer changed); remove the sidecar to import the JSON alone"
+                )
+            return SteeringVector.from_manifest(manifest, {comps[0]["tensor"]: vec})
         model_id = hints.model_id or data.get("modelId")
         if not model_id:
             raise SteeringVectorError(
@@ -116,7 +122,7 @@ class NeuronpediaFormat:
         }
         return SteeringVector(
             components=(Component(hook, vec),),
-            model=ModelInfo(str(model_id), int(vec.shape[0]), hints.n_layers),
+            model=imported_model_info(str(model_id), int(vec.shape[0]), hints.n_layers, what=f"the vector of {path}"),
             operator="add",
             positions="all",
             scale_mode="raw",
@@ -131,7 +137,10 @@ def _hook_of(data: dict[str, Any], hints: ImportHints, path: Path) -> str:
         hook_type = str(data.get("hookType", HOOK_TYPE))
         if hook_type not in _HOOK_TYPES:
             raise ExportFormatError(f"{path}: hookType {hook_type!r} is not a resid_pre hook")
-        return f"blocks.{int(data['layerNumber'])}.hook_resid_pre"
+        layer = data["layerNumber"]
+        if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
+            raise ExportFormatError(f"{path}: layerNumber must be a non-negative integer, got {layer!r}")
+        return f"blocks.{layer}.hook_resid_pre"
     name = data.get("hookName") or hints.hook_name
     if not name:
         raise SteeringVectorError(f"{path} does not say where the vector goes; pass the hook (--hook)")

@@ -15,7 +15,7 @@ import torch
 from saesteer.errors import ExportFormatError, SteeringVectorError
 from saesteer.steer.export import ImportHints
 from saesteer.steer.export._io import atomic_target, read_sidecar, sidecar_path, write_json
-from saesteer.steer.vector import Component, ModelInfo, SteeringVector, tensor_sha256
+from saesteer.steer.vector import Component, ModelInfo, SteeringVector, check_strength, tensor_sha256
 
 MAGIC = b"\x93NUMPY"
 
@@ -36,6 +36,8 @@ class NpyFormat:
             raise ExportFormatError(
                 "a clamp vector needs its SAE feature ids and values: export it in the native format"
             )
+        if strength is not None:
+            strength = check_strength(strength, vector, what="export strength")
         rows = [c.vector.numpy() for c in vector.components]
         arr = rows[0] if len(rows) == 1 else np.stack(rows)
         with atomic_target(path) as tmp:
