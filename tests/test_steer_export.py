@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from saesteer.errors import ExportFormatError, SteeringVectorError
+from saesteer.errors import DimensionMismatchError, ExportFormatError, SteeringVectorError
 from saesteer.steer.export import (
     ImportHints,
     detect_format,
@@ -165,7 +165,9 @@ def test_neuronpedia_round_trip_and_payload(tmp_path):
     back = import_vector(path)
     assert back.bit_equal(v.with_(default_strength=4.0))
     side.unlink()  # without the manifest: the same numbers at the same point of the residual stream
-    bare = import_vector(path)
+    with pytest.raises(DimensionMismatchError, match="16 values but model 'gemma-3-270m' has d_model=640"):
+        import_vector(path)  # the file names a model saesteer knows: its width is checked at import
+    bare = import_vector(path, hints=ImportHints(model_id="width-16-model"))
     assert bare.hooks == ["blocks.6.hook_resid_pre"] and bare.default_strength == 4.0
     assert torch.equal(bare.components[0].vector, v.components[0].vector)
     with pytest.raises(ExportFormatError, match="last layer"):

@@ -234,11 +234,17 @@ def text_source(
 
 
 def parse_label(label: str) -> tuple[str, str]:
-    """Split ``key=value``; raises CorpusError on a malformed label."""
+    """Split ``key=value``; raises CorpusError on a malformed label. A comma is refused: condition lists
+    (``--against fr,de``) are comma-separated, so such a label could never be named there."""
     key, sep, value = label.partition("=")
     if not sep or not key.strip() or not value.strip() or any(c.isspace() for c in label):
         raise CorpusError(
             f"condition label {label!r} must look like key=value without spaces, e.g. language=fr"
+        )
+    if "," in label:
+        raise CorpusError(
+            f"condition label {label!r} contains a comma, which --against and --random-cond use to separate "
+            "conditions; use another character (e.g. topic=a_b)"
         )
     return key, value
 

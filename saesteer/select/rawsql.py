@@ -40,17 +40,20 @@ def check_readonly_sql(sql: str) -> str:
     try:
         stmts = duckdb.extract_statements(text)
     except duckdb.Error as exc:
-        raise IndexDbError(f"cannot parse the SQL: {exc}", text) from exc
+        raise IndexDbError(f"cannot parse the SQL: {_first_line(exc)}") from exc
     if len(stmts) != 1:
-        raise IndexDbError(f"give exactly one statement ({len(stmts)} found)", text)
+        raise IndexDbError(f"give exactly one statement ({len(stmts)} found)")
     kind = stmts[0].type.name
     if kind not in _READING:
         raise IndexDbError(
             f"refused: `saesteer sql` is read-only and only runs SELECT queries; this is a {kind} statement "
-            "(to change an index use `saesteer index ...`)",
-            text,
+            "(to change an index use `saesteer index ...`)"
         )
     return text
+
+
+def _first_line(exc: BaseException | None) -> str:
+    return str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else type(exc).__name__
 
 
 def run_readonly_sql(path: str | Path, sql: str, params: dict[str, Any] | None = None) -> Any:
@@ -63,9 +66,11 @@ def run_readonly_sql(path: str | Path, sql: str, params: dict[str, Any] | None =
             return db.fetch_df(text, params or None)
         except IndexDbError as exc:
             cause = exc.__cause__
+            if exc.sql is None:  # not the user's SQL failing (a damaged file, a lock): say it as it is
+                raise
             if isinstance(cause, duckdb.PermissionException) or "disabled by configuration" in str(cause):
                 raise IndexDbError(
                     "refused: `saesteer sql` sees only the index (no files, network or extensions): "
-                    + str(cause).splitlines()[0]
+                    + _first_line(cause)
                 ) from exc
-            raise
+            raise IndexDbError(f"the SQL failed: {_first_line(cause)}") from exc

@@ -153,11 +153,13 @@ class SteeringHandle:
         batch, pos = resid.shape[0], resid.shape[1]
         before = resid
         selected: torch.Tensor | None = None
+        applied: list[_Entry] = []
         for entry in self.entries[hook_name]:
             sel = self.tracker.select(entry.vector.positions, batch, pos, resid.device)
             if sel.kind == "none":
                 continue
             resid = entry.apply(resid, sel.mask)
+            applied.append(entry)
             if self.record:
                 m = (
                     sel.mask
@@ -165,6 +167,8 @@ class SteeringHandle:
                     else torch.ones(batch, pos, dtype=torch.bool, device=resid.device)
                 )
                 selected = m if selected is None else selected | m
+        if applied:
+            _check_finite_hidden(resid, hook_name, applied)
         if self.record:
             if selected is None:
                 selected = torch.zeros(batch, pos, dtype=torch.bool, device=resid.device)
@@ -178,6 +182,18 @@ class SteeringHandle:
                 )
             )
         return resid
+
+
+def _check_finite_hidden(resid: torch.Tensor, hook_name: str, entries: Sequence[_Entry]) -> None:
+    """Raise if the steered residual is non-finite or so large that its squared norm overflows float32
+    (every norm layer after it then computes garbage: NaNs, or a constant output)."""
+    if bool(torch.isfinite(resid.float().pow(2).sum(-1)).all()):
+        return
+    what = " and ".join(f"{e.vector.name!r} at strength {e.strength:g}" for e in entries)
+    raise SteeringVectorError(
+        f"the model's hidden states became non-finite (NaN/inf) at {hook_name} while steering with {what}: "
+        "the strength is far too large for this model; use a smaller one (try `saesteer steer sweep`)"
+    )
 
 
 def attach(
