@@ -4,12 +4,24 @@ openings for steering evaluation. The second shipped corpus (UDHR) lives in :mod
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from saesteer.corpus.parallel import BUNDLED, Split, read_lines
 from saesteer.corpus.sources import Condition
+from saesteer.errors import CorpusError
 
 TRAIN_LINES = BUNDLED.train_lines
 
-__all__ = ["TRAIN_LINES", "Split", "bundled_conditions", "bundled_languages", "bundled_prompts", "bundled_texts"]
+__all__ = [
+    "TRAIN_LINES",
+    "Split",
+    "bundled_conditions",
+    "bundled_languages",
+    "bundled_prompts",
+    "bundled_texts",
+    "choose_prompts",
+    "read_prompts",
+]
 
 
 def bundled_languages() -> list[str]:

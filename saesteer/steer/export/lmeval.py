@@ -39,7 +39,7 @@ import torch
 from saesteer.errors import ExportFormatError, SteeringVectorError
 from saesteer.steer.export import ImportHints
 from saesteer.steer.export._io import atomic_target, read_sidecar, sidecar_path, write_json
-from saesteer.steer.vector import Component, ModelInfo, SteeringVector, tensor_sha256
+from saesteer.steer.vector import Component, ModelInfo, SteeringVector, check_strength, tensor_sha256
 
 _LAYER = re.compile(r"^(?:model\.)?layers\.(\d+)$")
 
@@ -82,7 +82,7 @@ def _action(vector: SteeringVector, strength: float) -> tuple[str, float]:
 
 def lmeval_config(vector: SteeringVector, strength: float | None = None) -> dict[str, dict[str, Any]]:
     """The dict that lm-eval's ``steered`` model loads, for ``vector`` at ``strength`` (default: its own)."""
-    s = vector.default_strength if strength is None else float(strength)
+    s = check_strength(vector.default_strength if strength is None else strength, vector, what="export strength")
     action, coef = _action(vector, s)
     config: dict[str, dict[str, Any]] = {}
     for c in vector.components:
