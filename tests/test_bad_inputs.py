@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from saesteer.steer.vector import Component, SteeringVector
 from saesteer.testing import TINY_HOOK
 
 TINY = ["--model", "tiny-random", "--sae", "tiny"]
+_PROGRESS = re.compile(r"^\[\s*\d+(\.\d+)?s\] ")  # the plain progress lines printed when stderr is not a terminal
 
 
 def _app():
@@ -230,7 +232,7 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(case, ws, capsys):
     before = _tree(ws)
     code, err = _run_main(argv(ws), capsys)
     assert code == 2, err
-    lines = err.strip().splitlines()
+    lines = [ln for ln in err.strip().splitlines() if not _PROGRESS.match(ln)]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert expected in lines[0], lines[0]
     assert "Traceback" not in err
