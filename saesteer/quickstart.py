@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from saesteer.eval.language import LanguageEvalResult
+    from saesteer.featureset import FeatureSet
     from saesteer.index.build import BuildProgress
-    from saesteer.select.featureset import FeatureSet
     from saesteer.steer.generate import SideBySide
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class QuickstartConfig:
     random_len: int = 64  # n_random and random_len match `saesteer index build`, so both share one build
     max_docs: int | None = None  # per language (None: the whole train split)
     top_k: int = 50
-    weighting: str = "mean_diff"  # feature weights (saesteer.steer.build.feature_weights); mean_diff: raw rows
+    weighting: str = "mean_diff"  # feature weights (saesteer.steer.build / select.weights); mean_diff: raw rows
     strength: float = 0.06  # x typical residual norm; measured on Gemma 3 270M + default SAE: 0.04-0.08
     n_prompts: int = 4
     max_new_tokens: int = 24
@@ -96,6 +96,7 @@ def run_quickstart(
     from saesteer.paths import default_db_path
     from saesteer.saes import load_sae
     from saesteer.select.search import Search
+    from saesteer.select.weights import weigh
     from saesteer.steer.build import from_feature_set
     from saesteer.steer.export import export_vector
     from saesteer.steer.generate import GenerationConfig, make_backend, side_by_side
@@ -127,13 +128,13 @@ def run_quickstart(
                    .drop_dead().drop_dense().drop_bos_only().drop_random().top(cfg.top_k).run())
             featuresets[lang] = fs = res.to_featureset()
             fs.save(out / "featuresets" / f"{lang}.json")
-            dropped_random[lang] = sum(v for k, v in res.dropped.items() if k.startswith("random"))
+            dropped_random[lang] = res.dropped_random
             st.update(i + 1, info=lang)
         st.done(f"{sum(len(f) for f in featuresets.values())} features for {len(langs)} languages")
 
     with stages.stage("vectors", total=len(featuresets)) as st:
         norm = typical_residual_norm(model, hook)
-        vectors = {lang: from_feature_set(fs, sae, model, weighting=cfg.weighting, db=db,
+        vectors = {lang: from_feature_set(weigh(fs, cfg.weighting, db), sae, model, weighting=cfg.weighting,
                                           typical_norm=norm, name=f"language-{lang}")
                    for lang, fs in featuresets.items()}
         st.done(f"{len(vectors)} vectors, typical norm {norm:.1f}")

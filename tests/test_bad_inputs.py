@@ -22,7 +22,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from saesteer.select.featureset import FeatureSet
+from saesteer.featureset import FeatureSet
 from saesteer.steer.export import export_vector, save_vector
 from saesteer.steer.modelinfo import ModelInfo
 from saesteer.steer.vector import Component, SteeringVector

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from saesteer.cli.main import app, main
 from saesteer.errors import EmptyResultError, IndexDbError, UnknownConditionError, UnknownFeatureError
-from saesteer.select import FeatureSet
+from saesteer.featureset import FeatureSet
 from saesteer.select.synthetic import (
     SyntheticSpec,
     agnostic_language_feature,

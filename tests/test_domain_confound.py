@@ -123,16 +123,23 @@ def test_an_index_without_signals_stays_readable(index, tmp_path, caplog):
 
 
 def test_steer_build_warns_and_records_it(index, tiny_model, tiny_sae, caplog):
+    """The warning travels in the feature set (select checks the index); steer logs and records it."""
+    from dataclasses import replace
+
+    from saesteer.select.weights import weigh
     from saesteer.steer.build import from_feature_set
 
     confounded = Search(index, target="topic=code", against="rest").top(3).run().to_featureset()
     matched = Search(index, target="topic=a", against="topic=b").top(3).run().to_featureset()
+    assert confounded.domain_warning is not None and matched.domain_warning is None
     with caplog.at_level(logging.WARNING, logger="saesteer"):
-        vec = from_feature_set(confounded, tiny_sae, tiny_model, weighting="auto", db=index)
-        plain = from_feature_set(matched, tiny_sae, tiny_model, weighting="auto", db=index)
+        vec = from_feature_set(weigh(confounded, "auto", index), tiny_sae, tiny_model, weighting="auto")
+        plain = from_feature_set(weigh(matched, "auto", index), tiny_sae, tiny_model, weighting="auto")
     warned = [r.getMessage() for r in caplog.records if r.name == "saesteer.steer.build"]
     assert warned == [vec.provenance["domain_warning"]]
     assert warned[0].startswith("possible domain confound: topic=code differs")
     assert "domain_warning" not in plain.provenance
-    # without the index (weights given) there is nothing to check against
-    assert "domain_warning" not in from_feature_set(confounded, tiny_sae, tiny_model, weighting="given").provenance
+    # a feature set that names no warning (hand-made, or an old file) is checked when its index weights are read
+    bare = replace(confounded, domain_warning=None)
+    assert "domain_warning" not in from_feature_set(bare, tiny_sae, tiny_model, weighting="given").provenance
+    assert weigh(bare, "mean_diff", index).domain_warning == confounded.domain_warning

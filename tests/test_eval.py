@@ -124,7 +124,7 @@ def test_fluency_scores_the_continuation_alone_and_after_its_prompt(tiny_model):
 
 def test_feature_ablation_changes_only_texts_where_the_features_fire(tiny_model, tiny_sae):
     from saesteer.eval.ablation import feature_ablation
-    from saesteer.select.featureset import FeatureSet
+    from saesteer.featureset import FeatureSet
 
     hook = "blocks.1.hook_resid_pre"
     texts = {lang: bundled_texts(lang, "heldout")[:3] for lang in ("fr", "de")}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from saesteer.errors import EmptyResultError, IndexDbError, SaesteerError, UnknownConditionError
+from saesteer.featureset import FeatureSet
 from saesteer.index.db import IndexDb
-from saesteer.select import FeatureSet
 from saesteer.select.ranking import SCORES
 from saesteer.select.search import Search
 from saesteer.select.synthetic import (
@@ -73,6 +73,10 @@ def test_random_filter_drops_planted_agnostic_feature_keeps_language_feature(ind
     kept_with = all_kept(Search(index, "language=fr").drop_random())
     assert AGNOSTIC_LANG_F in kept_without - kept_with
     assert len(kept_without - kept_with) == res.dropped[key]
+    assert res.dropped_random == res.dropped[key]  # counted by filter type, not by description text
+    assert plain.dropped_random == 0
+    two = Search(index, "language=fr").drop_random(max_freq=0.5, max_mean=10.0).drop_dense().top(5).run()
+    assert two.dropped_random == sum(v for k, v in two.dropped.items() if k.startswith("random:"))
 
 
 def test_random_filter_absolute_thresholds_match_pandas(index):
@@ -220,8 +224,15 @@ def test_results_as_arrow_and_featureset(index, tmp_path):
     by_score = res.to_featureset(weights="score")
     assert res.rank_by == "log_odds_z"
     assert by_score.weights == pytest.approx(list(res.df["log_odds_z"].clip(lower=0)))
+    assert fs.weighting == "uniform" and (mean.weighting, by_score.weighting) == ("mean", "score")
+    assert (fs.target, fs.contrast, fs.random) == (res.target, res.contrast, res.random) and fs.random
     loaded = FeatureSet.load(fs.save(tmp_path / "fs.json"))
     assert loaded == fs
+    from saesteer.select.weights import with_index_weights
+
+    md = res.to_featureset(weights="mean_diff")  # read from the index the search ran on
+    assert md.weighting == "mean_diff" and md.weights == with_index_weights(fs, index, "mean_diff").weights
+    assert md.weights is not None and len(md.weights) == len(fs) and md.weights != fs.resolved_weights
     with pytest.raises(SaesteerError, match="weights"):
         res.to_featureset(weights="bogus")  # type: ignore[arg-type]
 

@@ -8,8 +8,8 @@ import statistics
 import pytest
 import torch
 
-from saesteer.errors import SteeringVectorError, UnknownConditionError, UnknownFeatureError
-from saesteer.select.featureset import FeatureSet
+from saesteer.errors import SteeringVectorError, UnknownFeatureError
+from saesteer.featureset import FeatureSet
 from saesteer.steer.baselines import PromptPrefix, diffmean, diffmean_bundled
 from saesteer.steer.build import decoder_direction, feature_weights, from_direction, from_feature_set
 from saesteer.steer.compose import combine
@@ -91,59 +91,20 @@ def test_weightings(tiny_sae):
     assert feature_weights(fs, "score:auc") == [0.9, 0.5, -0.2]
     with pytest.raises(SteeringVectorError, match="no score 'f1'"):
         feature_weights(fs, "score:f1")
-    with pytest.raises(SteeringVectorError, match="pass db="):
-        feature_weights(fs, "mean_act")
+    with pytest.raises(SteeringVectorError, match="read from the index when selecting"):
+        feature_weights(fs, "mean_act")  # steer never reads the index: select stores these weights
+    idx = _fs(weights=[0.25, -0.5, 0.04], weighting="mean_diff")
+    assert feature_weights(idx, "mean_diff") == [0.25, -0.5, 0.04]
+    assert feature_weights(idx, "auto") == [0.25, -0.5, 0.04]
 
 
-_STATS = (
-    "INSERT INTO feature_stats (build_id, condition, feature, n_active, n_docs_active, sum_act, sum_sq, max_act, "
-    "n_bos_active, hist) VALUES ('b1', '{cond}', ?, 5, 2, ?, 1.0, 3.0, 0, [1])"
-)
+def test_auto_recipe_follows_the_feature_sets_weighting():
+    from saesteer.steer.build import resolve_recipe
 
-
-def _index(tmp_path):
-    from saesteer.index.db import IndexDb
-
-    path = tmp_path / "index.duckdb"
-    with IndexDb(path) as db:
-        db.execute(
-            "INSERT INTO builds (build_id, model_id, model_hash, sae_id, sae_hash, hook_name, d_model, d_sae, dtype, "
-            "tokenizer, threshold, hist_edges, top_k, context_window, exclude, max_seq_len, versions, settings) "
-            "VALUES ('b1', 'tiny-random', 'h', 'tiny', 'h', ?, 64, 256, 'float32', 'byte', 0.0, [0.1, 1.0], 5, 3, "
-            "['bos'], 64, '{}', '{}')",
-            [HOOK],
-        )
-        for cond, n in (("language=fr", 1000), ("language=en", 500)):
-            db.execute(
-                "INSERT INTO conditions (build_id, condition, label_key, label_value, is_random, source, source_hash, "
-                "n_docs, n_tokens, n_bos, completed_at) VALUES ('b1', ?, 'language', ?, false, '{}', 'x', 10, ?, 10, now())",
-                [cond, cond.split("=")[1], n],
-            )
-        for feat, s in ((3, 250.0), (11, 40.0)):  # feature 7 never fired on fr: no row
-            db.execute(_STATS.format(cond="language=fr"), [feat, s])
-        db.execute(_STATS.format(cond="language=en"), [7, 99.0])
-    return path
-
-
-def test_mean_activation_weights_come_from_the_index(tmp_path, tiny_model, tiny_sae):
-    db = _index(tmp_path)
-    assert feature_weights(_fs(), "mean_act", db=db) == [0.25, 0.0, 0.04]
-    v = from_feature_set(_fs(), tiny_sae, tiny_model, weighting="mean_act", db=db, scale_mode="raw")
-    assert v.provenance["weights"] == [0.25, 0.0, 0.04]
-    with pytest.raises(UnknownConditionError, match="language=de"):
-        feature_weights(_fs(target="language=de"), "mean_act", db=db)
-
-
-def test_mean_diff_weights_are_target_minus_contrast_mean(tmp_path):
-    db = _index(tmp_path)
-    # no against= filter: the contrast is every other non-random condition (en)
-    assert feature_weights(_fs(), "mean_diff", db=db) == pytest.approx([0.25, -99.0 / 500, 0.04], abs=1e-12)
-    # an explicit contrast list is honoured; a condition that is not in the build is named
-    fs = _fs(filters=["against=language=en,language=xx"])
-    with pytest.raises(UnknownConditionError, match="language=xx"):
-        feature_weights(fs, "mean_diff", db=db)
-    with pytest.raises(SteeringVectorError, match="pass db="):
-        feature_weights(_fs(), "mean_diff")
+    assert resolve_recipe(_fs(weights=[1.0, 2.0, 3.0], weighting="mean_diff"), "auto", None) == ("mean_diff", False)
+    assert resolve_recipe(_fs(weights=[1.0, 2.0, 3.0], weighting="mean_act"), "auto", None) == ("mean_act", True)
+    assert resolve_recipe(_fs(), "auto", None) == ("given", True)  # no index weights: the set's own, unit rows
+    assert resolve_recipe(_fs(weights=[1.0, 2.0, 3.0], weighting="mean_diff"), "auto", True) == ("mean_diff", True)
 
 
 def test_mismatched_feature_sets_are_refused(tiny_model, tiny_sae):
@@ -206,14 +167,3 @@ def test_combine_sums_components_at_default_strengths(tiny_model):
     m = combine([a, b, c])
     assert m.hooks == ["blocks.0.hook_resid_post", HOOK]
     assert torch.equal(m.component(HOOK).vector, torch.ones(64) * 2.0 + torch.arange(64.0))
-
-
-def test_auto_recipe_is_mean_diff_on_raw_rows_only_with_an_index(tmp_path):
-    from saesteer.steer.build import resolve_recipe
-
-    db = _index(tmp_path)
-    assert resolve_recipe(_fs(), "auto", None, db) == ("mean_diff", False)
-    assert resolve_recipe(_fs(), "auto", None, None) == ("given", True)  # no index to read
-    assert resolve_recipe(_fs(build_id=None), "auto", None, db) == ("given", True)  # not from a build
-    assert resolve_recipe(_fs(), "auto", True, db) == ("mean_diff", True)  # explicit rows win
-    assert feature_weights(_fs(), "auto", db=db) == feature_weights(_fs(), "mean_diff", db=db)

@@ -8,7 +8,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from saesteer.select.featureset import FeatureSet
+from saesteer.featureset import FeatureSet
 from saesteer.steer.export import load_vector
 
 runner = CliRunner()

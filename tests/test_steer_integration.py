@@ -66,9 +66,9 @@ def test_sae_feature_french_vector_turns_english_continuations_french(gemma, gem
     db, build_id = gemma_index
     res = (Search(db, target="language=fr", against="rest", build_id=build_id)
            .drop_dead().drop_dense().drop_bos_only().drop_random().top(50).run())
-    assert any(k.startswith("random") and v > 0 for k, v in res.dropped.items())  # the filter did remove some
-    fs = res.to_featureset()
-    vec = from_feature_set(fs, load_sae("default", model=gemma), gemma, weighting="mean_diff", unit_rows=False, db=db)
+    assert res.dropped_random > 0  # the filter did remove some
+    fs = res.to_featureset(weights="mean_diff")
+    vec = from_feature_set(fs, load_sae("default", model=gemma), gemma, weighting="mean_diff", unit_rows=False)
     hf, tok = gemma_hf
     prompts = ["Yesterday I went to the market and", "The best meal I have ever eaten was",
                "My favourite animal is the cat because", "The doctor told me that I should"]

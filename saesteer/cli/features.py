@@ -142,7 +142,9 @@ def search(
     save: Annotated[
         Path | None, typer.Option("--save", help="Write the result as a FeatureSet JSON (for `steer build`).")
     ] = None,
-    weights: Annotated[str, typer.Option(help="FeatureSet weights: uniform, mean, score.")] = "uniform",
+    weights: Annotated[
+        str, typer.Option(help="FeatureSet weights: uniform, mean, score, mean_act or mean_diff (read from the index).")
+    ] = "uniform",
     show_sql: Annotated[
         bool, typer.Option("--show-sql", help="Print the compiled SQL and its parameters to stderr.")
     ] = False,

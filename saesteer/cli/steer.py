@@ -171,11 +171,15 @@ def build(
                 progress=st.counter(),
             )
     else:
-        from saesteer.select.featureset import FeatureSet
+        from saesteer.featureset import INDEX_WEIGHTINGS, FeatureSet
         from saesteer.steer.build import from_feature_set
 
         assert features is not None
         fs = FeatureSet.load(features)
+        if weights in ("auto", *INDEX_WEIGHTINGS):  # index-derived weights are read here, by select
+            from saesteer.select.weights import weigh
+
+            fs = weigh(fs, weights, resolve_db(db))
         s = load_sae(sae, model=m, hook_name=fs.hook_name)
         vec = from_feature_set(
             fs,
@@ -186,7 +190,6 @@ def build(
             scale_mode=cast(Any, scale),
             operator=cast(Any, operator),
             positions=cast(Any, positions),
-            db=resolve_db(db) if weights in ("auto", "mean_act", "mean_diff") and fs.build_id else None,
             name=name,
         )
     path = save_vector(vec, out)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from sae_lens import SAE
     from transformer_lens import HookedTransformer
 
-    from saesteer.select.featureset import FeatureSet
+    from saesteer.featureset import FeatureSet
     from saesteer.steer.vector import SteeringVector
 
 Progress = Callable[[int, int], None]

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from sae_lens import SAE
     from transformer_lens import HookedTransformer
 
-    from saesteer.select.featureset import FeatureSet
+    from saesteer.featureset import FeatureSet
     from saesteer.steer.generate import Backend, Generation
     from saesteer.steer.vector import SteeringVector
 
@@ -54,7 +54,7 @@ class LanguageEvalConfig:
     n_prompts: int = 12
     max_new_tokens: int = 20
     top_k: int = 50
-    weighting: str = "mean_diff"  # SAE feature vectors: weights (saesteer.steer.build.feature_weights)
+    weighting: str = "mean_diff"  # SAE feature vectors: weights (saesteer.steer.build / select.weights)
     unit_rows: bool | None = None  # None: raw rows for mean_diff (the features' share of the SAE-space DiffMean)
     fluency_budget: float = 3.0
     batch_size: int = 12
@@ -119,12 +119,13 @@ class VectorFactory:
 
     def sae_features(self, lang: str, *, filtered: bool) -> SteeringVector:
         """The steering vector of :meth:`featureset` (``cfg.weighting`` weights on the decoder rows)."""
+        from saesteer.select.weights import weigh
         from saesteer.steer.build import from_feature_set
 
-        fs = self.featureset(lang, filtered=filtered)
+        fs = weigh(self.featureset(lang, filtered=filtered), self.cfg.weighting, self.db)
         name = f"{'sae_filtered' if filtered else 'sae_unfiltered'}-{lang}"
         return from_feature_set(fs, self.sae, self.model, weighting=self.cfg.weighting, unit_rows=self.cfg.unit_rows,
-                                db=self.db, typical_norm=self.norm, name=name)
+                                typical_norm=self.norm, name=name)
 
     def vectors(self, lang: str) -> dict[str, SteeringVector]:
         """The vector of every vector method in ``cfg.methods`` (prompting has none)."""

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from saesteer.eval.language import LanguageEvalResult
-    from saesteer.select.featureset import FeatureSet
+    from saesteer.featureset import FeatureSet
     from saesteer.steer.generate import SideBySide
 
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from saesteer.select.featureset import FeatureSet
+from saesteer.featureset import FeatureSet
 
 __all__ = ["FeatureSet", "Search", "SearchResult", "SelectivityBar", "selective_features"]
 

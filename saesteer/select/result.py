@@ -8,15 +8,18 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from saesteer.errors import SaesteerError
+from saesteer.featureset import INDEX_WEIGHTINGS, FeatureSet
 from saesteer.select.catalog import BuildInfo
 from saesteer.select.detail import DetailStats
-from saesteer.select.featureset import FeatureSet
 from saesteer.select.ranking import Score, get_score
 
 if TYPE_CHECKING:
     import pandas as pd
 
-Weights = Literal["uniform", "mean", "score"]
+    from saesteer.select.weights import IndexRef
+
+Weights = Literal["uniform", "mean", "score", "mean_act", "mean_diff"]
+WEIGHTS: tuple[str, ...] = ("uniform", "mean", "score", *INDEX_WEIGHTINGS)
 
 
 @dataclass
@@ -40,6 +43,8 @@ class SearchResult:
     score_objects: dict[str, Score] = field(default_factory=dict)
     sql_scores: np.ndarray | None = None  # the rank score as SQL computed it (equals the numpy column)
     domain_warning: str | None = None  # target and contrast differ in domain signals (saesteer.select.domain)
+    dropped_random: int = 0  # features removed by the random-token (LangFIR) filter steps
+    db: IndexRef | None = None  # the index the result was read from (for index-derived weights)
 
     @property
     def features(self) -> list[int]:
@@ -74,9 +79,13 @@ class SearchResult:
         )
 
     def to_featureset(self, weights: Weights = "uniform") -> FeatureSet:
-        """The hand-off to steering: the features, their weights and scores, and the provenance."""
-        if weights not in ("uniform", "mean", "score"):
-            raise SaesteerError(f"weights must be 'uniform', 'mean' or 'score', got {weights!r}")
+        """The hand-off to steering: the features, their weights and scores, and the provenance.
+
+        ``weights``: ``uniform`` (none stored), ``mean`` (mean activation on the target), ``score`` (the
+        rank score as a weight), or an index weighting, ``mean_act`` / ``mean_diff``
+        (:mod:`saesteer.select.weights`, read from the index the search ran on)."""
+        if weights not in WEIGHTS:
+            raise SaesteerError(f"weights must be one of {', '.join(map(repr, WEIGHTS))}, got {weights!r}")
         w: list[float] | None = None
         if weights == "mean":
             w = [float(x) for x in self.df["mean_target"]]
@@ -99,7 +108,7 @@ class SearchResult:
             f"rank_by={self.rank_by}",
             f"top={len(self)}",
         ]
-        return FeatureSet(
+        fs = FeatureSet(
             features=self.features,
             target=self.target,
             weights=w,
@@ -109,13 +118,26 @@ class SearchResult:
             sae_id=self.build.sae_id,
             hook_name=self.build.hook_name,
             filters=filters,
+            weighting=weights if weights in ("mean", "score") else "uniform",
+            contrast=list(self.contrast),
+            random=list(self.random),
+            domain_warning=self.domain_warning,
         )
+        if weights in INDEX_WEIGHTINGS:
+            from saesteer.select.weights import with_index_weights
+
+            if self.db is None:
+                raise SaesteerError(f"weights {weights!r} read the index, and this result does not name one")
+            fs = with_index_weights(fs, self.db, weights)
+        return fs
 
 
-def bookkeeping(raw: pd.DataFrame, steps: list[str]) -> tuple[dict[str, int], int, int]:
+def bookkeeping(raw: pd.DataFrame, steps: list[str]) -> tuple[dict[str, int], list[int], int, int]:
+    """``(dropped per step description, dropped per step, n_universe, n_kept)``."""
     first = raw.iloc[0]
     n_universe = int(first["n_universe"])
     dropped: dict[str, int] = {}
+    per_step: list[int] = []
     prev = n_universe
     for i, desc in enumerate(steps):
         n = int(first[f"n_step{i}"])
@@ -123,8 +145,9 @@ def bookkeeping(raw: pd.DataFrame, steps: list[str]) -> tuple[dict[str, int], in
         while key in dropped:
             key, j = f"{desc} ({j})", j + 1
         dropped[key] = prev - n
+        per_step.append(prev - n)
         prev = n
-    return dropped, n_universe, prev
+    return dropped, per_step, n_universe, prev
 
 
 def empty_message(target: str, n_universe: int, dropped: dict[str, int]) -> str:

@@ -4,7 +4,7 @@
            .drop_random().drop_bos_only().rank_by("log_odds").top(20).run())
     res.df            # pandas: feature, scores, frequency per condition, top logit-lens tokens
     res.dropped       # {"random: frequency on random tokens > 0.2 x target frequency": 312, ...}
-    res.to_featureset(weights="mean").save("fr.json")
+    res.to_featureset(weights="mean_diff").save("fr.json")  # weights read from the index (select.weights)
 
 The filters and the ranking score compile to one parameterized SQL statement over the whole index
 (:mod:`saesteer.select.sqlbuild`), which also counts how many features each filter step removes; a
@@ -233,7 +233,11 @@ class Search:
                 log.warning(confound)
             with _tuned(db, cat.build.d_sae):
                 raw = db.fetch_df(compiled.sql, compiled.params)
-            dropped, n_universe, n_kept = bookkeeping(raw, compiled.steps)
+            dropped, per_step, n_universe, n_kept = bookkeeping(raw, compiled.steps)
+            dropped_random = sum(
+                n for n, owner in zip(per_step, compiled.owners, strict=True)
+                if owner is not None and isinstance(self.filters[owner], DropRandom)
+            )
             hits = raw[raw["feature"].notna()]
             feats = [int(f) for f in hits["feature"]]
             sql_scores = hits["score"].to_numpy(dtype=np.float64)
@@ -288,6 +292,8 @@ class Search:
             },
             sql_scores=sql_scores,
             domain_warning=confound,
+            dropped_random=dropped_random,
+            db=self.db,
         )
 
     def _output_step(

@@ -127,12 +127,14 @@ class RankScore(Protocol):
 
 @dataclass
 class CompiledSearch:
-    """The statement, its parameters, and the description of each counted filter step in order."""
+    """The statement, its parameters, and the description of each counted filter step in order, with the
+    index in ``filters`` of the filter that contributed it (``owners``; None for implicit and score steps)."""
 
     sql: str
     params: dict[str, Any]
     steps: list[str] = field(default_factory=list)
     aggregates: list[str] = field(default_factory=list)
+    owners: list[int | None] = field(default_factory=list)
 
 
 def compile_search(
@@ -159,11 +161,16 @@ def compile_search(
     binder = Binder()
     ctx = SqlContext(binder, n_bins)
     steps: list[tuple[str, str]] = list(implicit)
+    owners: list[int | None] = [None] * len(steps)
     needed: list[str] = ["t_n"]
-    for f in filters:
+    for i, f in enumerate(filters):
         needed += f.needs(n_bins)
-        steps += f.predicates(ctx)
-    steps += score.requires(ctx)
+        own = f.predicates(ctx)
+        steps += own
+        owners += [i] * len(own)
+    required = score.requires(ctx)
+    steps += required
+    owners += [None] * len(required)
     bounds = getattr(score, "bounds", None)
     two_phase = bool(refine and bounds is not None and score.higher_is_better)
     slots: dict[str, str] = {}
@@ -198,7 +205,7 @@ def compile_search(
     for slot, text in slots.items():
         sql = sql.replace("{{" + slot + "}}", text)
     params = {**constants, **binder.params, "top_k": int(limit)}
-    return CompiledSearch(sql, prune_params(sql, params), [d for d, _ in steps], aggs)
+    return CompiledSearch(sql, prune_params(sql, params), [d for d, _ in steps], aggs, owners)
 
 
 def prune_params(sql: str, params: dict[str, Any]) -> dict[str, Any]:

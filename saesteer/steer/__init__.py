@@ -2,7 +2,7 @@
 
 - :mod:`~saesteer.steer.vector`: :class:`SteeringVector` (components per hook, operator, positions,
   scale, provenance) and its manifest;
-- :mod:`~saesteer.steer.build`: from a :class:`~saesteer.select.featureset.FeatureSet` (decoder rows);
+- :mod:`~saesteer.steer.build`: from a :class:`~saesteer.featureset.FeatureSet` (decoder rows);
 - :mod:`~saesteer.steer.baselines`: DiffMean and the prompting prefix;
 - :mod:`~saesteer.steer.operators`: the maths (add, norm-preserving add, ablation, SAE clamp);
 - :mod:`~saesteer.steer.hooks`: :func:`steering` / :func:`attach` on transformer-lens and transformers;

@@ -3,17 +3,14 @@
 ``direction = sum_i w_i * row_i`` where ``row_i = W_dec[f_i]`` (``rows="raw"``) or its unit-norm
 version (``rows="unit"``), and the weights ``w_i`` are
 
+- ``auto`` (default): the feature set's own weights; with raw rows when they are ``mean_diff``, else unit
+  rows (:func:`resolve_recipe`; rows default to raw for ``mean_diff`` and unit otherwise);
 - ``given``: the feature set's own weights (1.0 each when it has none);
-- ``auto``: ``mean_diff`` with raw rows when the feature set comes from an index build and the index is
-  given, else ``given`` with unit rows (:func:`resolve_recipe`; rows default to raw for ``mean_diff`` and
-  unit otherwise);
 - ``uniform``: 1.0 each;
-- ``mean_act``: the mean activation on the target condition, ``sum_act / conditions.n_tokens`` read
-  from the index build the feature set came from;
-- ``mean_diff``: the mean activation on the target minus its mean over the contrast conditions (each
-  weighing the same). With raw rows this is the DiffMean of the SAE reconstructions restricted to the
-  chosen features: the part of the target-vs-rest difference those features carry (equal to the ν score
-  of :mod:`saesteer.select.scores`, but read from the index, so hand-picked feature sets get it too);
+- ``mean_act`` / ``mean_diff``: the index-derived weights the feature set carries
+  (``fs.weighting`` must say so). They are read from the index when selecting
+  (:mod:`saesteer.select.weights`, ``SearchResult.to_featureset(weights="mean_diff")``): this module
+  builds a vector from a feature set, an SAE and a model, and never opens the index;
 - ``score:<name>``: one of the feature set's scores.
 
 With ``scale_mode="residual_norm"`` (default) the stored vector is ``typical_norm * unit(direction)``
@@ -25,19 +22,14 @@ norm" on every model and layer. ``scale_mode="raw"`` keeps ``direction`` unnorma
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from saesteer.errors import (
-    SteeringVectorError,
-    UnknownConditionError,
-    UnknownFeatureError,
-)
+from saesteer.errors import SteeringVectorError, UnknownFeatureError
+from saesteer.featureset import INDEX_WEIGHTINGS, FeatureSet
 from saesteer.steer.residuals import typical_residual_norm
 from saesteer.steer.vector import (
     ClampSpec,
@@ -53,9 +45,6 @@ if TYPE_CHECKING:
     from sae_lens import SAE
     from transformer_lens import HookedTransformer
 
-    from saesteer.index.db import IndexDb
-    from saesteer.select.catalog import Catalog
-    from saesteer.select.featureset import FeatureSet
 
 log = logging.getLogger(__name__)
 NORM_SAMPLE = "first 48 lines of the bundled English train split (saesteer/corpus/data/en.txt)"
@@ -80,112 +69,30 @@ def decoder_direction(
     return (w @ rows).to(torch.float32)
 
 
-def _means(con: IndexDb, cat: Catalog, conditions: Sequence[str], features: Sequence[int]) -> dict[str, list[float]]:
-    """``{condition: [mean activation of each feature]}`` on one open index (named query
-    ``steer_mean_activation``); unknown or empty conditions are refused with the build's known names."""
-    names = {c: cat.resolve(c) for c in dict.fromkeys(conditions)}
-    empty = [n for n in names.values() if cat.conditions[n].n_tokens <= 0]
-    if empty:
-        raise UnknownConditionError(f"condition {empty[0]!r} of build {cat.build.build_id!r} counted no tokens")
-    rows = con.query(
-        "steer_mean_activation", [cat.build.build_id, list(names.values()), [int(f) for f in features]]
-    ).fetchall()
-    got = {(str(c), int(f)): float(m) for c, f, m in rows}
-    return {c: [got[(n, int(f))] for f in features] for c, n in names.items()}
-
-
-def mean_activations(
-    db: str | os.PathLike[str], build_id: str, conditions: Sequence[str], features: Sequence[int]
-) -> dict[str, list[float]]:
-    """``{condition: [mean activation of each feature]}``: ``sum_act / n_tokens`` (0 where it never fired)."""
-    from saesteer.index.db import IndexDb
-    from saesteer.select.catalog import load_catalog
-
-    with IndexDb(Path(db), read_only=True) as con:
-        return _means(con, load_catalog(con, build_id), conditions, features)
-
-
-def mean_activation_on_target(
-    db: str | os.PathLike[str], build_id: str, condition: str, features: Sequence[int]
-) -> list[float]:
-    """Mean activation of each feature on ``condition``: ``sum_act / n_tokens`` (0 where it never fired)."""
-    return mean_activations(db, build_id, [condition], features)[condition]
-
-
-def contrast_conditions(fs: FeatureSet, cat: Catalog) -> list[str]:
-    """The conditions ``fs`` was contrasted with (its ``against=`` filter), else every other non-random
-    condition of its build."""
-    for f in fs.filters:
-        if f.startswith("against="):
-            named = [c for c in f.split("=", 1)[1].split(",") if c]
-            if named:
-                return named
-    others = [c.name for c in cat.conditions.values() if not c.is_random and c.name != fs.target]
-    if not others:
-        raise SteeringVectorError(f"build {fs.build_id!r} has no condition to contrast {fs.target!r} with")
-    return others
-
-
-def mean_diff_weights(db: str | os.PathLike[str], fs: FeatureSet) -> list[float]:
-    """Mean activation on ``fs.target`` minus the mean over its contrast conditions (each weighing the same)."""
-    from saesteer.index.db import IndexDb
-    from saesteer.select.catalog import load_catalog
-
-    assert fs.build_id is not None
-    with IndexDb(Path(db), read_only=True) as con:
-        cat = load_catalog(con, fs.build_id)
-        others = contrast_conditions(fs, cat)
-        means = _means(con, cat, [fs.target, *others], fs.features)
-    rest = [sum(col) / len(others) for col in zip(*(means[c] for c in others), strict=True)]
-    return [float(t - r) for t, r in zip(means[fs.target], rest, strict=True)]
-
-
-def featureset_domain_warning(db: str | os.PathLike[str], fs: FeatureSet) -> str | None:
-    """The domain-confound line for ``fs``'s target against its contrast conditions
-    (:func:`saesteer.select.domain.domain_warning`), or None."""
-    from saesteer.index.db import IndexDb
-    from saesteer.select.catalog import load_catalog
-    from saesteer.select.domain import domain_warning
-
-    assert fs.build_id is not None
-    with IndexDb(Path(db), read_only=True) as con:
-        cat = load_catalog(con, fs.build_id)
-        target = cat.resolve(fs.target)
-        return domain_warning(con, cat, target, [cat.resolve(c) for c in contrast_conditions(fs, cat)])
-
-
-def resolve_recipe(
-    fs: FeatureSet, weighting: str, unit_rows: bool | None, db: str | os.PathLike[str] | None
-) -> tuple[str, bool]:
-    """``weighting="auto"``: ``mean_diff`` when the set comes from an index build and ``db`` is given (the recipe
-    measured to steer, ``docs/steering.md``), else ``given``. ``unit_rows=None``: raw rows for ``mean_diff``,
-    unit rows otherwise."""
+def resolve_recipe(fs: FeatureSet, weighting: str, unit_rows: bool | None) -> tuple[str, bool]:
+    """``weighting="auto"``: the feature set's own weights, named by ``fs.weighting`` when they were read
+    from the index (``mean_diff``: the recipe measured to steer, ``docs/steering.md``), else ``given``.
+    ``unit_rows=None``: raw rows for ``mean_diff``, unit rows otherwise."""
     if weighting == "auto":
-        weighting = "mean_diff" if fs.build_id and db is not None else "given"
+        weighting = fs.weighting if fs.weighting in INDEX_WEIGHTINGS else "given"
     return weighting, (weighting != "mean_diff") if unit_rows is None else unit_rows
 
 
-def feature_weights(
-    fs: FeatureSet, weighting: str, *, db: str | os.PathLike[str] | None = None
-) -> list[float]:
+def feature_weights(fs: FeatureSet, weighting: str) -> list[float]:
     """The weight of each feature of ``fs`` under ``weighting`` (see the module docstring)."""
-    weighting, _ = resolve_recipe(fs, weighting, None, db)
+    weighting, _ = resolve_recipe(fs, weighting, None)
     if weighting == "given":
         return [float(w) for w in fs.resolved_weights]
     if weighting == "uniform":
         return [1.0] * len(fs.features)
-    if weighting == "mean_act":
-        if db is None:
-            raise SteeringVectorError("weighting 'mean_act' reads the index: pass db= / --db")
-        if not fs.build_id:
-            raise SteeringVectorError("weighting 'mean_act' needs the feature set's build_id (it has none)")
-        return mean_activation_on_target(db, fs.build_id, fs.target, fs.features)
-    if weighting == "mean_diff":
-        if db is None:
-            raise SteeringVectorError("weighting 'mean_diff' reads the index: pass db= / --db")
-        if not fs.build_id:
-            raise SteeringVectorError("weighting 'mean_diff' needs the feature set's build_id (it has none)")
-        return mean_diff_weights(db, fs)
+    if weighting in INDEX_WEIGHTINGS:
+        if fs.weighting != weighting:
+            raise SteeringVectorError(
+                f"weighting {weighting!r} is read from the index when selecting, and this feature set carries "
+                f"{fs.weighting!r} weights: use SearchResult.to_featureset(weights={weighting!r}) or "
+                f"saesteer.select.weights.with_index_weights (the CLI does it with --db)"
+            )
+        return [float(w) for w in fs.resolved_weights]
     if weighting.startswith("score:"):
         name = weighting.split(":", 1)[1]
         if name not in fs.scores:
@@ -224,12 +131,11 @@ def from_feature_set(
     sae: SAE,
     model: HookedTransformer,
     *,
-    weighting: str = "given",
+    weighting: str = "auto",
     unit_rows: bool | None = None,
     scale_mode: ScaleMode = "residual_norm",
     operator: Operator = "add",
     positions: PositionPolicy = "all",
-    db: str | os.PathLike[str] | None = None,
     typical_norm: float | None = None,
     clamp_values: Sequence[float] | None = None,
     name: str | None = None,
@@ -260,9 +166,9 @@ def from_feature_set(
             raise SteeringVectorError(
                 f"the feature set is for hook {fs.hook_name!r} but the SAE reads {sae_hook!r}"
             )
-    weighting, unit_rows = resolve_recipe(fs, weighting, unit_rows, db)
-    weights = feature_weights(fs, weighting, db=db)
-    confound = featureset_domain_warning(db, fs) if db is not None and fs.build_id else None
+    weighting, unit_rows = resolve_recipe(fs, weighting, unit_rows)
+    weights = feature_weights(fs, weighting)
+    confound = fs.domain_warning  # checked against the index when selecting (saesteer.select.domain)
     if confound:
         log.warning(confound)
     direction = decoder_direction(sae, fs.features, weights, unit_rows=unit_rows)

@@ -1,7 +1,16 @@
-"""``FeatureSet``: the hand-off from selection (issue 4) to steering (issue 5).
+"""``FeatureSet``: the hand-off from selection (:mod:`saesteer.select`) to steering (:mod:`saesteer.steer`).
 
 A saved search result is a JSON file (``kind: saesteer.featureset``) that records which features were
-chosen, with what weights and scores, from which index build, and by which filters.
+chosen, with what weights and scores, from which index build, against which conditions, and by which
+filters. Every field steering needs is typed: the target, the contrast and random-token conditions, the
+build id, and the name of the weighting that produced ``weights`` (index-derived weights such as
+``mean_diff`` are computed by :mod:`saesteer.select.weights` and stored here, so steering never reads the
+index). ``filters`` is human-readable text only; nothing parses it.
+
+This module sits below both ``select`` and ``steer`` and imports neither.
+
+Versions: 2 (typed ``weighting``, ``contrast``, ``random``, ``domain_warning``); 1 is read too (its contrast conditions were
+recorded as an ``against=a,b`` filter line, and it named no weighting).
 """
 
 from __future__ import annotations
@@ -16,14 +25,22 @@ from typing import Any
 from saesteer.errors import SaesteerError
 
 KIND = "saesteer.featureset"
-VERSION = 1
+VERSION = 2
+
+# weights read from the index build (by saesteer.select.weights), as opposed to given / uniform / scores
+INDEX_WEIGHTINGS = ("mean_act", "mean_diff")
 
 
 @dataclass
 class FeatureSet:
     """Chosen SAE features for one target condition.
 
-    ``weights`` default to 1.0 each; ``scores`` maps a score name to one value per feature.
+    ``weights`` default to 1.0 each; ``weighting`` names how they were made (``given`` for hand-made ones,
+    ``uniform``, ``mean``, ``score``, or an index weighting of :data:`INDEX_WEIGHTINGS`). ``contrast``: the
+    conditions the target was contrasted with (empty: unknown, i.e. every other non-random condition of
+    the build); ``random``: the random-token conditions of the search; ``domain_warning``: the line
+    :mod:`saesteer.select.domain` wrote when the target's text differs from its contrast's in domain.
+    ``scores`` maps a score name to one value per feature.
     """
 
     features: list[int]
@@ -35,6 +52,10 @@ class FeatureSet:
     sae_id: str | None = None
     hook_name: str | None = None
     filters: list[str] = field(default_factory=list)  # human-readable description of each filter applied
+    weighting: str = "given"
+    contrast: list[str] = field(default_factory=list)
+    random: list[str] = field(default_factory=list)
+    domain_warning: str | None = None  # target vs contrast domain confound, checked by select (select.domain)
 
     def __post_init__(self) -> None:
         self.features = feature_ids(self.features)
@@ -52,6 +73,15 @@ class FeatureSet:
                 raise SaesteerError(
                     f"FeatureSet: score {name!r} has {n} values for {len(self.features)} features"
                 )
+        for name in ("contrast", "random"):
+            vals = getattr(self, name)
+            if not isinstance(vals, (list, tuple)) or not all(isinstance(v, str) for v in vals):
+                raise SaesteerError(f"FeatureSet: {name} must be a list of condition names, got {vals!r}")
+            setattr(self, name, list(vals))
+        if not isinstance(self.weighting, str):
+            raise SaesteerError(f"FeatureSet: weighting must be a name such as mean_diff, got {self.weighting!r}")
+        if self.weighting in INDEX_WEIGHTINGS and self.weights is None:
+            raise SaesteerError(f"FeatureSet: weighting {self.weighting!r} without weights")
 
     def __len__(self) -> int:
         return len(self.features)
@@ -85,10 +115,10 @@ class FeatureSet:
         if not isinstance(version, int) or isinstance(version, bool):
             raise SaesteerError(f"feature set version must be an integer, got {version!r}")
         if version > VERSION:
-            raise SaesteerError(
-                f"feature set version {data.get('version')} is newer than this saesteer reads ({VERSION})"
-            )
+            raise SaesteerError(f"feature set version {version} is newer than this saesteer reads ({VERSION})")
         fields_ = {k: v for k, v in data.items() if k not in ("kind", "version")}
+        if version < 2:
+            fields_ = _from_v1(fields_)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(fields_) - known)
         if unknown:
@@ -108,6 +138,17 @@ class FeatureSet:
             return cls.from_dict(data)
         except SaesteerError as exc:
             raise SaesteerError(f"feature set {path}: {exc}") from exc
+
+
+def _from_v1(fields_: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 recorded the contrast conditions only as an ``against=a,b`` line of ``filters`` and named
+    no weighting: recover ``contrast`` from that line (the only place the text is parsed)."""
+    out = dict(fields_)
+    for line in out.get("filters") or []:
+        if isinstance(line, str) and line.startswith("against="):
+            out["contrast"] = [c for c in line.split("=", 1)[1].split(",") if c]
+            break
+    return out
 
 
 def feature_ids(values: Any) -> list[int]:
