@@ -56,6 +56,7 @@ class QuickstartConfig:
     ablation_texts: int = 10  # held-out sentences per language; rows = the `show` languages
     fluency_budget: float = 3.0  # matched fluency: median ppl <= budget x unsteered
     export_formats: tuple[str, ...] = ("native", "gguf", "neuronpedia", "npy")
+    rebuild: bool = False  # compute the index instead of importing the shipped one (saesteer.index.prebuilt)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,6 +93,7 @@ def run_quickstart(
     from saesteer.eval.language import LanguageEvalConfig, evaluate_language_steering
     from saesteer.eval.summary import write_quickstart_report
     from saesteer.index.build import BuildConfig, build_index
+    from saesteer.index.prebuilt import shipped_exports
     from saesteer.models import load_model
     from saesteer.paths import default_db_path
     from saesteer.saes import load_sae
@@ -116,9 +118,10 @@ def run_quickstart(
     conds: list[Any] = [replace(c, max_docs=cfg.max_docs) for c in bundled_conditions("train", langs)]
     conds.append(RandomTokens("uniform", n_seqs=cfg.n_random, seq_len=cfg.random_len, seed=0))
     with stages.stage("index", total=len(conds), info=f"{len(langs)} languages + random tokens into {db}") as st:
-        built = build_index(db, model, sae, conds, BuildConfig(), progress=_build_updates(st))
-        st.done(f"build {built.build_id}: {len(built.written)} written, {len(built.skipped)} reused, "
-                f"{sum(built.n_tokens.values()):,} tokens")
+        built = build_index(db, model, sae, conds, BuildConfig(), progress=_build_updates(st),
+                            reuse=() if cfg.rebuild else shipped_exports())
+        st.done(f"build {built.build_id}: {len(built.written)} computed, {len(built.imported)} imported, "
+                f"{len(built.skipped) - len(built.imported)} already there")
 
     featuresets: dict[str, FeatureSet] = {}
     dropped_random: dict[str, int] = {}
@@ -206,7 +209,7 @@ def _build_updates(st: Stage) -> Callable[[BuildProgress], None]:
         if ev.status == "feature_output":
             st.update(info="logit lens (feature_output)")
             return
-        done = ev.index + (ev.status in ("written", "skipped"))
+        done = ev.index + (ev.status in ("written", "skipped", "imported"))
         st.update(done, ev.n_conditions, info=f"{ev.condition}: {ev.status} {ev.n_tokens:,} tokens")
 
     return on_build

@@ -15,12 +15,9 @@ WITH cond AS (
     WHERE build_id = $build
 ),
 agg AS (
-    SELECT s.feature, 1 AS w,
-        {{aggregates}}
-    FROM feature_stats s
-    JOIN cond c ON s.condition = c.condition
-    WHERE s.build_id = $build
-    GROUP BY s.feature
+    -- one row per feature with a row in the build: select_search_agg_rows.sql (GROUP BY over feature_stats)
+    -- or select_search_agg_wide.sql (one scan of the build's search table)
+    {{agg}}
 ),
 universe AS (
     -- features with no row at all (never active anywhere) are one pseudo-row, weighted by their number

@@ -157,6 +157,14 @@ def build(
     run_dir: Annotated[
         Path | None, typer.Option("--run-dir", help="Ray: where unit files go (default: <db>.ray/<build id>/).")
     ] = None,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Compute every condition instead of importing the shipped index (imported only where it is "
+            "the very build this would compute: same model, SAE, settings and data).",
+        ),
+    ] = False,
 ) -> None:
     """Index conditions: run them through the model to the SAE's hook and store per-feature statistics."""
     from saesteer.index.spec import IndexSpec, load_spec_file, parse_hf_flag, parse_text_flag
@@ -195,7 +203,7 @@ def build(
         cluster = RaySettings(address=address, workers=workers, cpus_per_worker=cpus_per_worker)
         run_build_ray(full, RayBuildSettings(cluster, unit_docs=unit_docs, run_dir=run_dir))
     else:
-        run_build(full)
+        run_build(full, rebuild=rebuild)
 
 
 def run_build_ray(spec: IndexSpec, settings: RayBuildSettings) -> None:
@@ -238,10 +246,11 @@ def run_build_ray(spec: IndexSpec, settings: RayBuildSettings) -> None:
     )
 
 
-def run_build(spec: IndexSpec) -> None:
+def run_build(spec: IndexSpec, *, rebuild: bool = False) -> None:
     """Validate the conditions, load the model and SAE, build with progress (bars or plain lines), print a summary."""
     from saesteer.cli.progress import BuildStages, ProgressView
     from saesteer.index.build import build_index
+    from saesteer.index.prebuilt import shipped_exports
     from saesteer.models import load_model
     from saesteer.saes import load_sae
 
@@ -261,7 +270,8 @@ def run_build(spec: IndexSpec) -> None:
             s = load_sae(spec.sae, model=m, hook_name=spec.hook)
         on_build = BuildStages(stages)
         try:
-            result = build_index(db_path, m, s, conditions, config, hook_name=spec.hook, progress=on_build)
+            result = build_index(db_path, m, s, conditions, config, hook_name=spec.hook, progress=on_build,
+                                 reuse=() if rebuild else shipped_exports())
         except BaseException:
             on_build.close(ok=False)
             raise
@@ -269,7 +279,8 @@ def run_build(spec: IndexSpec) -> None:
     total = sum(result.n_tokens.values())
     console.print(
         f"build [bold]{result.build_id}[/] in {db_path}: {len(result.written)} condition(s) written, "
-        f"{len(result.skipped)} skipped, {total:,} tokens in {result.seconds:.1f} s",
+        f"{len(result.imported)} imported from the shipped index, "
+        f"{len(result.skipped) - len(result.imported)} skipped, {total:,} tokens in {result.seconds:.1f} s",
         soft_wrap=True,
     )
 

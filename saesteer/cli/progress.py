@@ -124,9 +124,9 @@ class BuildStages:
 
     def __call__(self, ev: BuildProgress) -> None:
         name = f"{self.prefix} {ev.condition}" if ev.status != "feature_output" else f"{self.prefix} logit lens"
-        if ev.status == "skipped":
+        if ev.status in ("skipped", "imported"):
             st = self.stages.start(name, ev.total_docs)
-            st.done("done earlier")
+            st.done("imported from the shipped index" if ev.status == "imported" else "done earlier")
             st.end()
             return
         if name not in self._open:

@@ -36,6 +36,8 @@ def quickstart(
     eval_prompts: Annotated[int, typer.Option(help="Prompts per cell in the small evaluation (0: skip).")] = _D.eval_prompts,
     ablation_texts: Annotated[int, typer.Option(help="Held-out sentences per language for the ablation matrix (0: skip).")] = _D.ablation_texts,
     n_random: Annotated[int, typer.Option(help="Random-token sequences for the LangFIR baseline.")] = _D.n_random,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Compute the index instead of importing the shipped one "
+                                          "(it is imported only where it is the very build this would compute).")] = False,
 ) -> None:
     """Index -> select -> steer -> side by side -> export -> report, on the embedded defaults.
 
@@ -50,7 +52,7 @@ def quickstart(
         languages=tuple(x.strip() for x in languages.split(",")) if languages else None,
         show=tuple(x.strip() for x in show.split(",") if x.strip()), strength=strength, top_k=top_k,
         max_docs=max_docs, n_prompts=n_prompts, max_new_tokens=max_new_tokens, eval_prompts=eval_prompts,
-        ablation_texts=ablation_texts, n_random=n_random,
+        ablation_texts=ablation_texts, n_random=n_random, rebuild=rebuild,
     )
     with ProgressView() as view:
 

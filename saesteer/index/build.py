@@ -39,6 +39,7 @@ from saesteer.errors import CorpusError, IndexDbError, SaesteerError
 from saesteer.index.db import IndexDb
 from saesteer.index.domain import signal_counts, signal_table
 from saesteer.index.provenance import BuildInfo, build_info, builds_table, condition_row, now
+from saesteer.index.search_table import refresh_search_table
 from saesteer.index.stats import ConditionStats, FeatureStatsAccumulator, default_hist_edges
 from saesteer.index.tokens import TokenStrings
 from saesteer.index.topk import POS_BITS, TopExamples, TopKAccumulator, top_table
@@ -103,7 +104,7 @@ class BuildConfig:
 
 @dataclass(frozen=True)
 class BuildProgress:
-    """A progress event: ``status`` is start | batch | collected | written | skipped | feature_output."""
+    """A progress event: ``status`` is start | batch | collected | written | skipped | imported | feature_output."""
 
     condition: str
     index: int  # 0-based position of the condition in the build
@@ -121,6 +122,7 @@ class BuildResult(NamedTuple):
     skipped: list[str]
     n_tokens: dict[str, int]
     seconds: float
+    imported: tuple[str, ...] = ()  # of ``skipped``, the ones imported from ``reuse``
 
 
 class CollectedCondition(NamedTuple):
@@ -152,8 +154,12 @@ def build_index(
     config: BuildConfig | None = None,
     hook_name: str | None = None,
     progress: ProgressFn | None = None,
+    reuse: Sequence[Path] = (),
 ) -> BuildResult:
-    """Index ``conditions`` into ``db_path`` (created if needed); resumable, one transaction per condition."""
+    """Index ``conditions`` into ``db_path`` (created if needed); resumable, one transaction per condition.
+
+    ``reuse``: index exports (e.g. :func:`saesteer.index.prebuilt.shipped_exports`) whose conditions of this
+    very build (same build id, same source hash) are imported instead of recomputed (status ``imported``)."""
     from saesteer.saes import check_compatible
 
     t0 = time.monotonic()
@@ -174,13 +180,19 @@ def build_index(
             f"build {info.build_id} in {db_path} already has condition(s) {', '.join(changed)} built from different "
             "data (source hash differs); use another label, another --db, or delete that build"
         )
+    imported: list[str] = []
+    if reuse:
+        from saesteer.index.prebuilt import import_conditions
+
+        imported = import_conditions(db_path, info.build_id, hashes, reuse, skip=done, wait_s=config.lock_wait_s)
+        done = {**done, **{lb: hashes[lb] for lb in imported}}
     strings = TokenStrings(model.tokenizer)
     written, skipped, n_tokens = [], [], {}
     for i, cond in enumerate(conds):
         emit = _emitter(progress, cond, i, len(conds))
         if cond.label in done:
             skipped.append(cond.label)
-            emit("skipped", 0, 0)
+            emit("imported" if cond.label in imported else "skipped", 0, 0)
             continue
         got = collect_condition(model, sae, cond, spec=spec, vocab=vocab, config=config, emit=emit)
         if _write_condition(
@@ -193,7 +205,9 @@ def build_index(
         emit("written", got.n_docs, got.stats.n_tokens)
     if config.feature_output:
         _ensure_feature_output(db_path, info.build_id, model, sae, vocab, strings, config, progress)
-    return BuildResult(info.build_id, db_path, written, skipped, n_tokens, time.monotonic() - t0)
+    with IndexDb(db_path, wait_s=max(config.lock_wait_s, 120.0)) as db:
+        refresh_search_table(db, info.build_id)  # what searches read, in one scan (no-op when current)
+    return BuildResult(info.build_id, db_path, written, skipped, n_tokens, time.monotonic() - t0, tuple(imported))
 
 
 def _emitter(

@@ -19,13 +19,14 @@ import os
 import shutil
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from saesteer.errors import IndexDbError, SchemaVersionError
 from saesteer.index.db import SCHEMA_VERSION, IndexDb
+from saesteer.index.search_table import refresh_search_table
 
 TABLES = ("builds", "conditions", "feature_stats", "top_examples", "feature_output", "token_counts")
 # Exported when present; an export from before schema 2 lacks them and still merges (without them).
@@ -133,7 +134,7 @@ def _shard_of(source_json: str) -> dict[str, int]:
     return {"index": int(shard.get("index", 0)), "count": int(shard.get("count", 1))}
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
+def read_manifest(path: Path) -> dict[str, Any]:
     man = path / MANIFEST
     if not man.is_file():
         raise IndexDbError(
@@ -210,6 +211,7 @@ def merge_shards(
     wait_s: float = 30.0,
     one_transaction: bool = False,
     provenance: dict[str, Any] | None = None,
+    only: Collection[tuple[str, str]] | None = None,
 ) -> MergeResult:
     """Merge shard exports into ``into_db`` (finished conditions are skipped).
 
@@ -217,12 +219,13 @@ def merge_shards(
     (builds, every condition, the logit lens): the index then changes only when the whole merge commits.
     Every table is merged by SQL over the Parquet files (DuckDB streams them), so the merge holds no
     shard in memory. ``provenance`` replaces the ``merged_from`` list in the build's settings.
+    ``only``: merge just these ``(build_id, condition)`` pairs (see :mod:`saesteer.index.prebuilt`).
     """
     paths = [Path(p) for p in inputs]
     if not paths:
         raise IndexDbError("nothing to merge: give one or more export directories")
-    manifests = [(p, _read_manifest(p)) for p in paths]
-    groups = _plan(manifests)
+    manifests = [(p, read_manifest(p)) for p in paths]
+    groups = [g for g in _plan(manifests) if only is None or (g.build_id, g.condition) in only]
     written: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
     with IndexDb(into_db, wait_s=wait_s) as db:
@@ -230,6 +233,8 @@ def merge_shards(
         with outer:
             _merge_all(db, paths, manifests, groups, written, skipped, into_db, progress, one_transaction,
                        provenance)
+        for build_id in sorted({b for _, m in manifests for b in m["build_ids"]}):
+            refresh_search_table(db, build_id)  # what searches read, in one scan (no-op when current)
     return MergeResult(Path(into_db), written, skipped)
 
 

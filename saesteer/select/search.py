@@ -29,13 +29,14 @@ import numpy as np
 
 from saesteer.errors import CorpusError, EmptyResultError, SaesteerError
 from saesteer.index.db import IndexDb, load_query
+from saesteer.index.search_table import current_search_table
 from saesteer.select.catalog import Catalog, load_catalog
 from saesteer.select.detail import DetailStats, fetch_detail
 from saesteer.select.domain import domain_warning
 from saesteer.select.filters import DropBosOnly, DropDead, DropDense, DropRandom, MinFreq, MinRatio
 from saesteer.select.ranking import DEFAULT_RANK, SCORES, Score, get_score
 from saesteer.select.result import SearchResult, bookkeeping, build_frame, empty_message
-from saesteer.select.sqlbuild import CompiledSearch, Predicate, compile_search
+from saesteer.select.sqlbuild import CompiledSearch, Predicate, WideLayout, compile_search
 
 if TYPE_CHECKING:
     from sae_lens import SAE
@@ -83,6 +84,7 @@ class Search:
         self.k = 20
         self.output: OutputStep | None = None
         self.refine = True  # exact two-phase top-k for scores with cheap bounds (AUROC)
+        self.search_table = True  # read the build's search table when it is current (same results, one scan)
 
     # -- building -------------------------------------------------------------------------------------------
     def _copy(self) -> Search:
@@ -176,7 +178,7 @@ class Search:
         with IndexDb(self.db, read_only=True) as db:
             yield db
 
-    def _plan(self, cat: Catalog) -> tuple[str, list[str], list[str], CompiledSearch]:
+    def _plan(self, cat: Catalog, db: IndexDb) -> tuple[str, list[str], list[str], CompiledSearch]:
         target = cat.resolve(self.target)
         contrast = cat.contrast(target, self.against)
         needs_random = any(isinstance(f, DropRandom) for f in self.filters)
@@ -203,6 +205,12 @@ class Search:
             (f"inactive on the target {target}", "t_n > 0"),
         ]
         limit = max(self.k, self.output.pool) if self.output else self.k
+        wide = None
+        table = current_search_table(db, cat.build.build_id) if self.search_table else None
+        if table is not None and set(table[1]) == set(info):
+            wide = WideLayout.of(table[0], table[1], target, contrast, random,
+                                 [c.name for c in info.values() if not c.is_random],
+                                 {c.name: c.n_tokens for c in info.values()})
         compiled = compile_search(
             filters=self.filters,
             implicit=implicit,
@@ -211,20 +219,21 @@ class Search:
             n_bins=cat.build.n_bins,
             limit=limit,
             refine=self.refine and cat.build.threshold == 0.0,
+            wide=wide,
         )
         return target, contrast, random, compiled
 
     def compile(self) -> CompiledSearch:
         """The SQL statement and parameters :meth:`run` would execute (for inspection)."""
         with self._open() as db:
-            return self._plan(load_catalog(db, self.build_id))[3]
+            return self._plan(load_catalog(db, self.build_id), db)[3]
 
     def run(self, *, allow_empty: bool = False) -> SearchResult:
         """Execute the search. An empty result raises :class:`EmptyResultError` naming the filter that
         emptied it, unless ``allow_empty``."""
         with self._open() as db:
             cat = load_catalog(db, self.build_id)
-            target, contrast, random, compiled = self._plan(cat)
+            target, contrast, random, compiled = self._plan(cat, db)
             log.info(
                 "search %s vs %s on build %s (%s)", target, ",".join(contrast), cat.build.build_id, cat.chosen
             )

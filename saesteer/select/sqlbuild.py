@@ -73,6 +73,80 @@ def aggregate_sql(name: str) -> tuple[str, str]:
     return AGGREGATES[name]
 
 
+@dataclass(frozen=True)
+class WideLayout:
+    """A build's search table (:mod:`saesteer.index.search_table`) and the search's weights over its
+    conditions: indices (into ``conditions``, the table's column order) of the target, the contrast, the
+    random-token conditions in use and the non-random ones; ``n_tokens`` per condition."""
+
+    table: str
+    conditions: tuple[str, ...]
+    target: int
+    contrast: tuple[int, ...]
+    random: tuple[int, ...]
+    nonrandom: tuple[int, ...]
+    n_tokens: tuple[int, ...]
+
+    @classmethod
+    def of(cls, table: str, order: Sequence[str], target: str, contrast: Sequence[str], random: Sequence[str],
+           nonrandom: Sequence[str], n_tokens: dict[str, int]) -> WideLayout:
+        ix = {c: i for i, c in enumerate(order)}
+        return cls(table, tuple(order), ix[target], tuple(ix[c] for c in contrast), tuple(ix[c] for c in random),
+                   tuple(ix[c] for c in nonrandom), tuple(int(n_tokens[c]) for c in order))
+
+
+def wide_aggregate_sql(name: str, lay: WideLayout, ctx: SqlContext) -> str | None:
+    """The aggregate ``name`` of :data:`AGGREGATES` over the search table's columns: the value the GROUP BY
+    computes (a missing row counts 0, and every stored quantity is >= 0, so a maximum over the rows equals
+    the maximum over the conditions with 0 added). None for the histogram columns, which the search table
+    does not hold (such searches read ``feature_stats``)."""
+    inv: dict[int, str] = {}
+
+    def inv_n(i: int) -> str:  # 1 / n_tokens of condition i, bound once per condition
+        if i not in inv:
+            inv[i] = ctx.bind(1.0 / max(lay.n_tokens[i], 1), f"inv{i}")
+        return inv[i]
+
+    def plus(terms: Sequence[str]) -> str:
+        return "(" + " + ".join(terms) + ")::DOUBLE" if terms else "0.0::DOUBLE"
+
+    def biggest(terms: Sequence[str]) -> str:
+        return "greatest(0.0::DOUBLE, " + ", ".join(terms) + ")" if terms else "0.0::DOUBLE"
+
+    def fln(i: int) -> str:
+        f = f"n{i} * {inv_n(i)}"
+        return f"CASE WHEN n{i} > 0 THEN {f} * ln({f}) ELSE 0.0 END"
+
+    def nr_freq(i: int) -> str:  # the frequency where the feature has a row; random rows pushed above 1
+        return f"CASE WHEN p{i} THEN n{i} * {inv_n(i)}{'' if i in nr else ' + 2.0'} END"
+
+    every = list(range(len(lay.conditions)))
+    t, c, r = [lay.target], list(lay.contrast), list(lay.random)
+    e = list(dict.fromkeys([*t, *c]))
+    nr = sorted(set(lay.nonrandom))
+    exprs = {
+        "t_n": lambda: plus([f"n{i}" for i in t]),
+        "t_sum": lambda: plus([f"s{i}" for i in t]),
+        "t_sq": lambda: plus([f"q{i}" for i in t]),
+        "c_n": lambda: plus([f"n{i}" for i in c]),
+        "c_sum": lambda: plus([f"s{i}" for i in c]),
+        "c_sq": lambda: plus([f"q{i}" for i in c]),
+        "c_mean_sum": lambda: plus([f"s{i} * {inv_n(i)}" for i in c]),
+        "c_max_freq": lambda: biggest([f"n{i} * {inv_n(i)}" for i in c]),
+        "e_fsum": lambda: plus([f"n{i} * {inv_n(i)}" for i in e]),
+        "e_fln": lambda: plus([fln(i) for i in e]),
+        "r_n": lambda: plus([f"n{i}" for i in r]),
+        "r_max_freq": lambda: biggest([f"n{i} * {inv_n(i)}" for i in r]),
+        "r_max_mean": lambda: biggest([f"s{i} * {inv_n(i)}" for i in r]),
+        "a_n": lambda: plus([f"n{i}" for i in every]),
+        "bos_n": lambda: plus([f"b{i}" for i in every]),
+        "nr_min_freq": lambda: "least(" + ", ".join(nr_freq(i) for i in every) + ")::DOUBLE",
+        "nr_rows": lambda: plus([f"p{i}::INTEGER" for i in nr]),
+    }
+    make = exprs.get(name)
+    return make() if make is not None else None
+
+
 class Binder:
     """Collects bound parameters; :meth:`bind` returns the ``$name`` to put in the SQL text."""
 
@@ -146,6 +220,7 @@ def compile_search(
     n_bins: int,
     limit: int,
     refine: bool = True,
+    wide: WideLayout | None = None,
 ) -> CompiledSearch:
     """Fill ``select_search.sql``: aggregates, the rank score, one predicate per filter step, the counts.
 
@@ -157,6 +232,10 @@ def compile_search(
     ranked exactly in two phases when ``refine``: the bounds over every feature, then the expensive
     score only for the features whose upper bound reaches the k-th best lower bound
     (``select_search_refine.sql``).
+
+    With ``wide`` (the build's current search table) the per-feature aggregates are read in one scan of
+    that table instead of a GROUP BY over ``feature_stats`` (same values), unless the search needs the
+    histograms in that phase.
     """
     binder = Binder()
     ctx = SqlContext(binder, n_bins)
@@ -189,9 +268,18 @@ def compile_search(
     for i in range(len(steps)):
         cond = " AND ".join(f"coalesce(p{j}, FALSE)" for j in range(i + 1))
         counts.append(f"coalesce(sum(w) FILTER (WHERE {cond}), 0) AS n_step{i}")
+    wide_sql = {a: wide_aggregate_sql(a, wide, ctx) for a in aggs} if wide is not None else {}
+    if wide is not None and all(v is not None for v in wide_sql.values()):
+        if not re.fullmatch(r"search_[0-9a-f]{16}_[0-9a-f]{12}", wide.table):
+            raise ValueError(f"not a search table name: {wide.table!r}")
+        slots["agg"] = load_query("select_search_agg_wide").replace("{{table}}", wide.table)
+        agg_columns = ",\n        ".join(f"{v} AS {a}" for a, v in wide_sql.items())
+    else:
+        slots["agg"] = load_query("select_search_agg_rows")
+        agg_columns = ",\n        ".join(f"{aggregate_sql(a)[0]} AS {a}" for a in aggs)
     slots.update(
         {
-            "aggregates": ",\n        ".join(f"{aggregate_sql(a)[0]} AS {a}" for a in aggs),
+            "aggregates": agg_columns,
             "empty": ", ".join(f"{aggregate_sql(a)[1]} AS {a}" for a in aggs),
             "helpers": "".join(f"{expr} AS {name}, " for name, expr in score.helpers(ctx)),
             "score": score.sql(ctx),
@@ -202,6 +290,7 @@ def compile_search(
         }
     )
     sql = load_query("select_search_refine" if two_phase else "select_search")
+    sql = sql.replace("{{agg}}", slots.pop("agg"))  # first: it brings the {{aggregates}} slot
     for slot, text in slots.items():
         sql = sql.replace("{{" + slot + "}}", text)
     params = {**constants, **binder.params, "top_k": int(limit)}

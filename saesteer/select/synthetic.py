@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from saesteer.index.db import IndexDb
+from saesteer.index.search_table import refresh_search_table
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +269,7 @@ def _build(
     if spec.n_output_tokens:
         with con.transaction():
             con.insert_arrow("feature_output", _outputs(rng, spec, vocab_words))
+    refresh_search_table(con, spec.build_id)
     return SyntheticIndex(path, spec.build_id, conds, list(spec.planted), char_tokens, n_rows)
 
 

@@ -1,0 +1,89 @@
+"""The search table (one row per feature, columns per condition) gives the results of the GROUP BY over
+feature_stats, in one scan; it follows the build's conditions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from saesteer.index.db import IndexDb
+from saesteer.index.search_table import current_search_table, refresh_search_table
+from saesteer.select.search import Search
+from saesteer.select.synthetic import (
+    Planted,
+    SyntheticSpec,
+    agnostic_feature,
+    agnostic_language_feature,
+    bos_feature,
+    build_synthetic_index,
+    language_feature,
+)
+
+N = 600
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    path = tmp_path_factory.mktemp("wide") / "index.duckdb"
+    planted = [language_feature(1, "fr", 0.3), agnostic_language_feature(2, "fr", 0.4), agnostic_feature(3, 0.2),
+               bos_feature(4, 2e-3), Planted(5, {"*": 0.5}), language_feature(6, "de", 0.5)]
+    # sparse background: many features miss rows in some conditions (the missing-row cases)
+    build_synthetic_index(path, SyntheticSpec(n_features=N, planted=planted, freq_range=(1e-5, 3e-3), seed=3))
+    return path
+
+
+SEARCHES = {
+    "default": lambda s: s.drop_random(),
+    "quickstart": lambda s: s.drop_dead().drop_dense().drop_bos_only().drop_random(),
+    "relative random": lambda s: s.drop_random(relative_to_target=0.5, max_mean=1.0).min_freq(1e-4),
+    "min_ratio": lambda s: s.min_ratio(2.0).drop_dense(max_freq=0.01),
+    **{f"rank {name}": (lambda s, n=name: s.drop_random().rank_by(n))
+       for name in ("log_odds", "freq_diff", "freq_ratio", "nu", "entropy", "smd", "auroc")},
+}
+
+
+@pytest.mark.parametrize("name", list(SEARCHES))
+@pytest.mark.parametrize("target,against", [("fr", "rest"), ("de", ["language=fr", "language=en"]), ("es", "all")])
+def test_search_table_gives_the_group_by_results(index, name, target, against):
+    make = SEARCHES[name]
+    wide = make(Search(index, target, against=against)).top(40)
+    rows = make(Search(index, target, against=against)).top(40)
+    rows.search_table = False
+    assert "FROM search_" in wide.compile().sql and "GROUP BY s.feature" not in wide.compile().sql.split("scored AS")[0]
+    assert "FROM search_" not in rows.compile().sql
+    a, b = wide.run(allow_empty=True), rows.run(allow_empty=True)
+    assert a.features == b.features
+    np.testing.assert_allclose(a.sql_scores, b.sql_scores, rtol=1e-9, atol=1e-12)
+    assert a.dropped == b.dropped and a.n_universe == b.n_universe == N and a.n_kept == b.n_kept
+
+
+def test_auroc_without_refinement_reads_feature_stats(index):
+    """The histograms are not in the search table: such a search falls back to the GROUP BY."""
+    s = Search(index, "fr").drop_random().rank_by("auroc")
+    s.refine = False
+    assert "FROM search_" not in s.compile().sql
+
+
+def test_search_table_follows_the_conditions(tmp_path, tiny_model, tiny_sae):
+    from saesteer.corpus import Condition, bundled_conditions
+    from saesteer.index.build import BuildConfig, build_index
+
+    fr, de, zh = (Condition(c.label, c.source, 6) for c in bundled_conditions(languages=["fr", "de", "zh"]))
+    db = tmp_path / "i.duckdb"
+    cfg = BuildConfig(top_k=2, batch_size=4, feature_output=False)
+    res = build_index(db, tiny_model, tiny_sae, [fr, de], cfg)
+    with IndexDb(db, read_only=True) as con:
+        first = current_search_table(con, res.build_id)
+    assert first is not None and first[1] == ["language=de", "language=fr"]
+    build_index(db, tiny_model, tiny_sae, [fr, de, zh], cfg)
+    with IndexDb(db) as con:
+        second = current_search_table(con, res.build_id)
+        assert second is not None and second[0] != first[0] and len(second[1]) == 3
+        tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, 'search_')").fetchall()
+        assert [t for (t,) in tables] == [second[0]]  # the stale table was dropped
+        assert refresh_search_table(con, res.build_id) == second[0]  # current: nothing rewritten
+    a = Search(db, "fr").top(10).run(allow_empty=True)
+    plain = Search(db, "fr").top(10)
+    plain.search_table = False
+    b = plain.run(allow_empty=True)
+    assert a.features == b.features and "FROM search_" in a.sql
