@@ -66,7 +66,7 @@ def _register() -> None:
                 raise
             continue
         app.add_typer(sub.app, name=name)
-    for mod in ("sql", "quickstart", "train"):
+    for mod in ("sql", "quickstart", "auto", "train"):
         try:
             sub = importlib.import_module(f"saesteer.cli.{mod}")
         except ModuleNotFoundError as exc:
