@@ -72,6 +72,7 @@ class AutoResult(NamedTuple):
     data: LabelledData
     db: Path
     build_id: str
+    reused: list[str]  # index conditions a previous run had already built
     probe: LinearProbe
     vectors: dict[tuple[str, str], SteeringVector]  # (target, method) -> vector
     sweep: pd.DataFrame  # one row per (target, method, strength), strength 0 = unsteered
@@ -148,14 +149,14 @@ def run_auto(cfg: AutoConfig, *, say: Say | None = None,
     from saesteer.steer.export import export_vector, save_vector
 
     for (target, method), vec in vectors.items():
-        stem = out / "vectors" / f"{data.key}={target}.{method}"
-        save_vector(vec, stem.with_suffix(".safetensors"))
+        stem = f"{data.condition_label(target)}.{method}"
+        save_vector(vec, out / "vectors" / f"{stem}.safetensors")
         pick = summary[(summary["target"] == target) & (summary["method"] == method)].iloc[0]
         if not math.isnan(pick["strength"]):
-            export_vector(vec, stem.with_suffix(".pt"), "lm-eval", strength=float(pick["strength"]))
+            export_vector(vec, out / "vectors" / f"{stem}.pt", "lm-eval", strength=float(pick["strength"]))
     report = write_auto_report(out, cfg=replace(cfg, db=db), data=data, build_id=built.build_id, probe=probe,
                                curves=curves, summary=summary, vectors=vectors)
-    return AutoResult(data, db, built.build_id, probe, vectors, curves, summary, report)
+    return AutoResult(data, db, built.build_id, built.skipped, probe, vectors, curves, summary, report)
 
 
 def sae_vector(data: LabelledData, target: str, db: Path, build_id: str, sae: Any, model: Any, norm: float,
@@ -206,5 +207,13 @@ def summarize(curves: pd.DataFrame, target_share: float) -> pd.DataFrame:
 
 
 def config_json(cfg: AutoConfig) -> str:
+    """The settings as JSON, with the output folder as ``.`` and other paths by file name only (a report
+    names files relative to itself, never by absolute path)."""
+    out = Path(cfg.out).resolve()
+
+    def rel(p: Path) -> str:
+        p = Path(p).resolve()
+        return "." if p == out else (str(p.relative_to(out)) if p.is_relative_to(out) else p.name)
+
     d = asdict(cfg)
-    return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in d.items()}, indent=2)
+    return json.dumps({k: rel(v) if isinstance(v, Path) else v for k, v in d.items()}, indent=2)

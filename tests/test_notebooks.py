@@ -11,7 +11,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-ORDER = ["01_build_index", "02_explore_features", "03_steer_and_evaluate", "04_export"]
+ORDER = ["01_build_index", "02_explore_features", "03_steer_and_evaluate", "04_export", "05_any_dataset"]
 TINY_ENV = {
     "SAESTEER_NB_MODEL": "tiny-random",
     "SAESTEER_NB_SAE": "tiny",
@@ -48,6 +48,7 @@ def test_notebooks_execute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("SAESTEER_NB_DB", str(db))
     monkeypatch.setenv("SAESTEER_NB_FEATURESET", str(tmp_path / "fr.featureset.json"))
     monkeypatch.setenv("SAESTEER_NB_EXPORT_DIR", str(tmp_path / "exports"))
+    monkeypatch.setenv("SAESTEER_NB_AUTO_OUT", str(tmp_path / "auto"))
     for name in ORDER:
         nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{name} has stored outputs"
@@ -64,3 +65,4 @@ def test_notebooks_execute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
             assert db.is_file()
     assert (tmp_path / "fr.featureset.json").is_file()
     assert (tmp_path / "exports" / "fr.safetensors").is_file()
+    assert (tmp_path / "auto" / "report.md").is_file()

@@ -101,11 +101,10 @@ def write_auto_report(
     md += ["", "## Vectors", "",
            "Native vectors and lm-evaluation-harness files (at the chosen strength) under `vectors/`:", ""]
     for (target, method), vec in vectors.items():
-        md.append(f"- `vectors/{data.key}={target}.{method}.safetensors` ({len(vec.provenance.get('features', []))} "
-                  f"features)" if method == "sae_features" else
-                  f"- `vectors/{data.key}={target}.{method}.safetensors`")
+        n = len(vec.provenance.get("features", []))
+        md.append(f"- `vectors/{data.condition_label(target)}.{method}.safetensors`" + (f" ({n} features)" if n else ""))
     md += ["", "```bash", f"lm_eval --model steered --model_args pretrained=MODEL,steer_path=vectors/"
-           f"{data.key}={next(iter(vectors))[0]}.sae_features.pt --tasks TASK", "```", "",
+           f"{data.condition_label(next(iter(vectors))[0])}.sae_features.pt --tasks TASK", "```", "",
            "## Settings", "", "```json", config_json(cfg), "```", ""]
     path = out / "report.md"
     with atomic_target(path) as tmp:
