@@ -3,7 +3,7 @@ turning Ray's failures into one-line saesteer errors.
 
 Ray is an optional extra (``pip install 'saesteer[ray]'``); nothing here imports it at import time.
 The distributed index build (:mod:`saesteer.index.ray_build`) and evaluation
-(:mod:`saesteer.eval.ray_cells`) use these helpers; Ray itself schedules, retries and moves the data.
+(:mod:`saesteer.eval.ray_eval`) use these helpers; Ray itself schedules, retries and moves the data.
 """
 
 from __future__ import annotations
@@ -88,9 +88,6 @@ def ray_cluster(settings: RaySettings) -> Iterator[tuple[Any, int]]:
     ray = require_ray()
     started = False
     if not ray.is_initialized():
-        quiet = logging.getLogger("ray")
-        if quiet.level == logging.NOTSET:  # Ray's own start-up notices would break the one-line output
-            quiet.setLevel(logging.ERROR)
         kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
         if settings.address is None:
             workers = settings.workers or 1
@@ -102,11 +99,16 @@ def ray_cluster(settings: RaySettings) -> Iterator[tuple[Any, int]]:
         else:
             _probe(settings.address)
             kwargs["address"] = settings.address
+        quiet = logging.getLogger("ray")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # Ray's start-up notices would break the one-line output
         try:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = settings.address or "a local Ray cluster"
             raise ClusterError(f"cannot start or join {where}: {first_line(exc)}") from exc
+        finally:
+            quiet.setLevel(level)
         started = True
     try:
         cpus = float(ray.cluster_resources().get("CPU", 0))

@@ -56,3 +56,18 @@ def gemma_index(gemma, tmp_path_factory):
     res = build_index(db, gemma, sae, [*conds, RandomTokens("uniform", n_seqs=64, seq_len=32, seed=0)],
                       BuildConfig(feature_output=False))
     return db, res.build_id
+
+
+@pytest.fixture(scope="session")
+def local_ray(tmp_path_factory):
+    """One real local Ray cluster (2 CPUs) for every Ray test of the session; yields the path of a file
+    that makes one worker process die when it exists (tests of Ray's retry)."""
+    ray = pytest.importorskip("ray")
+    from saesteer.index.ray_build import CRASH_ENV
+
+    crash = tmp_path_factory.mktemp("crash") / "die-once"
+    os.environ[CRASH_ENV] = str(crash)  # workers inherit it
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 << 20)
+    yield crash
+    ray.shutdown()
+    os.environ.pop(CRASH_ENV, None)

@@ -1,6 +1,6 @@
 """The index build on a real local Ray cluster (no mocks) equals a plain build; resume, retry, errors.
 
-One Ray cluster (2 CPUs) serves the whole module. Tolerance: integer columns (counts, active counts,
+One Ray cluster (2 CPUs, the session fixture ``local_ray``) serves every Ray test. Tolerance: integer columns (counts, active counts,
 histograms, token counts) and the top examples are identical; the float sums ``sum_act``/``sum_sq``
 agree to rtol 1e-9 (a sharded condition adds its shards' sums in another order).
 """
@@ -24,20 +24,15 @@ from saesteer.corpus import Condition, TableSource  # noqa: E402
 from saesteer.errors import IndexDbError  # noqa: E402
 from saesteer.index.build import BuildConfig, build_index  # noqa: E402
 from saesteer.index.db import IndexDb  # noqa: E402
-from saesteer.index.ray_build import CRASH_ENV, build_index_ray, driver_lock  # noqa: E402
+from saesteer.index.ray_build import build_index_ray, driver_lock  # noqa: E402
 from saesteer.index.units import RayBuildSettings, UnitError  # noqa: E402
 
 CFG = BuildConfig(top_k=4, batch_size=5)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    crash = tmp_path_factory.mktemp("crash") / "die-once"
-    os.environ[CRASH_ENV] = str(crash)  # workers inherit it: a worker that finds this file dies once
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 << 20)
-    yield crash
-    ray.shutdown()
-    os.environ.pop(CRASH_ENV, None)
+@pytest.fixture
+def cluster(local_ray):
+    return local_ray
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,11 @@ import typer
 
 from saesteer.cli.common import DbOpt, ModelOpt, SaeOpt, console, emit, resolve_db
 from saesteer.cli.progress import ProgressView
+from saesteer.cluster import RaySettings, check_engine, require_ray
 from saesteer.eval.language import METHODS, LanguageEvalConfig
 
 _D = LanguageEvalConfig()  # the CLI's defaults are the config's
+_RAY = RaySettings()
 
 app = typer.Typer(help="Evaluate steering: language accuracy, fluency, baselines, the ablation matrix.", no_args_is_help=True)
 
@@ -40,6 +42,10 @@ def language(
         typer.Option(help="Reuse the generations of an earlier run (its samples.csv): no generation, only the summary."),
     ] = None,
     ablation_texts: Annotated[int, typer.Option(help="Held-out sentences per language for the ablation matrix (0: skip).")] = 20,
+    engine: Annotated[str, typer.Option(help="local, or ray: one job per language on Ray workers (docs/cluster.md).")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray: join the cluster at HOST:PORT (or auto); default: a local cluster.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray: workers, each holding the model (default: 1 locally, one per CPU on a cluster).")] = None,
+    cpus_per_worker: Annotated[float, typer.Option(help="Ray: CPUs (torch threads) per worker.")] = _RAY.cpus_per_worker,
 ) -> None:
     """Target-language accuracy and fluency of SAE vectors vs DiffMean, unfiltered features and prompting."""
     import pandas as pd
@@ -65,14 +71,24 @@ def language(
         n_prompts=n_prompts, max_new_tokens=max_new_tokens, top_k=top_k, fluency_budget=fluency_budget,
         batch_size=n_prompts, weighting=weighting, unit_rows=_rows(rows),
     )
+    on_ray = check_engine(engine) == "ray" and samples is None
+    if on_ray:
+        require_ray()
     with ProgressView() as view:
         stages = view.stages()
-        with stages.stage("model load", info=f"{model} + SAE {sae}"):
-            m = load_model(model)
-            s = load_sae(sae, model=m)
+        if not on_ray or ablation_texts > 0:  # on Ray the workers load it; the driver only for the ablation
+            with stages.stage("model load", info=f"{model} + SAE {sae}"):
+                m = load_model(model)
+                s = load_sae(sae, model=m)
         with stages.stage("evaluation", info=f"{len(cfg.languages)} languages x {len(cfg.methods)} methods") as st:
             if samples is not None:
                 res = result_from_samples(pd.read_csv(samples), cfg.fluency_budget)
+            elif on_ray:
+                from saesteer.eval.ray_eval import evaluate_language_ray
+
+                ray = RaySettings(address=address, workers=workers, cpus_per_worker=cpus_per_worker)
+                res = evaluate_language_ray(model, sae, db_path, bundled_prompts(), cfg, ray,
+                                            progress=lambda lang, k, n: st.update(k, n, info=f"{lang} done"))
             else:
                 res = evaluate_language_steering(m, make_backend(model), s, db_path, bundled_prompts(), cfg,
                                                  progress=st.messages())

@@ -162,8 +162,11 @@ def evaluate_language_steering(
     *,
     identify: LanguageIdentifier | None = None,
     progress: Progress | None = None,
+    factory: VectorFactory | None = None,
 ) -> LanguageEvalResult:
-    """Run the evaluation (see the module docstring). ``model`` builds vectors, ``backend`` generates."""
+    """Run the evaluation (see the module docstring). ``model`` builds vectors, ``backend`` generates;
+    ``factory`` (for ``model``, ``sae``, ``db`` and ``cfg``) lets several calls share its typical norm and
+    DiffMean means (the Ray engine runs one language per call on each worker)."""
     import pandas as pd
 
     from saesteer.steer.baselines import PromptPrefix
@@ -190,7 +193,7 @@ def evaluate_language_steering(
     base = backend.generate(prompts, gcfg)
     base_fluency = _fluency(backend, base, prompts, cfg.batch_size)
     record("none", "unsteered", 0.0, base, base_fluency)
-    factory = VectorFactory(model, sae, db, cfg)
+    factory = factory or VectorFactory(model, sae, db, cfg)
     for lang in cfg.languages:
         say(f"{lang}: building vectors")
         vecs = factory.vectors(lang)

@@ -171,13 +171,16 @@ def build_index_ray(
     hashes = {c.label: c.source_hash() for c in conds}
     with driver_lock(db_path), ray_cluster(settings.cluster) as (ray, n_workers):
         remote = ray.remote(num_cpus=settings.cluster.cpus_per_worker, max_restarts=3, max_task_retries=3)
-        actors = [
-            remote(UnitActor).remote(model, sae, hook_name, config, settings.cluster.threads)
-            for _ in range(n_workers)
-        ]
+
+        def start(n: int) -> list[Any]:
+            return [remote(UnitActor).remote(model, sae, hook_name, config, settings.cluster.threads)
+                    for _ in range(n)]
+
+        actors = start(1)  # the first worker gives the build id; the others start only if there is work
         try:
             build_id = _check_workers(ray, actors)
-            return _run(ray, actors, db_path, build_id, conds, hashes, config, settings, progress, t0)
+            return _run(ray, actors, start, n_workers, db_path, build_id, conds, hashes, config, settings,
+                        progress, t0)
         finally:
             for a in actors:
                 ray.kill(a)
@@ -203,6 +206,8 @@ def _check_workers(ray: Any, actors: list[Any]) -> str:
 def _run(
     ray: Any,
     actors: list[Any],
+    start: Callable[[int], list[Any]],
+    n_workers: int,
     db_path: Path,
     build_id: str,
     conds: list[Condition],
@@ -234,6 +239,12 @@ def _run(
         if progress is not None:
             progress(RayProgress(count, len(units), len(cached), tokens, len(actors), last, cached_tokens))
 
+    more = min(n_workers, len(pending)) - len(actors)
+    if more > 0:
+        added = start(more)
+        actors.extend(added)  # the caller kills every actor in this list
+        if _check_workers(ray, added) != build_id:
+            raise ClusterError("the workers loaded different models or SAEs; every node needs the same files")
     tell("start")
     pool = ActorPool(actors)
     results = pool.map_unordered(
