@@ -51,7 +51,7 @@ def _gemma_sae(model: Any) -> Any:
         return load_sae("default", model=model)
     import torch
 
-    from saesteer.testing import make_tiny_sae
+    from saesteer.testing.tiny import make_tiny_sae
 
     sae = make_tiny_sae(d_in=640, d_sae=5120, hook_name=HOOK_GEMMA)
     with torch.no_grad():
@@ -152,7 +152,7 @@ def child(args: argparse.Namespace) -> None:
     from saesteer.index.build import BuildConfig, build_index
     from saesteer.index.db import IndexDb
     from saesteer.models import load_model
-    from saesteer.testing import make_tiny_sae
+    from saesteer.testing.tiny import make_tiny_sae
 
     model = load_model("tiny-random")
     sae = make_tiny_sae(d_sae=args.d_sae, hook_name="blocks.1.hook_resid_pre")

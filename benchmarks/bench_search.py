@@ -33,7 +33,7 @@ LANGS = ("en", "fr", "de", "es", "it", "pt", "nl", "pl", "ru", "tr", "id", "zh")
 
 
 def _spec(args: argparse.Namespace):
-    from saesteer.select.synthetic import SyntheticSpec, agnostic_feature, language_feature
+    from saesteer.testing.synthetic import SyntheticSpec, agnostic_feature, language_feature
 
     freq = (1e-4, 3e-2) if args.profile == "dense" else (1e-6, 1e-3)
     return SyntheticSpec(
@@ -54,7 +54,7 @@ def _ensure_index(path: Path, args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from saesteer.index.db import IndexDb
-    from saesteer.select.synthetic import build_synthetic_index
+    from saesteer.testing.synthetic import build_synthetic_index
 
     spec = _spec(args)
     key = json.dumps(asdict(spec), sort_keys=True, default=str)

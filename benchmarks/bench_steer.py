@@ -128,7 +128,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from saesteer.paths import package_data
-    from saesteer.steer.tiny import TINY_HF_ID, make_tiny_hf_model
+    from saesteer.testing.tiny_hf import TINY_HF_ID, make_tiny_hf_model
 
     prompts = [
         ln.strip()

@@ -26,7 +26,7 @@ from saesteer.featureset import FeatureSet
 from saesteer.steer.export import export_vector, save_vector
 from saesteer.steer.modelinfo import ModelInfo
 from saesteer.steer.vector import Component, SteeringVector
-from saesteer.testing import TINY_HOOK
+from saesteer.testing.tiny import TINY_HOOK
 
 TINY = ["--model", "tiny-random", "--sae", "tiny"]
 _PROGRESS = re.compile(r"^\[\s*\d+(\.\d+)?s\] ")  # the plain progress lines printed when stderr is not a terminal

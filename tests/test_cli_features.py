@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from saesteer.cli.main import app, main
 from saesteer.errors import EmptyResultError, IndexDbError, UnknownConditionError, UnknownFeatureError
 from saesteer.featureset import FeatureSet
-from saesteer.select.synthetic import (
+from saesteer.testing.synthetic import (
     SyntheticSpec,
     agnostic_language_feature,
     build_synthetic_index,

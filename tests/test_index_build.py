@@ -264,7 +264,7 @@ def test_locked_database_is_a_clear_error(locked_db, tiny_model, tiny_sae):
 
 
 def test_bad_inputs_fail_before_writing(tmp_path, tiny_model, tiny_sae):
-    from saesteer.testing import make_tiny_sae
+    from saesteer.testing.tiny import make_tiny_sae
 
     db = tmp_path / "i.duckdb"
     empty = tmp_path / "empty.txt"
@@ -310,6 +310,6 @@ def test_build_config_validation():
         BuildConfig(batch_size=0)
     with pytest.raises(CorpusError, match="unknown token exclusion"):
         from saesteer.activations import exclusion_table, vocab_info
-        from saesteer.testing import make_tiny_model
+        from saesteer.testing.tiny import make_tiny_model
 
         exclusion_table(vocab_info(make_tiny_model()), ["eos"])

@@ -17,7 +17,7 @@ HOOK = "blocks.6.hook_resid_post"
 @pytest.fixture(scope="module")
 def gemma_sae(tmp_path_factory, gemma):
     from saesteer.saes import load_sae
-    from saesteer.testing import make_tiny_sae
+    from saesteer.testing.tiny import make_tiny_sae
 
     d = tmp_path_factory.mktemp("sae")
     sae = make_tiny_sae(d_in=640, d_sae=1024, hook_name=HOOK)

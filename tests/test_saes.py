@@ -10,7 +10,7 @@ import torch
 from saesteer.errors import DimensionMismatchError, HookError, SaeLoadError
 from saesteer.saes import check_compatible, load_sae
 from saesteer.saes.adapters import ADAPTERS, SaeFormatAdapter, adapter_for
-from saesteer.testing import make_tiny_sae
+from saesteer.testing.tiny import make_tiny_sae
 
 
 def test_adapters_satisfy_protocol():

@@ -10,8 +10,8 @@ from saesteer.errors import IndexDbError, SaesteerError, UnknownFeatureError
 from saesteer.index.db import IndexDb
 from saesteer.select.inspect import context_text, feature_report, features_for_text, neighbors
 from saesteer.select.rawsql import check_readonly_sql, run_readonly_sql
-from saesteer.select.synthetic import SyntheticSpec, bos_feature, build_synthetic_index, language_feature
-from saesteer.testing import make_tiny_sae
+from saesteer.testing.synthetic import SyntheticSpec, bos_feature, build_synthetic_index, language_feature
+from saesteer.testing.tiny import make_tiny_sae
 
 
 @pytest.fixture(scope="module")

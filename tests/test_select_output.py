@@ -10,8 +10,8 @@ from saesteer.errors import DimensionMismatchError, EmptyResultError, UnknownFea
 from saesteer.index.db import IndexDb
 from saesteer.select.output import logit_lens, output_scores, target_tokens, token_strings
 from saesteer.select.search import Search
-from saesteer.select.synthetic import SyntheticSpec, build_synthetic_index, language_feature
-from saesteer.testing import make_tiny_model, make_tiny_sae
+from saesteer.testing.synthetic import SyntheticSpec, build_synthetic_index, language_feature
+from saesteer.testing.tiny import make_tiny_model, make_tiny_sae
 
 PLANTED = 7
 

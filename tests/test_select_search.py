@@ -10,7 +10,7 @@ from saesteer.featureset import FeatureSet
 from saesteer.index.db import IndexDb
 from saesteer.select.ranking import SCORES
 from saesteer.select.search import Search
-from saesteer.select.synthetic import (
+from saesteer.testing.synthetic import (
     Planted,
     SyntheticSpec,
     agnostic_feature,

@@ -14,7 +14,7 @@ from saesteer.errors import SaesteerError, UnknownConditionError
 from saesteer.index.db import IndexDb
 from saesteer.select.search import Search
 from saesteer.select.selective import SelectivityBar, selective_features
-from saesteer.select.synthetic import (
+from saesteer.testing.synthetic import (
     Planted,
     SyntheticSpec,
     agnostic_language_feature,

@@ -10,8 +10,8 @@ import torch
 
 from saesteer.steer.calibrate import language_accuracy, perplexity, sweep
 from saesteer.steer.generate import Generation, GenerationConfig, HFBackend, TLBackend
-from saesteer.steer.tiny import make_tiny_hf_model
 from saesteer.steer.vector import Component, ModelInfo, SteeringVector
+from saesteer.testing.tiny_hf import make_tiny_hf_model
 
 INFO = ModelInfo(id="stub", d_model=4, n_layers=2)
 VEC = SteeringVector(components=(Component("blocks.0.hook_resid_post", torch.ones(4)),), model=INFO)

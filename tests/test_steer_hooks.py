@@ -10,8 +10,8 @@ import torch
 from saesteer.errors import DimensionMismatchError, SteeringVectorError
 from saesteer.steer.compose import combine
 from saesteer.steer.hooks import attach, decoder_stack, steering
-from saesteer.steer.tiny import make_tiny_hf_model
 from saesteer.steer.vector import ClampSpec, Component, ModelInfo, SteeringVector
+from saesteer.testing.tiny_hf import make_tiny_hf_model
 
 
 def make_vec(info: ModelInfo, hooks: list[str], seed: int = 0, **kw: Any) -> SteeringVector:

@@ -93,7 +93,7 @@ def test_lm_eval_steered_model_matches_saesteer_hook(tmp_path, monkeypatch):
     from lm_eval.tasks import TaskManager
 
     from saesteer.steer import steering
-    from saesteer.steer.tiny import make_tiny_hf_model
+    from saesteer.testing.tiny_hf import make_tiny_hf_model
 
     hf, tok = make_tiny_hf_model(seed=3)
     model_dir = tmp_path / "tiny"

@@ -16,8 +16,8 @@ import torch
 from saesteer.steer.generate import GenerationConfig, HFBackend, TLBackend
 from saesteer.steer.hooks import steering
 from saesteer.steer.positions import PositionTracker
-from saesteer.steer.tiny import make_tiny_hf_model
 from saesteer.steer.vector import Component, ModelInfo, SteeringVector
+from saesteer.testing.tiny_hf import make_tiny_hf_model
 
 PROMPTS = ["hi", "a much longer prompt"]  # different lengths: the first is left-padded
 N_NEW = 5

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from saesteer.errors import CorpusError
-from saesteer.testing import make_byte_tokenizer
+from saesteer.testing.tiny import make_byte_tokenizer
 from saesteer.train.data import (
     TextPlan,
     TrainingText,

@@ -1,7 +1,8 @@
 """A thin DuckDB layer: open (with schema and lock checks), run SQL files, bind parameters, bulk-insert Arrow.
 
 SQL lives in ``features_db/schema/*.sql`` (migrations, applied in order) and ``features_db/queries/*.sql``
-(named queries, loaded with :func:`load_query`). Values are always bound as parameters. Every DuckDB
+(named queries, loaded with :func:`load_query`), read from the ``features_db/`` beside the ``saesteer``
+package (:func:`sql_root`; a ``features_db/`` folder in the working directory cannot shadow it). Values are always bound as parameters. Every DuckDB
 error is re-raised as :class:`~saesteer.errors.IndexDbError` carrying the SQL that failed.
 
 Writers hold the file only while they commit (a build computes in memory and opens the database for
@@ -15,7 +16,6 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,23 @@ SCHEMA_VERSION = 2
 _MIGRATION = re.compile(r"^(\d{3})_.*\.sql$")
 
 
-def _sql_dir(kind: str) -> Path:
-    """``features_db/<kind>`` beside the ``saesteer`` package (a checkout, an editable or a wheel install).
+def sql_root() -> Path:
+    """The ``features_db/`` folder that holds the schema and the named queries: always the one beside the
+    ``saesteer`` package directory, in a checkout (``repo/features_db``), an editable install (the same)
+    and a wheel (``site-packages/features_db``, installed as data beside ``saesteer``).
 
-    Located from this file rather than by importing ``features_db``: a ``features_db/`` folder in the
-    working directory (where index files live) would otherwise shadow the package.
+    It is located from this file's path, never through ``sys.path`` or ``import features_db``, so a
+    ``features_db/`` folder in the working directory (where index files live by default,
+    :func:`saesteer.paths.default_db_path`) can never shadow the SQL.
     """
-    beside = Path(__file__).resolve().parents[2] / "features_db" / kind
-    if beside.is_dir():
-        return beside
-    return Path(str(files("features_db").joinpath(kind)))
+    return Path(__file__).resolve().parents[2] / "features_db"
+
+
+def _sql_dir(kind: str) -> Path:
+    path = sql_root() / kind
+    if not path.is_dir():
+        raise IndexDbError(f"the saesteer SQL folder {path} is missing (a broken install?)")
+    return path
 
 
 def migrations() -> list[tuple[int, str, str]]:

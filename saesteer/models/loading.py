@@ -93,7 +93,7 @@ def load_model(
 
     source = resolve_model(name, cache=cache)
     if source.kind == "tiny":
-        from saesteer.testing import make_tiny_model
+        from saesteer.testing.tiny import make_tiny_model
 
         seed = int(name.split(":", 1)[1]) if ":" in name else 0
         model = make_tiny_model(seed=seed)

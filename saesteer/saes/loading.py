@@ -61,7 +61,7 @@ def load_sae(
     spec_s = str(spec)
     sae: SAE
     if spec_s == "tiny" or spec_s.startswith("tiny:"):
-        from saesteer.testing import TINY_D_SAE, TINY_HOOK, make_tiny_sae
+        from saesteer.testing.tiny import TINY_D_SAE, TINY_HOOK, make_tiny_sae
 
         seed = int(spec_s.split(":", 1)[1]) if ":" in spec_s else 0
         d_in = model.cfg.d_model if model is not None else 64

@@ -238,7 +238,7 @@ def _build(
                 "hist": pa.ListArray.from_arrays(offsets, pa.array(hist.reshape(-1).astype(np.int64))),
             }
         )
-        source = {"generator": "saesteer.select.synthetic", "seed": spec.seed, "condition": cond}
+        source = {"generator": "saesteer.testing.synthetic", "seed": spec.seed, "condition": cond}
         key, _, value = cond.partition("=")
         with con.transaction():
             con.insert_arrow("feature_stats", stats)

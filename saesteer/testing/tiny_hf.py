@@ -21,7 +21,7 @@ def make_tiny_hf_model(
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-    from saesteer.testing import make_byte_tokenizer
+    from saesteer.testing.tiny import make_byte_tokenizer
 
     tok = make_byte_tokenizer()
     tok.padding_side = "left"
