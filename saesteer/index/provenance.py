@@ -91,16 +91,51 @@ def build_info(
         "sae_format": ssrc.format,
         "device": str(model.cfg.device),
     }
-    row = {
+    row = builds_row(
+        build_id=build_id,
+        model_id=msrc.id,
+        model_hash=msrc.weights_hash,
+        sae_id=ssrc.id,
+        sae_hash=ssrc.weights_hash,
+        hook_name=spec.name,
+        d_model=int(model.cfg.d_model),
+        d_sae=int(sae.cfg.d_sae),
+        dtype=str(model.cfg.dtype).replace("torch.", ""),
+        tokenizer=tokenizer,
+        stats=stats,
+        versions=package_versions(),
+        settings=settings,
+    )
+    return BuildInfo(build_id, row)
+
+
+def builds_row(
+    *,
+    build_id: str,
+    model_id: str,
+    model_hash: str,
+    sae_id: str,
+    sae_hash: str,
+    hook_name: str,
+    d_model: int,
+    d_sae: int,
+    dtype: str,
+    tokenizer: str,
+    stats: dict[str, Any],
+    versions: dict[str, str],
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``builds`` row; ``stats`` is :func:`stat_settings` (the settings that change what is stored)."""
+    return {
         "build_id": build_id,
-        "model_id": msrc.id,
-        "model_hash": msrc.weights_hash,
-        "sae_id": ssrc.id,
-        "sae_hash": ssrc.weights_hash,
-        "hook_name": spec.name,
-        "d_model": int(model.cfg.d_model),
-        "d_sae": int(sae.cfg.d_sae),
-        "dtype": str(model.cfg.dtype).replace("torch.", ""),
+        "model_id": model_id,
+        "model_hash": model_hash,
+        "sae_id": sae_id,
+        "sae_hash": sae_hash,
+        "hook_name": hook_name,
+        "d_model": int(d_model),
+        "d_sae": int(d_sae),
+        "dtype": dtype,
         "tokenizer": tokenizer,
         "threshold": stats["threshold"],
         "hist_edges": stats["hist_edges"],
@@ -108,10 +143,9 @@ def build_info(
         "context_window": stats["context_window"],
         "exclude": stats["exclude"],
         "max_seq_len": stats["max_seq_len"],
-        "versions": json.dumps(package_versions()),
+        "versions": json.dumps(versions),
         "settings": json.dumps(settings),
     }
-    return BuildInfo(build_id, row)
 
 
 def builds_table(row: dict[str, Any]) -> pa.Table:
@@ -139,17 +173,40 @@ def condition_row(
     completed_at: datetime,
 ) -> pa.Table:
     """The ``conditions`` row of a finished condition (the shard goes into the ``source`` JSON)."""
-    import pyarrow as pa
-
     index, count = shard if shard is not None else (0, 1)
     source = {**condition.describe(), "shard": {"index": index, "count": count}}
+    return conditions_table(
+        build_id, condition.label, condition.key, condition.value, condition.is_random,
+        source=source, source_hash=source_hash, n_docs=n_docs, n_tokens=n_tokens, n_bos=n_bos,
+        started_at=started_at, completed_at=completed_at,
+    )
+
+
+def conditions_table(
+    build_id: str,
+    label: str,
+    key: str,
+    value: str,
+    is_random: bool,
+    *,
+    source: dict[str, Any],
+    source_hash: str,
+    n_docs: int,
+    n_tokens: int,
+    n_bos: int,
+    started_at: datetime,
+    completed_at: datetime,
+) -> pa.Table:
+    """One ``conditions`` row as an Arrow table (``source`` is stored as sorted JSON)."""
+    import pyarrow as pa
+
     return pa.table(
         {
             "build_id": [build_id],
-            "condition": [condition.label],
-            "label_key": [condition.key],
-            "label_value": [condition.value],
-            "is_random": [condition.is_random],
+            "condition": [label],
+            "label_key": [key],
+            "label_value": [value],
+            "is_random": [is_random],
             "source": [json.dumps(source, sort_keys=True, default=str)],
             "source_hash": [source_hash],
             "n_docs": pa.array([n_docs], pa.int64()),

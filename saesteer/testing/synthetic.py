@@ -1,4 +1,11 @@
-"""Synthetic feature-statistics indexes, written straight into the schema of ``001_init.sql``.
+"""Synthetic feature-statistics indexes, written through the index's own table writers.
+
+The ``builds`` row comes from :func:`~saesteer.index.provenance.builds_row` with the settings of a real
+:class:`~saesteer.index.build.BuildConfig`, the ``conditions`` rows from
+:func:`~saesteer.index.provenance.conditions_table`, and ``feature_stats`` / ``token_counts`` from
+:class:`~saesteer.index.stats.ConditionStats` (the builder's own tables), so a schema change reaches the
+synthetic index too; ``top_examples`` and ``feature_output`` (whose real writers need a model and the
+documents) are plausible Arrow rows of the same tables.
 
 Used by the selection tests, the search benchmark and the notebooks, so that search can be exercised
 without running a model. Every table is filled consistently with the real builder's conventions:
@@ -16,7 +23,6 @@ feature that fires everywhere, random tokens included.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,8 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from saesteer.index.build import BuildConfig
 from saesteer.index.db import IndexDb
+from saesteer.index.provenance import builds_row, builds_table, conditions_table, now, stat_settings
 from saesteer.index.search_table import refresh_search_table
+from saesteer.index.stats import ConditionStats
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +157,6 @@ def build_synthetic_index(
 def _build(
     con: IndexDb, spec: SyntheticSpec, path: Path | None, progress: Callable[[str], None] | None
 ) -> SyntheticIndex:
-    import pyarrow as pa
 
     rng = np.random.default_rng(spec.seed)
     nf, nb = spec.n_features, spec.n_bins
@@ -172,25 +180,18 @@ def _build(
     con.execute("DELETE FROM builds WHERE build_id = ?", [spec.build_id])
     for table in ("conditions", "feature_stats", "top_examples", "feature_output", "token_counts"):
         con.execute(f"DELETE FROM {table} WHERE build_id = ?", [spec.build_id])
-    con.execute(
-        "INSERT INTO builds (build_id, model_id, model_hash, sae_id, sae_hash, hook_name, d_model, d_sae, dtype, "
-        "tokenizer, threshold, hist_edges, top_k, context_window, exclude, max_seq_len, versions, settings) "
-        "VALUES (?, ?, 'synthetic', ?, 'synthetic', ?, ?, ?, 'float32', 'synthetic', 0.0, ?, ?, ?, "
-        "['bos', 'pad', 'special'], 128, ?, ?)",
-        [
-            spec.build_id,
-            spec.model_id,
-            spec.sae_id,
-            spec.hook_name,
-            spec.d_model,
-            nf,
-            edges.tolist(),
-            spec.top_k,
-            spec.context_window,
-            json.dumps({"saesteer": "synthetic"}),
-            json.dumps({"seed": spec.seed, "synthetic": True}),
-        ],
+    stats_settings = stat_settings(
+        BuildConfig(threshold=0.0, top_k=spec.top_k, context_window=spec.context_window, max_seq_len=128,
+                    exclude=("bos", "pad", "special"), hist_edges=tuple(edges.tolist())),
+        prepend_bos=True,
     )
+    row = builds_row(
+        build_id=spec.build_id, model_id=spec.model_id, model_hash="synthetic", sae_id=spec.sae_id,
+        sae_hash="synthetic", hook_name=spec.hook_name, d_model=spec.d_model, d_sae=nf, dtype="float32",
+        tokenizer="synthetic", stats=stats_settings, versions={"saesteer": "synthetic"},
+        settings={"seed": spec.seed, "synthetic": True},
+    )
+    con.insert_arrow("builds", builds_table(row))
     vocab_words = _vocab(spec.d_vocab)
     char_tokens = _char_tokens(rng, spec, langs)
     n_rows = 0
@@ -223,45 +224,21 @@ def _build(
         docs = np.minimum(
             n_active[rows], np.ceil(spec.n_docs * (1 - (1 - 1 / spec.n_docs) ** n_active[rows]))
         )
-        offsets = pa.array(np.arange(0, (len(rows) + 1) * nb, nb, dtype=np.int32))
-        stats = pa.table(
-            {
-                "build_id": _const(spec.build_id, len(rows)),
-                "condition": _const(cond, len(rows)),
-                "feature": pa.array(rows.astype(np.int32)),
-                "n_active": pa.array(n_active[rows].astype(np.int64)),
-                "n_docs_active": pa.array(docs.astype(np.int64)),
-                "sum_act": pa.array(sum_act),
-                "sum_sq": pa.array(sum_sq),
-                "max_act": pa.array(max_act),
-                "n_bos_active": pa.array(n_bos_active[rows]),
-                "hist": pa.ListArray.from_arrays(offsets, pa.array(hist.reshape(-1).astype(np.int64))),
-            }
-        )
+        stats = _dense_stats(spec, rows, n_active, docs, hist, sum_act, sum_sq, max_act, n_bos_active, n_bos)
         source = {"generator": "saesteer.testing.synthetic", "seed": spec.seed, "condition": cond}
         key, _, value = cond.partition("=")
+        top = _examples(rng, spec, cond, rows, max_act, vocab_words) if spec.top_k else None  # rng order kept
+        stats = stats._replace(token_counts=_token_counts(rng, spec, cond, char_tokens))
+        t = now()
         with con.transaction():
-            con.insert_arrow("feature_stats", stats)
-            if spec.top_k:
-                con.insert_arrow("top_examples", _examples(rng, spec, cond, rows, max_act, vocab_words))
-            con.insert_arrow("token_counts", _token_counts(rng, spec, cond, char_tokens))
-            con.execute(
-                "INSERT INTO conditions (build_id, condition, label_key, label_value, is_random, source, source_hash, "
-                "n_docs, n_tokens, n_bos, started_at, completed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp, current_timestamp)",
-                [
-                    spec.build_id,
-                    cond,
-                    key,
-                    value,
-                    is_random,
-                    json.dumps(source),
-                    f"synthetic-{spec.seed}-{ci}",
-                    spec.n_docs,
-                    spec.n_tokens,
-                    n_bos,
-                ],
-            )
+            con.insert_arrow("feature_stats", stats.feature_table(spec.build_id, cond))
+            if top is not None:
+                con.insert_arrow("top_examples", top)
+            con.insert_arrow("token_counts", stats.token_table(spec.build_id, cond))
+            con.insert_arrow("conditions", conditions_table(
+                spec.build_id, cond, key, value, is_random, source=source, source_hash=f"synthetic-{spec.seed}-{ci}",
+                n_docs=spec.n_docs, n_tokens=spec.n_tokens, n_bos=n_bos, started_at=t, completed_at=t,
+            ))
         n_rows += len(rows)
         if progress:
             progress(cond)
@@ -308,9 +285,8 @@ def _char_tokens(rng: np.random.Generator, spec: SyntheticSpec, langs: list[str]
 
 def _token_counts(
     rng: np.random.Generator, spec: SyntheticSpec, cond: str, char: dict[str, list[int]]
-) -> Any:
-    import pyarrow as pa
-
+) -> np.ndarray:
+    """Token counts of one condition, ``[d_vocab]`` (ids 0-3 are the specials, never counted)."""
     ranks = np.arange(1, spec.d_vocab - 3)
     p = 1.0 / ranks
     p = p[rng.permutation(len(p))]
@@ -319,14 +295,39 @@ def _token_counts(
             p[t - 4] *= 40.0 if lang == cond else 0.02
     p /= p.sum()
     counts = rng.multinomial(spec.n_tokens, p)
-    keep = np.flatnonzero(counts)
-    return pa.table(
-        {
-            "build_id": _const(spec.build_id, len(keep)),
-            "condition": _const(cond, len(keep)),
-            "token_id": pa.array((keep + 4).astype(np.int32)),
-            "count": pa.array(counts[keep].astype(np.int64)),
-        }
+    dense = np.zeros(spec.d_vocab, dtype=np.int64)
+    dense[4 : 4 + len(counts)] = counts
+    return dense
+
+
+def _dense_stats(
+    spec: SyntheticSpec,
+    rows: np.ndarray,
+    n_active: np.ndarray,
+    docs: np.ndarray,
+    hist: np.ndarray,
+    sum_act: np.ndarray,
+    sum_sq: np.ndarray,
+    max_act: np.ndarray,
+    n_bos_active: np.ndarray,
+    n_bos: int,
+) -> ConditionStats:
+    """The sparse rows as the dense :class:`ConditionStats` the real builder writes (zeros elsewhere)."""
+    nf = spec.n_features
+
+    def dense(values: np.ndarray, dtype: Any) -> np.ndarray:
+        out = np.zeros(nf, dtype=dtype)
+        out[rows] = values
+        return out
+
+    full_hist = np.zeros((nf, hist.shape[1]), dtype=np.int64)
+    full_hist[rows] = hist
+    return ConditionStats(
+        n_tokens=spec.n_tokens, n_bos=n_bos,
+        n_active=dense(n_active[rows], np.int64), n_docs_active=dense(docs, np.int64),
+        sum_act=dense(sum_act, np.float64), sum_sq=dense(sum_sq, np.float64), max_act=dense(max_act, np.float64),
+        n_bos_active=dense(n_bos_active[rows], np.int64), hist=full_hist,
+        token_counts=np.zeros(spec.d_vocab, dtype=np.int64),
     )
 
 
