@@ -16,7 +16,7 @@ def test_sql_root_is_beside_the_package():
 
     assert sql_root() == ROOT / "features_db"
     assert load_query("select_builds") == (ROOT / "features_db" / "queries" / "select_builds.sql").read_text()
-    assert [name for _, name, _ in migrations()][0] == "001_init.sql"
+    assert next(name for _, name, _ in migrations()) == "001_init.sql"
 
 
 def test_a_features_db_folder_in_the_working_directory_does_not_shadow_the_sql(tmp_path):
