@@ -31,6 +31,10 @@ CacheOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")]
+BuildOpt = Annotated[
+    str | None,
+    typer.Option("--build", help="Build id or unique prefix (default: the only / most recent build)."),
+]
 
 
 def resolve_db(db: Path | None) -> Path:

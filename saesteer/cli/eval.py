@@ -18,6 +18,11 @@ _RAY = RaySettings()
 app = typer.Typer(help="Evaluate steering: language accuracy, fluency, baselines, the ablation matrix.", no_args_is_help=True)
 
 
+def register(root: typer.Typer) -> None:
+    """Add the ``eval`` group to the root app."""
+    root.add_typer(app, name="eval")
+
+
 def _floats(s: str) -> tuple[float, ...]:
     return tuple(float(x) for x in s.split(",") if x.strip())
 

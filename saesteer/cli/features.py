@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from saesteer.cli.common import (
+    BuildOpt,
     CsvOpt,
     DbOpt,
     HookOpt,
@@ -19,13 +20,15 @@ from saesteer.cli.common import (
     emit_json,
     resolve_db,
 )
+from saesteer.cli.features_selective import selective
 
 app = typer.Typer(help="Find the features that matter for a condition, and see why.", no_args_is_help=True)
 
-BuildOpt = Annotated[
-    str | None,
-    typer.Option("--build", help="Build id or unique prefix (default: the only / most recent build)."),
-]
+
+def register(root: typer.Typer) -> None:
+    """Add the ``features`` group to the root app."""
+    root.add_typer(app, name="features")
+
 SPARK = "▁▂▃▄▅▆▇█"
 SCORE_LABELS = {
     "log_odds_z": "z",
@@ -452,4 +455,4 @@ def neighbors(
     emit(df, title=f"nearest features to {feature} by decoder cosine", as_json=as_json, as_csv=as_csv)
 
 
-from saesteer.cli import features_selective as _features_selective  # noqa: E402,F401  (registers `features selective`)
+app.command("selective")(selective)

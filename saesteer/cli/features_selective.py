@@ -6,11 +6,9 @@ from typing import Annotated
 
 import typer
 
-from saesteer.cli.common import DbOpt, JsonOpt, console, emit_json, resolve_db
-from saesteer.cli.features import BuildOpt, app
+from saesteer.cli.common import BuildOpt, DbOpt, JsonOpt, console, emit_json, resolve_db
 
 
-@app.command()
 def selective(
     key: Annotated[str, typer.Option("--key", help="The label whose conditions to check.")] = "language",
     min_freq: Annotated[

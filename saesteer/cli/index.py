@@ -22,6 +22,11 @@ app = typer.Typer(
 )
 
 
+def register(root: typer.Typer) -> None:
+    """Add the ``index`` group to the root app."""
+    root.add_typer(app, name="index")
+
+
 def _merge_flags(spec: IndexSpec, flags: dict[str, Any]) -> IndexSpec:
     """Flags given on the command line win over the spec file."""
     for key, value in flags.items():

@@ -5,9 +5,37 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.table import Table
 
-from saesteer.cli.common import console, emit_json, resolve_db
+from saesteer.cli.common import (
+    CacheOpt,
+    DbOpt,
+    HookOpt,
+    JsonOpt,
+    ModelOpt,
+    SaeOpt,
+    console,
+    emit_json,
+    resolve_db,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the top-level ``info`` command to ``app``."""
+    app.command("info")(info)
+
+
+def info(
+    model: ModelOpt = "gemma-3-270m",
+    sae: SaeOpt = "default",
+    hook: HookOpt = None,
+    db: DbOpt = None,
+    model_cache: CacheOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the model, the SAE, the cache and the index saesteer would use, with their shapes."""
+    run_info(model=model, sae=sae, hook=hook, db=db, model_cache=model_cache, as_json=as_json)
 
 
 def run_info(*, model: str, sae: str, hook: str | None, db: Path | None, model_cache: Path | None, as_json: bool) -> None:

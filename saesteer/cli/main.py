@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 
 from saesteer import __version__
-from saesteer.cli.common import CacheOpt, DbOpt, HookOpt, JsonOpt, ModelOpt, SaeOpt, err_console
+from saesteer.cli import eval as eval_cmds
+from saesteer.cli import auto, features, index, info, quickstart, sql, steer, train
+from saesteer.cli.common import err_console
 
 app = typer.Typer(
     name="saesteer",
@@ -39,44 +41,9 @@ def _root(
     )
 
 
-@app.command()
-def info(
-    model: ModelOpt = "gemma-3-270m",
-    sae: SaeOpt = "default",
-    hook: HookOpt = None,
-    db: DbOpt = None,
-    model_cache: CacheOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Show the model, the SAE, the cache and the index saesteer would use, with their shapes."""
-    from saesteer.cli.info import run_info
-
-    run_info(model=model, sae=sae, hook=hook, db=db, model_cache=model_cache, as_json=as_json)
-
-
-def _register() -> None:
-    """Attach the command groups (each module imports only typer/rich at import time)."""
-    import importlib
-
-    for mod, name in [("index", "index"), ("features", "features"), ("steer", "steer"), ("eval", "eval")]:
-        try:
-            sub = importlib.import_module(f"saesteer.cli.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"saesteer.cli.{mod}":
-                raise
-            continue
-        app.add_typer(sub.app, name=name)
-    for mod in ("sql", "quickstart", "auto", "train"):
-        try:
-            sub = importlib.import_module(f"saesteer.cli.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"saesteer.cli.{mod}":
-                raise
-            continue
-        sub.register(app)
-
-
-_register()
+# every command module adds its commands with register(app); the order is the order of `saesteer --help`
+for _module in (info, sql, quickstart, auto, train, index, features, steer, eval_cmds):
+    _module.register(app)
 
 
 def main() -> None:

@@ -26,6 +26,11 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+
+def register(root: typer.Typer) -> None:
+    """Add the ``steer`` group to the root app."""
+    root.add_typer(app, name="steer")
+
 VectorArg = Annotated[Path, typer.Option("--vector", "-V", help="A native steering vector (.safetensors).")]
 BackendOpt = Annotated[
     str, typer.Option("--backend", help="auto (transformers, or transformer-lens for tiny-random), hf, tl.")
