@@ -17,22 +17,12 @@ objects live in :mod:`saesteer.steer.export.interop` (they are Python objects, n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from saesteer.errors import ExportFormatError
+from saesteer.steer.export._common import ImportHints
 from saesteer.steer.vector import SteeringVector
-
-
-@dataclass(frozen=True)
-class ImportHints:
-    """What a foreign file may not say: filled in by the user (CLI options) when needed."""
-
-    model_id: str | None = None
-    n_layers: int | None = None
-    hook_name: str | None = None
-    name: str | None = None
 
 
 @runtime_checkable
@@ -78,7 +68,7 @@ def export_vector(
     vector: SteeringVector, path: str | Path, fmt: str = "native", *, strength: float | None = None
 ) -> list[Path]:
     """Write ``vector`` to ``path`` in format ``fmt``; returns the files written."""
-    from saesteer.steer.export._io import check_output_path
+    from saesteer.steer.export._common import check_output_path
     from saesteer.steer.vector import check_strength
 
     f = get_format(fmt)

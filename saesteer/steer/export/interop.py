@@ -22,7 +22,7 @@ import torch
 
 from saesteer.errors import ExportFormatError, SteeringVectorError
 from saesteer.models.hooks import parse_hook
-from saesteer.steer.export.llamacpp import check_exportable
+from saesteer.steer.export._common import check_exportable
 from saesteer.steer.vector import Component, ModelInfo, SteeringVector, check_strength
 
 

@@ -32,8 +32,7 @@ import torch
 
 from saesteer.errors import ExportFormatError, SteeringVectorError
 from saesteer.models.hooks import parse_hook
-from saesteer.steer.export import ImportHints
-from saesteer.steer.export._io import atomic_target
+from saesteer.steer.export._common import ImportHints, atomic_target, check_exportable
 from saesteer.steer.vector import Component, ModelInfo, SteeringVector, check_strength, tensor_sha256
 
 ARCH = "controlvector"
@@ -67,15 +66,6 @@ def hook_for_gguf_layer(n: int) -> str:
             f"direction.{n} is invalid: llama.cpp rejects direction.0 and negative indices"
         )
     return f"blocks.{n}.hook_resid_post"
-
-
-def check_exportable(vector: SteeringVector, fmt: str) -> None:
-    """Additive foreign formats carry neither an operator nor a position policy."""
-    if vector.operator != "add" or vector.positions != "all":
-        raise ExportFormatError(
-            f"{fmt} vectors are added to every position: only operator 'add' with positions 'all' can be exported "
-            f"(this vector has operator={vector.operator!r}, positions={vector.positions!r})"
-        )
 
 
 class GgufFormat:

@@ -37,8 +37,7 @@ from typing import Any
 import torch
 
 from saesteer.errors import ExportFormatError, SteeringVectorError
-from saesteer.steer.export import ImportHints
-from saesteer.steer.export._io import atomic_target, read_sidecar, sidecar_path, write_json
+from saesteer.steer.export._common import ImportHints, atomic_target, read_sidecar, sidecar_path, write_json
 from saesteer.steer.vector import Component, ModelInfo, SteeringVector, check_strength, tensor_sha256
 
 _LAYER = re.compile(r"^(?:model\.)?layers\.(\d+)$")

@@ -11,8 +11,7 @@ import struct
 from pathlib import Path
 
 from saesteer.errors import ExportFormatError, SteeringVectorError
-from saesteer.steer.export import ImportHints
-from saesteer.steer.export._io import atomic_target
+from saesteer.steer.export._common import ImportHints, atomic_target
 from saesteer.steer.vector import SteeringVector, check_strength
 
 MANIFEST_KEY = "saesteer.manifest"

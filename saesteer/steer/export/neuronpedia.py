@@ -20,9 +20,13 @@ import torch
 
 from saesteer.errors import ExportFormatError, HookError, SteeringVectorError
 from saesteer.models.hooks import parse_hook
-from saesteer.steer.export import ImportHints
-from saesteer.steer.export._io import read_sidecar, sidecar_path, write_json
-from saesteer.steer.export.llamacpp import check_exportable
+from saesteer.steer.export._common import (
+    ImportHints,
+    check_exportable,
+    read_sidecar,
+    sidecar_path,
+    write_json,
+)
 from saesteer.steer.modelinfo import imported_model_info
 from saesteer.steer.vector import Component, SteeringVector, check_strength, tensor_sha256
 

@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from saesteer.errors import ExportFormatError, SteeringVectorError
-from saesteer.steer.export import ImportHints
-from saesteer.steer.export._io import atomic_target, read_sidecar, sidecar_path, write_json
+from saesteer.steer.export._common import ImportHints, atomic_target, read_sidecar, sidecar_path, write_json
 from saesteer.steer.vector import Component, ModelInfo, SteeringVector, check_strength, tensor_sha256
 
 MAGIC = b"\x93NUMPY"

@@ -1,4 +1,5 @@
-"""File helpers shared by the export formats: atomic writes and the manifest sidecar."""
+"""What the export formats share: import hints, the additive-format check, atomic writes and the manifest
+sidecar. Format modules import from here (never from the package ``__init__``, which imports them)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,47 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from saesteer.errors import ExportFormatError
 from saesteer.paths import check_output_path
 
-__all__ = ["SIDECAR_SUFFIX", "atomic_target", "check_output_path", "read_sidecar", "sidecar_path", "write_json"]
+if TYPE_CHECKING:
+    from saesteer.steer.vector import SteeringVector
+
+__all__ = [
+    "SIDECAR_SUFFIX",
+    "ImportHints",
+    "atomic_target",
+    "check_exportable",
+    "check_output_path",
+    "read_sidecar",
+    "sidecar_path",
+    "write_json",
+]
 
 SIDECAR_SUFFIX = ".saesteer.json"
+
+
+@dataclass(frozen=True)
+class ImportHints:
+    """What a foreign file may not say: filled in by the user (CLI options) when needed."""
+
+    model_id: str | None = None
+    n_layers: int | None = None
+    hook_name: str | None = None
+    name: str | None = None
+
+
+def check_exportable(vector: SteeringVector, fmt: str) -> None:
+    """Additive foreign formats carry neither an operator nor a position policy."""
+    if vector.operator != "add" or vector.positions != "all":
+        raise ExportFormatError(
+            f"{fmt} vectors are added to every position: only operator 'add' with positions 'all' can be exported "
+            f"(this vector has operator={vector.operator!r}, positions={vector.positions!r})"
+        )
 
 
 @contextmanager
@@ -48,8 +82,6 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
     side = sidecar_path(path)
     if not side.is_file():
         return None
-    from saesteer.errors import ExportFormatError
-
     try:
         data = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
