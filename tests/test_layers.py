@@ -24,14 +24,6 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "saesteer.select": ("saesteer.eval", "saesteer.cli", "saesteer.quickstart"),
     "saesteer.models": ("saesteer.index", "saesteer.select", "saesteer.steer", "saesteer.eval", "saesteer.cli"),
 }
-# runtime import cycles still to remove (issue 14, part 2); the test fails when the set changes either way
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"saesteer.corpus.random_tokens", "saesteer.corpus.sources", "saesteer.corpus.tables"}),
-    frozenset({"saesteer.steer.export", "saesteer.steer.export.llamacpp", "saesteer.steer.export.lmeval",
-               "saesteer.steer.export.native",
-               "saesteer.steer.export.neuronpedia", "saesteer.steer.export.npy"}),
-    frozenset({"saesteer.cli.features", "saesteer.cli.features_selective"}),
-}
 
 
 def _modules() -> dict[str, Path]:
@@ -156,10 +148,7 @@ def test_the_import_scan_sees_lazy_and_type_checking_imports(tmp_path):
 def test_no_import_cycles_between_modules():
     """Runtime imports (``if TYPE_CHECKING`` blocks excluded: they never run) form no cycle."""
     found = cycles(graph(runtime_only=True))
-    assert found == KNOWN_CYCLES, (
-        f"new cycles: {[sorted(c) for c in found - KNOWN_CYCLES]}; gone (drop them from KNOWN_CYCLES): "
-        f"{[sorted(c) for c in KNOWN_CYCLES - found]}"
-    )
+    assert not found, f"import cycles: {[sorted(c) for c in found]}"
 
 
 def test_cycle_finder_finds_a_cycle():

@@ -26,9 +26,8 @@ from saesteer.corpus.sources import (
     TextFileSource,
     TextSource,
     parse_label,
-    text_source,
 )
-from saesteer.corpus.tables import TableSource
+from saesteer.corpus.tables import TableSource, text_source
 from saesteer.corpus.udhr import udhr_conditions, udhr_languages, udhr_texts
 
 __all__ = [

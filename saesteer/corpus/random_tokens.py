@@ -11,14 +11,15 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from saesteer.corpus.sources import Condition
 from saesteer.errors import CorpusError
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from saesteer.corpus.sources import Condition, TextSource
+    from saesteer.corpus.sources import TextSource
 
 Encode = Callable[[Sequence[str]], list[list[int]]]
 _ENCODE_BATCH = 256
@@ -33,6 +34,7 @@ class RandomTokens:
     seq_len: int = 64
     seed: int = 0
     reference: TextSource | None = None
+    is_random: ClassVar[bool] = True  # what Condition.is_random reads
 
     def __post_init__(self) -> None:
         if self.kind not in ("uniform", "unigram"):
@@ -43,8 +45,6 @@ class RandomTokens:
         return f"random={self.kind}"
 
     def condition(self) -> Condition:
-        from saesteer.corpus.sources import Condition
-
         return Condition(self.label, self)
 
     def validate(self) -> None:

@@ -9,7 +9,7 @@ Variants: :class:`TextFileSource` (a file or a directory of files, one document 
 :class:`ListSource` (texts in memory) and :class:`ConcatSource` (several conditions in a row) live here;
 :class:`~saesteer.corpus.tables.TableSource` (JSONL / CSV / Parquet with a text column) and
 :class:`~saesteer.corpus.hf.HFDatasetSource` (a ``datasets`` dataset) in their own modules.
-:func:`text_source` picks the variant for a path.
+:func:`saesteer.corpus.tables.text_source` picks the variant for a path.
 
 A :class:`Condition` is a label (``key=value``, e.g. ``language=fr``) and a source.
 """
@@ -29,7 +29,6 @@ from saesteer.errors import CorpusError
 if TYPE_CHECKING:
     from saesteer.corpus.random_tokens import RandomTokens
 
-TABLE_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".parquet")
 _READ_BLOCK = 1 << 20
 
 
@@ -219,20 +218,6 @@ class ListSource:
         return sum(1 for t in self.texts if t.strip())
 
 
-def text_source(
-    path: str | Path, *, column: str | None = None, per: Literal["line", "file"] | None = None
-) -> TextSource:
-    """The source for a path: a table for ``.jsonl/.csv/.parquet``, plain text otherwise."""
-    p = Path(path).expanduser()
-    if p.suffix.lower() in TABLE_SUFFIXES and not p.is_dir():
-        from saesteer.corpus.tables import TableSource
-
-        return TableSource(p, column or "text")
-    if column is not None:
-        raise CorpusError(f"--column applies to .jsonl/.csv/.parquet files, not to plain text {p}")
-    return TextFileSource(p, per)
-
-
 def parse_label(label: str) -> tuple[str, str]:
     """Split ``key=value``; raises CorpusError on a malformed label. A comma is refused: condition lists
     (``--against fr,de``) are comma-separated, so such a label could never be named there."""
@@ -272,9 +257,8 @@ class Condition:
 
     @property
     def is_random(self) -> bool:
-        from saesteer.corpus.random_tokens import RandomTokens
-
-        return isinstance(self.source, RandomTokens)
+        """A random-token baseline (:class:`~saesteer.corpus.random_tokens.RandomTokens` says so)."""
+        return bool(getattr(self.source, "is_random", False))
 
     def validate(self) -> None:
         try:
@@ -284,9 +268,7 @@ class Condition:
 
     def documents(self) -> Iterator[Document]:
         """The text documents (first ``max_docs``); not for random-token conditions."""
-        from saesteer.corpus.random_tokens import RandomTokens
-
-        if isinstance(self.source, RandomTokens):
+        if self.is_random:
             raise CorpusError(f"{self.label} is a random-token condition: it has token sequences, not texts")
         return islice(self.source.documents(), self.max_docs)
 

@@ -1,4 +1,5 @@
-"""JSONL / CSV / Parquet files with a text column as a :class:`~saesteer.corpus.sources.TextSource`."""
+"""JSONL / CSV / Parquet files with a text column as a :class:`~saesteer.corpus.sources.TextSource`, and
+:func:`text_source`, which picks a table or a plain-text source for a path."""
 
 from __future__ import annotations
 
@@ -10,8 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from saesteer.corpus.sources import Document, hash_files, number_documents, require_documents
+from saesteer.corpus.sources import (
+    Document,
+    TextFileSource,
+    TextSource,
+    hash_files,
+    number_documents,
+    require_documents,
+)
 from saesteer.errors import CorpusError
+
+TABLE_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -141,3 +151,15 @@ class TableSource:
 
             return int(pq.ParquetFile(self.path).metadata.num_rows)
         return None
+
+
+def text_source(
+    path: str | Path, *, column: str | None = None, per: Literal["line", "file"] | None = None
+) -> TextSource:
+    """The source for a path: a table for ``.jsonl/.csv/.parquet``, plain text otherwise."""
+    p = Path(path).expanduser()
+    if p.suffix.lower() in TABLE_SUFFIXES and not p.is_dir():
+        return TableSource(p, column or "text")
+    if column is not None:
+        raise CorpusError(f"--column applies to .jsonl/.csv/.parquet files, not to plain text {p}")
+    return TextFileSource(p, per)

@@ -36,7 +36,8 @@ from saesteer.corpus.bundled import bundled_conditions
 from saesteer.corpus.hf import HFDatasetSource
 from saesteer.corpus.parallel import corpus_conditions
 from saesteer.corpus.random_tokens import RandomTokens
-from saesteer.corpus.sources import ConcatSource, Condition, parse_label, text_source
+from saesteer.corpus.sources import ConcatSource, Condition, parse_label
+from saesteer.corpus.tables import text_source
 from saesteer.errors import CorpusError, SaesteerError
 from saesteer.index.build import BuildConfig
 
