@@ -5,6 +5,9 @@ Every location can be overridden by an environment variable (read at call time, 
 - ``SAESTEER_CACHE_DIR``: the user cache (dequantized models); default: platformdirs' user cache dir.
 - ``SAESTEER_DB``: the default index file; default: ``./features_db/index.duckdb`` when run from a
   checkout (a ``features_db/`` folder in the working directory), else the user data dir.
+
+Committed reports name files with :func:`portable_path` / :func:`portable_command`: relative to the output
+folder or the repository, never with this machine's absolute paths.
 """
 
 from __future__ import annotations
@@ -55,3 +58,48 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
                 raise OutputPathError(f"cannot write {p}: {parent} is a file, not a directory")
             break
     return p
+
+
+def repo_root() -> Path | None:
+    """The checkout that holds this ``saesteer`` package (a folder with ``pyproject.toml`` beside it), or None
+    for an installed package."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def portable_path(path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> str:
+    """``path`` as a committed report names it, without this machine's absolute prefix: relative to ``base``
+    (the report's output folder) when inside it, else relative to the repository checkout, else ``~/...``
+    under the home directory, else ``.../<name>``. A relative ``path`` is returned as it is."""
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        return str(path)
+    p = p.resolve()
+    for root in (base, repo_root()):
+        if root is not None:
+            r = Path(root).expanduser().resolve()
+            if p == r or r in p.parents:
+                return str(p.relative_to(r)) if p != r else "."
+    home = Path.home().resolve()
+    if home in p.parents:
+        return "~/" + str(p.relative_to(home))
+    return ".../" + p.name
+
+
+def portable_command(command: str, base: str | os.PathLike[str] | None = None) -> str:
+    """A shell command line with every absolute path argument (``/x/y`` or ``--opt=/x/y``) made
+    :func:`portable_path`."""
+    import shlex
+
+    try:
+        args = shlex.split(command)
+    except ValueError:
+        return command
+
+    def fix(arg: str) -> str:
+        opt, eq, value = arg.partition("=")
+        if eq and opt.startswith("-") and value.startswith(("/", "~")):
+            return f"{opt}={portable_path(value, base)}"
+        return portable_path(arg, base) if arg.startswith(("/", "~/")) else arg
+
+    return shlex.join(fix(a) for a in args)

@@ -57,6 +57,8 @@ def test_quickstart_vectors_are_pinned(tmp_path):
     got = {lang: vector_sha256(tmp_path / "out" / "vectors" / f"{lang}.safetensors") for lang in cfg.show}
     assert got == PINNED_QUICKSTART
     assert set(res.featuresets) == {"en", "fr", "de"}
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert str(tmp_path) not in report and "vectors/fr.safetensors" in report  # paths relative to the output
 
 
 @pytest.mark.slow

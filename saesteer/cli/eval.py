@@ -11,6 +11,7 @@ from saesteer.cli.common import DbOpt, ModelOpt, SaeOpt, console, emit, resolve_
 from saesteer.cli.progress import ProgressView
 from saesteer.cluster import RaySettings, check_engine, require_ray
 from saesteer.eval.language import METHODS, LanguageEvalConfig
+from saesteer.paths import portable_path
 
 _D = LanguageEvalConfig()  # the CLI's defaults are the config's
 _RAY = RaySettings()
@@ -119,8 +120,8 @@ def language(
     res.curves.to_csv(out / "curves.csv", index=False)
     res.matched.to_csv(out / "matched.csv", index=False)
     rep = Report("saesteer: language steering evaluation")
-    rep.text(f"Model {model}, SAE {sae}, index {db_path}."
-             + (f" Generations reused from {samples} (no new generation)." if samples is not None else ""))
+    rep.text(f"Model {model}, SAE {sae}, index {portable_path(db_path, out)}."
+             + (f" Generations reused from {portable_path(samples, out)} (no new generation)." if samples is not None else ""))
     add_evaluation(rep, res, cfg.fluency_budget)
     if ablation is not None:
         ablation.to_csv(out / "ablation.csv")

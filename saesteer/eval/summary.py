@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from saesteer.eval.report import Report
+from saesteer.paths import portable_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,7 +74,8 @@ def write_quickstart_report(
     import pandas as pd
 
     rep = Report("saesteer quickstart: language steering with SAE features")
-    rep.text(f"Model {cfg.model}, SAE {cfg.sae}, index {cfg.db} (build {build_id}), strength {cfg.strength:g}.")
+    rep.text(f"Model {cfg.model}, SAE {cfg.sae}, index {portable_path(cfg.db, out)} (build {build_id}), "
+             f"strength {cfg.strength:g}.")
     rep.heading("Selected features")
     rows = [{"language": lang, "n_features": len(fs), "dropped_by_random_filter": dropped_random.get(lang, 0),
              "features": ", ".join(str(f) for f in fs.features[:10]) + (" ..." if len(fs) > 10 else "")}
@@ -90,7 +92,7 @@ def write_quickstart_report(
     if ablation is not None:
         add_ablation(rep, ablation)
     rep.heading("Exported files")
-    rep.code("\n".join(str(p) for p in exports) or "(none)")
+    rep.code("\n".join(portable_path(p, out) for p in exports) or "(none)")
     if timings:
         rep.heading("Stage timings")
         rows = [{"stage": k, "seconds": round(v, 1)} for k, v in timings.items()]

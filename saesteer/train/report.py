@@ -6,6 +6,7 @@ import platform
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from saesteer.paths import portable_command, portable_path
 from saesteer.train.quality import DENSE_THRESHOLD, SELECTIVE_THRESHOLD, LanguageSelectivity
 
 if TYPE_CHECKING:
@@ -94,10 +95,10 @@ def build_report(
             "storage_dtype": storage_dtype,
             "normalisation": "expected_average_only_in (folded into the weights)",
         },
-        "model": model_source,
-        "command": cfg.command,
+        "model": {**model_source, "path": portable_path(model_source["path"]) if model_source.get("path") else None},
+        "command": portable_command(cfg.command),  # paths relative to the repository, never this machine's
         "config": {
-            k: (str(v) if k in ("cache_dir", "out_dir", "text_dir") else v)
+            k: ((portable_path(v) if v is not None else None) if k in ("cache_dir", "out_dir", "text_dir") else v)
             for k, v in asdict(cfg).items()
             if k not in ("command",)
         },
