@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from saesteer.index.db import IndexDb
-from saesteer.index.search_table import current_search_table, refresh_search_table
-from saesteer.select.search import Search
 from saesteer.select.synthetic import (
     Planted,
     SyntheticSpec,
@@ -18,6 +14,10 @@ from saesteer.select.synthetic import (
     build_synthetic_index,
     language_feature,
 )
+
+from saesteer.index.db import IndexDb
+from saesteer.index.search_table import current_search_table, refresh_search_table
+from saesteer.select.search import Search
 
 N = 600
 

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from saesteer import __version__
-from saesteer.cli import eval as eval_cmds
 from saesteer.cli import auto, features, index, info, quickstart, sql, steer, train
+from saesteer.cli import eval as eval_cmds
 from saesteer.cli.common import err_console
 
 app = typer.Typer(
