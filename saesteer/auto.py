@@ -19,11 +19,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -164,12 +163,13 @@ def sae_vector(data: LabelledData, target: str, db: Path, build_id: str, sae: An
     """Top ``cfg.top_k`` contrastive features of ``target`` against the other labels, random-token /
     dead / dense / BOS-only filtered, ``cfg.weighting`` weights on the decoder rows."""
     from saesteer.select.search import Search
+    from saesteer.select.weights import weigh
     from saesteer.steer.build import from_feature_set
 
     res = (Search(db, target=data.condition_label(target), against="rest", build_id=build_id)
            .drop_dead().drop_dense().drop_bos_only().drop_random().top(cfg.top_k).run())
-    return from_feature_set(res.to_featureset(), sae, model, weighting=cfg.weighting, db=db, typical_norm=norm,
-                            name=f"{data.condition_label(target)}.sae_features")
+    return from_feature_set(weigh(res.to_featureset(), cfg.weighting, db), sae, model, weighting=cfg.weighting,
+                            typical_norm=norm, name=f"{data.condition_label(target)}.sae_features")
 
 
 def diffmean_vector(data: LabelledData, target: str, model: Any, hook: str, norm: float) -> SteeringVector:
@@ -204,16 +204,3 @@ def summarize(curves: pd.DataFrame, target_share: float) -> pd.DataFrame:
         row["window_hi"] = float(fluent["strength"].max()) if len(on) else math.nan
         out.append(row)
     return pd.DataFrame(out)
-
-
-def config_json(cfg: AutoConfig) -> str:
-    """The settings as JSON, with the output folder as ``.`` and other paths by file name only (a report
-    names files relative to itself, never by absolute path)."""
-    out = Path(cfg.out).resolve()
-
-    def rel(p: Path) -> str:
-        p = Path(p).resolve()
-        return "." if p == out else (str(p.relative_to(out)) if p.is_relative_to(out) else p.name)
-
-    d = asdict(cfg)
-    return json.dumps({k: rel(v) if isinstance(v, Path) else v for k, v in d.items()}, indent=2)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from saesteer.select.synthetic import (
+
+from saesteer.index.db import IndexDb
+from saesteer.index.search_table import current_search_table, refresh_search_table
+from saesteer.select.search import Search
+from saesteer.testing.synthetic import (
     Planted,
     SyntheticSpec,
     agnostic_feature,
@@ -14,10 +18,6 @@ from saesteer.select.synthetic import (
     build_synthetic_index,
     language_feature,
 )
-
-from saesteer.index.db import IndexDb
-from saesteer.index.search_table import current_search_table, refresh_search_table
-from saesteer.select.search import Search
 
 N = 600
 

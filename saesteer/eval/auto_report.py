@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,8 +59,7 @@ def write_auto_report(
     interaction: pd.DataFrame | None = None,
 ) -> Path:
     """Write the report files under ``out``; returns the Markdown path."""
-    from saesteer.auto import config_json
-    from saesteer.steer.export._io import atomic_target, write_json
+    from saesteer.steer.export._common import atomic_target, write_json
 
     out.mkdir(parents=True, exist_ok=True)
     curves.to_csv(out / "sweep.csv", index=False)
@@ -117,3 +117,16 @@ def write_auto_report(
         "interaction": json.loads(interaction.to_json(orient="records")) if interaction is not None else None,
     })
     return path
+
+
+def config_json(cfg: AutoConfig) -> str:
+    """The settings as JSON, with the output folder as ``.`` and other paths by file name only (a report
+    names files relative to itself, never by absolute path)."""
+    out = Path(cfg.out).resolve()
+
+    def rel(p: Path) -> str:
+        p = Path(p).resolve()
+        return "." if p == out else (str(p.relative_to(out)) if p.is_relative_to(out) else p.name)
+
+    d = asdict(cfg)
+    return json.dumps({k: rel(v) if isinstance(v, Path) else v for k, v in d.items()}, indent=2)
