@@ -62,8 +62,8 @@ class Difference:
 
     def describe(self) -> str:
         if self.signal == "doc_len":
-            return f"tokens per document {self.target:.0f} vs {self.contrast:.0f}"
-        return f"{_LABELS[self.signal]} {self.target:.3f} vs {self.contrast:.3f}"
+            return f"tokens per document ({self.target:.0f} vs {self.contrast:.0f})"
+        return f"{_LABELS[self.signal]} ({self.target:.3f} vs {self.contrast:.3f})"
 
 
 def _sharp(signal: str, a: float, b: float) -> bool:
@@ -121,10 +121,8 @@ def domain_warning(db: IndexDb, cat: Catalog, target: str, contrast: Sequence[st
     diffs = compare(condition_signals(db, cat, [target, *contrast]), target, contrast)
     if not diffs:
         return None
-    worst = max(contrast, key=lambda c: sum(d.worst == c for d in diffs))
     return (
-        f"possible domain confound: {target} differs from its contrast ({len(contrast)} condition(s), "
-        f"most of all {worst}) in {'; '.join(d.describe() for d in diffs)}: the features may track the "
-        "texts' domain rather than the label; use the same genre in every condition (e.g. a parallel "
-        "corpus: --bundled or --corpus udhr), see docs/search.md#domain-confounds"
+        f"possible domain confound: {target} differs from its contrast in "
+        f"{'; '.join(d.describe() for d in diffs)}: the features may track the texts' domain, not the "
+        "label; use the same genre in every condition (docs/search.md#domain-confounds)"
     )
