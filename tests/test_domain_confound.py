@@ -79,6 +79,12 @@ def test_compare_thresholds():
     diffs = compare(vals, "t", ["x", "y"])
     assert [d.signal for d in diffs] == ["doc_len", "punct", "code"]
     assert diffs[2].contrast == pytest.approx(0.25) and diffs[2].worst == "y"
+    # the target is plain; one contrast condition is the odd one out: the line names it
+    odd = {"t": dict(base), "x": dict(base), "y": dict(base), "z": {**base, "doc_len": 200.0}}
+    (d,) = compare(odd, "t", ["x", "y", "z"])
+    assert d.describe() == "tokens per document (14 vs 76; z: 200)"
+    (d,) = compare(odd, "z", ["t", "x", "y"])
+    assert d.describe() == "tokens per document (200 vs 14)"
     del vals["x"]["code"]  # a condition without the signal (an old index): not compared
     assert "code" not in [d.signal for d in compare(vals, "t", ["x", "y"])]
 

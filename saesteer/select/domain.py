@@ -59,11 +59,16 @@ class Difference:
     target: float
     contrast: float  # the mean over the contrast conditions
     worst: str  # the contrast condition farthest from the target on this signal
+    worst_value: float
+    n_contrast: int
 
     def describe(self) -> str:
-        if self.signal == "doc_len":
-            return f"tokens per document ({self.target:.0f} vs {self.contrast:.0f})"
-        return f"{_LABELS[self.signal]} ({self.target:.3f} vs {self.contrast:.3f})"
+        fmt = "{:.0f}" if self.signal == "doc_len" else "{:.3f}"
+        what = "tokens per document" if self.signal == "doc_len" else _LABELS[self.signal]
+        # name the odd one out when the contrast itself is mixed (one condition far from the others)
+        mixed = self.n_contrast > 1 and abs(self.worst_value - self.contrast) > abs(self.target - self.contrast)
+        far = f"; {self.worst}: {fmt.format(self.worst_value)}" if mixed else ""
+        return f"{what} ({fmt.format(self.target)} vs {fmt.format(self.contrast)}{far})"
 
 
 def _sharp(signal: str, a: float, b: float) -> bool:
@@ -108,7 +113,7 @@ def compare(
         mean = sum(values[c][signal] for c in contrast) / len(contrast)
         if _sharp(signal, t, mean):
             worst = max(contrast, key=lambda c: abs(values[c][signal] - t))
-            out.append(Difference(signal, t, mean, worst))
+            out.append(Difference(signal, t, mean, worst, values[worst][signal], len(contrast)))
     return out
 
 
