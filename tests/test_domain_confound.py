@@ -149,3 +149,19 @@ def test_steer_build_warns_and_records_it(index, tiny_model, tiny_sae, caplog):
     bare = replace(confounded, domain_warning=None)
     assert "domain_warning" not in from_feature_set(bare, tiny_sae, tiny_model, weighting="given").provenance
     assert weigh(bare, "mean_diff", index).domain_warning == confounded.domain_warning
+
+
+def test_a_build_backfills_missing_signals_from_token_counts(index, tmp_path, tiny_model, tiny_sae):
+    """Conditions imported from an export written before schema 2 (or built before the migration) get
+    their signals from the stored token counts the next time the build runs: the same rows."""
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(index.read_bytes())
+    query = "SELECT condition, signal, n_tokens FROM condition_signals ORDER BY 1, 2"
+    with IndexDb(copy) as db:
+        before = db.execute(query).fetchall()
+        db.execute("DELETE FROM condition_signals WHERE condition IN ('topic=code', 'topic=a')")
+    conds = _conds(("topic=a", PROSE_A), ("topic=b", PROSE_B), ("topic=c", PROSE_C), ("topic=code", CODE))
+    res = build_index(copy, tiny_model, tiny_sae, conds, BuildConfig(top_k=2, feature_output=False))
+    assert res.written == [] and len(res.skipped) == 4  # nothing recomputed
+    with IndexDb(copy, read_only=True) as db:
+        assert db.execute(query).fetchall() == before

@@ -37,7 +37,7 @@ from saesteer.corpus.random_tokens import RandomTokens
 from saesteer.corpus.sources import Condition
 from saesteer.errors import CorpusError, IndexDbError, SaesteerError
 from saesteer.index.db import IndexDb
-from saesteer.index.domain import signal_counts, signal_table
+from saesteer.index.domain import backfill_signals, signal_counts, signal_table
 from saesteer.index.provenance import BuildInfo, build_info, builds_table, condition_row, now
 from saesteer.index.search_table import refresh_search_table
 from saesteer.index.stats import ConditionStats, FeatureStatsAccumulator, default_hist_edges
@@ -206,6 +206,7 @@ def build_index(
     if config.feature_output:
         _ensure_feature_output(db_path, info.build_id, model, sae, vocab, strings, config, progress)
     with IndexDb(db_path, wait_s=max(config.lock_wait_s, 120.0)) as db:
+        backfill_signals(db, info.build_id, strings)  # imported / pre-schema-2 conditions: from token counts
         refresh_search_table(db, info.build_id)  # what searches read, in one scan (no-op when current)
     return BuildResult(info.build_id, db_path, written, skipped, n_tokens, time.monotonic() - t0, tuple(imported))
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from saesteer.index.db import IndexDb
     from saesteer.index.tokens import TokenStrings
 
 SIGNALS: tuple[str, ...] = ("digit", "punct", "code", "newline")
@@ -48,13 +49,33 @@ def signal_counts(token_counts: np.ndarray, strings: TokenStrings) -> dict[str, 
     """``{signal: counted tokens of that kind}`` from a condition's ``[d_vocab]`` unigram counts."""
     counts = np.asarray(token_counts)
     ids = np.flatnonzero(counts)
+    return sparse_signal_counts(ids, counts[ids], strings)
+
+
+def sparse_signal_counts(ids: np.ndarray, counts: np.ndarray, strings: TokenStrings) -> dict[str, int]:
+    """:func:`signal_counts` from the token ids that occurred and their counts (``token_counts`` rows)."""
     out = dict.fromkeys(SIGNALS, 0)
     if not len(ids):
         return out
-    texts = strings(ids).to_pylist()
+    texts = strings(np.asarray(ids, dtype=np.int64)).to_pylist()
     kinds = np.array([token_kinds(t or "") for t in texts], dtype=bool).reshape(len(ids), len(SIGNALS))
-    totals = counts[ids].astype(np.int64) @ kinds.astype(np.int64)
+    totals = np.asarray(counts, dtype=np.int64) @ kinds.astype(np.int64)
     return {s: int(n) for s, n in zip(SIGNALS, totals, strict=True)}
+
+
+def backfill_signals(db: IndexDb, build_id: str, strings: TokenStrings) -> list[str]:
+    """Add the missing ``condition_signals`` rows of a build's finished conditions (imported from an older
+    export, or built before schema 2) from their stored token counts; returns their labels. Needs the
+    build's tokenizer (``strings``), so it runs inside a build."""
+    added: list[str] = []
+    for (cond,) in db.query("index_conditions_without_signals", {"build": build_id}).fetchall():
+        rows = db.query("index_condition_token_counts", {"build": build_id, "condition": cond}).fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        counts = np.array([r[1] for r in rows], dtype=np.int64)
+        with db.transaction():
+            db.insert_arrow("condition_signals", signal_table(build_id, str(cond), sparse_signal_counts(ids, counts, strings)))
+        added.append(str(cond))
+    return added
 
 
 def signal_table(build_id: str, condition: str, counts: dict[str, int]) -> Any:
