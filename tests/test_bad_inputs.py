@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -219,16 +220,9 @@ CASES: list[Case] = [
 ]
 
 
-_PENDING = {"10-other-hook-index-build", "10-other-hook-for-text", "16-merge-truncated-parquet",
-            "16-merge-truncated-into-existing", "18-jsonl-bad-line-existing-index", "18-jsonl-bad-line-new-index",
-            "18-jsonl-no-column", "also-rm-unknown-build"}  # landing in the next commits of issue 12
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_clear_line_and_changes_nothing(case, ws, capsys):
-    name, argv, expected = case
-    if name in _PENDING:
-        pytest.skip("pending")
+    _, argv, expected = case
     before = _tree(ws)
     code, err = _run_main(argv(ws), capsys)
     assert code == 2, err
@@ -237,3 +231,181 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(case, ws, capsys):
     assert expected in lines[0], lines[0]
     assert "Traceback" not in err
     assert _tree(ws) == before  # nothing created, nothing changed
+
+
+# -- the positive halves ------------------------------------------------------------------------------------
+
+
+def test_foreign_gguf_still_imports_and_baked_strength_is_shown(ws, tmp_path):
+    """1. A GGUF without saesteer's metadata (another tool's) imports; Also: a baked strength is plain."""
+    import gguf
+
+    foreign = tmp_path / "foreign.gguf"
+    w = gguf.GGUFWriter(str(foreign), "controlvector")
+    w.add_string("controlvector.model_hint", "tiny-random")
+    w.add_uint32("controlvector.layer_count", 1)
+    w.add_tensor("direction.1", np.arange(64, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    out = tmp_path / "f.safetensors"
+    _ok(["steer", "import", foreign, "-o", out, "--model-id", "tiny-random"])
+    from saesteer.steer.export import load_vector
+
+    v = load_vector(out)
+    assert v.hooks == ["blocks.1.hook_resid_post"] and torch.equal(v.components[0].vector, torch.arange(64.0))
+    _ok(["steer", "export", ws / "post.safetensors", "-F", "gguf", "--strength", "2", "-o", tmp_path / "s2.gguf"])
+    info = _ok(["steer", "info", tmp_path / "s2.gguf"])
+    rows = [ln.split("│") for ln in info.splitlines() if ln.count("│") == 3]
+    keys = " ".join(r[1].strip() for r in rows)
+    values = " ".join(r[2].strip() for r in rows)
+    assert "baked-in strength" in keys and "the original vector x 2, so strength 1 here" in values
+    man = json.loads(_ok(["steer", "info", tmp_path / "s2.gguf", "--json"]))
+    assert man["scale"]["mode"] == "raw" and man["provenance"]["imported_from"]["baked_strength"] == 2.0
+
+
+def _doc_sql() -> list[str]:
+    """Every `saesteer sql "..."` example of the README and docs/."""
+    root = Path(__file__).resolve().parents[1]
+    texts = [(root / "README.md").read_text(encoding="utf-8")]
+    texts += [p.read_text(encoding="utf-8") for p in sorted((root / "docs").glob("*.md"))]
+    found = [m.group(1) for t in texts for m in re.finditer(r'saesteer sql "([^"]+)"', t)]
+    return sorted({q for q in found if q != "SELECT ..."})
+
+
+def test_sql_examples_of_the_docs_still_run(ws):
+    """19. The sandbox keeps every documented query working."""
+    queries = _doc_sql()
+    assert len(queries) >= 3, queries
+    for q in queries:
+        out = json.loads(_ok(["sql", q, "--db", ws / "idx.duckdb", "--json"]))
+        assert isinstance(out, list), q
+
+
+def test_sql_sandbox_cannot_be_undone(ws):
+    """19. Refused from Python too, and the settings are locked against the user's SQL."""
+    from saesteer.errors import IndexDbError
+    from saesteer.select.rawsql import run_readonly_sql
+
+    got = run_readonly_sql(ws / "idx.duckdb", "SELECT current_setting('enable_external_access') AS ext, "
+                           "current_setting('lock_configuration') AS locked, "
+                           "current_setting('autoinstall_known_extensions') AS inst")
+    assert got.to_dict("records") == [{"ext": False, "locked": True, "inst": False}]
+    with pytest.raises(IndexDbError, match="sees only the index"):
+        run_readonly_sql(ws / "idx.duckdb", "SELECT * FROM read_blob('/etc/hostname')")
+
+
+def test_interrupted_build_is_marked_and_resumes(tmp_path, tiny_model, tiny_sae, monkeypatch):
+    """11. `index ls` marks an interrupted build; the CLI says how to resume; the rerun completes it."""
+    from saesteer.corpus import Condition, ListSource
+    from saesteer.index.build import BuildConfig, build_index
+
+    conds = [Condition(f"topic={t}", ListSource((f"{t} one", f"{t} two", f"{t} three"))) for t in "abc"]
+    db = tmp_path / "i.duckdb"
+
+    def stop(ev):
+        if ev.condition == "topic=b" and ev.status == "batch":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_index(db, tiny_model, tiny_sae, conds, BuildConfig(feature_output=False), progress=stop)
+    listing = json.loads(_ok(["index", "ls", "--db", db, "--json"]))
+    (b,) = listing["builds"]
+    assert b["status"] == "interrupted; rerun the same command to resume (2 condition(s) not finished: topic=b, topic=c)"
+    table = CliRunner().invoke(_app(), ["index", "ls", "--db", str(db)])
+    assert "interrupted; rerun the same command to resume" in table.output
+    build_index(db, tiny_model, tiny_sae, conds, BuildConfig(feature_output=False))
+    assert json.loads(_ok(["index", "ls", "--db", db, "--json"]))["builds"][0]["status"] == "complete"
+
+    import saesteer.index.build as build_mod
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_mod, "build_index", interrupted)
+    (tmp_path / "t.txt").write_text("x\n", encoding="utf-8")
+    res = CliRunner().invoke(_app(), ["index", "build", *TINY, "--db", str(db), "--text", f"t=x={tmp_path / 't.txt'}"])
+    assert res.exit_code == 130 and "interrupted; rerun the same command to resume" in res.output
+
+
+def test_a_failed_first_condition_leaves_no_file(tmp_path, tiny_model, tiny_sae, monkeypatch):
+    """18. Nothing is created before the first condition is complete (not even the build row)."""
+    from saesteer.corpus import Condition, ListSource
+    from saesteer.index.build import BuildConfig, build_index
+
+    db = tmp_path / "i.duckdb"
+
+    def stop(ev):
+        if ev.status == "collected":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_index(db, tiny_model, tiny_sae, [Condition("t=a", ListSource(("hello",)))],
+                    BuildConfig(feature_output=False), progress=stop)
+    assert not db.exists()
+
+
+def test_index_rm_deletes_one_build_and_refuses_while_it_is_built(ws, tmp_path):
+    """Also: `saesteer index rm BUILD` (one transaction), refused while another process builds it."""
+    import socket
+    import subprocess
+
+    from saesteer.index.db import IndexDb
+
+    db = tmp_path / "two.duckdb"
+    shutil.copy(ws / "empty_build.duckdb", db)
+    with IndexDb(db, read_only=True) as con:
+        keep = [r[0] for r in con.execute("SELECT build_id FROM builds WHERE build_id <> '00000000deadbeef'").fetchall()]
+    with IndexDb(db) as con:  # a build another (live) process is running: planned, nothing finished
+        con.execute("INSERT INTO builds SELECT 'feedfacefeedface' AS build_id, * EXCLUDE (build_id) FROM builds "
+                    "WHERE build_id = '00000000deadbeef'")
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        con.execute("INSERT INTO planned_conditions VALUES ('feedfacefeedface', 'topic=a', 'h', now(), ?, ?)",
+                    [sleeper.pid, socket.gethostname()])
+    try:
+        before = hashlib.sha256(db.read_bytes()).hexdigest()
+        res = CliRunner().invoke(_app(), ["index", "rm", "feedface", "--db", str(db)])
+        assert res.exit_code != 0 and "is being built by process" in str(res.exception)
+        assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    out = _ok(["index", "rm", "feedface", "--db", db])  # its process is gone: an interrupted build, removable
+    assert "removed build feedfacefeedface" in out
+    out = _ok(["index", "rm", keep[0][:8], "--db", db])
+    assert f"removed build {keep[0]}" in out and "feature_stats" in out
+    with IndexDb(db, read_only=True) as con:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.columns WHERE column_name = 'build_id'").fetchall()]
+        for t in tables:
+            ids = {r[0] for r in con.execute(f'SELECT DISTINCT build_id FROM "{t}"').fetchall()}
+            assert ids <= {"00000000deadbeef"}, t
+
+
+def test_threshold_zeroes_activations_below_it(tmp_path, tiny_model, tiny_sae):
+    """8. With a threshold no feature has mean > 0 while n_active is 0."""
+    from saesteer.corpus import Condition, ListSource
+    from saesteer.index.build import BuildConfig, build_index
+    from saesteer.index.db import IndexDb
+    from saesteer.select.inspect import feature_report
+
+    db = tmp_path / "t.duckdb"
+    conds = [Condition("t=a", ListSource(("hello there", "general kenobi"))),
+             Condition("t=b", ListSource(("bonjour", "salut")))]
+    build_index(db, tiny_model, tiny_sae, conds, BuildConfig(threshold=1e6, feature_output=False))
+    with IndexDb(db, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM feature_stats").fetchall() == [(0,)]
+        rep = feature_report(con, 3)
+    assert (rep.stats["n_active"] == 0).all() and (rep.stats["mean"] == 0).all()
+
+
+def test_sae_at_another_hook_with_the_flag_warns(ws, caplog):
+    """10. --allow-other-hook uses the SAE there, and says so."""
+    out = _ok(["info", *TINY, "--hook", "blocks.0.hook_resid_pre", "--allow-other-hook", "--json"])
+    assert json.loads(out)["hook"]["name"] == "blocks.0.hook_resid_pre"
+    from saesteer.saes import load_sae
+
+    with caplog.at_level("WARNING"):
+        load_sae("tiny", hook_name="blocks.0.hook_resid_post", allow_other_hook=True)
+    assert "trained at blocks.1.hook_resid_pre" in caplog.text

@@ -23,6 +23,13 @@ SaeOpt = Annotated[
 HookOpt = Annotated[
     str | None, typer.Option("--hook", help="Hook name, e.g. blocks.6.hook_resid_post (default: the SAE's own hook).")
 ]
+AllowOtherHookOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-other-hook",
+        help="Use the SAE at --hook although it was trained at another hook (its features may mean nothing there; warns).",
+    ),
+]
 DbOpt = Annotated[
     Path | None, typer.Option("--db", help="Index file (default: features_db/index.duckdb, or $SAESTEER_DB).")
 ]

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from saesteer.cli.common import (
+    AllowOtherHookOpt,
     BuildOpt,
     CsvOpt,
     DbOpt,
@@ -156,6 +157,7 @@ def search(
     model: ModelOpt = "gemma-3-270m",
     sae: SaeOpt = "default",
     hook: HookOpt = None,
+    allow_other_hook: AllowOtherHookOpt = False,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
 ) -> None:
@@ -186,7 +188,7 @@ def search(
 
         with console.status("loading the model for output scores ..."):
             m = load_model(model)
-            sm = load_sae(sae, model=m, hook_name=hook)
+            sm = load_sae(sae, model=m, hook_name=hook, allow_other_hook=allow_other_hook)
         s = s.output_score(m, sm, min_mass=min_output_mass, rerank=rerank_output)
     if show_sql:
         from saesteer.cli.common import err_console
@@ -381,6 +383,7 @@ def for_text(
     model: ModelOpt = "gemma-3-270m",
     sae: SaeOpt = "default",
     hook: HookOpt = None,
+    allow_other_hook: AllowOtherHookOpt = False,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
 ) -> None:
@@ -396,7 +399,7 @@ def for_text(
         raise SaesteerError(f"--features takes comma-separated integer ids, got {features!r}") from exc
     with console.status("loading the model and the SAE ..."):
         m = load_model(model)
-        s = load_sae(sae, model=m, hook_name=hook)
+        s = load_sae(sae, model=m, hook_name=hook, allow_other_hook=allow_other_hook)
     res = features_for_text(m, s, text, hook_name=hook, features=ids)
     if ids is not None:
         import pandas as pd
@@ -434,6 +437,7 @@ def neighbors(
     model: ModelOpt = "gemma-3-270m",
     sae: SaeOpt = "default",
     hook: HookOpt = None,
+    allow_other_hook: AllowOtherHookOpt = False,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
 ) -> None:
@@ -445,7 +449,7 @@ def neighbors(
 
     with console.status("loading the model and the SAE ..."):
         m = load_model(model)
-        s = load_sae(sae, model=m, hook_name=hook)
+        s = load_sae(sae, model=m, hook_name=hook, allow_other_hook=allow_other_hook)
     df = find(s, feature, k)
     logits = logit_lens(m, s, df["feature"].tolist())
     top = logits.topk(min(8, logits.shape[1]), dim=-1).indices.numpy()

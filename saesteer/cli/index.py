@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from saesteer.cli.common import CsvOpt, DbOpt, JsonOpt, console, emit, emit_json, err_console, resolve_db
+from saesteer.cli.common import (
+    AllowOtherHookOpt,
+    CsvOpt,
+    DbOpt,
+    JsonOpt,
+    console,
+    emit,
+    emit_json,
+    err_console,
+    resolve_db,
+)
 from saesteer.cluster import RaySettings, check_engine
 from saesteer.index.units import RayBuildSettings
 
@@ -56,6 +66,7 @@ def build(
     hook: Annotated[
         str | None, typer.Option("--hook", help="Hook name (default: the SAE's own hook).")
     ] = None,
+    allow_other_hook: AllowOtherHookOpt = False,
     db: DbOpt = None,
     text: Annotated[
         list[str] | None,
@@ -179,6 +190,7 @@ def build(
         "model": model,
         "sae": sae,
         "hook": hook,
+        "allow_other_hook": allow_other_hook,
         "db": str(db) if db else None,
         "text": [parse_text_flag(t, column, per) for t in text or []],
         "hf": [
@@ -255,6 +267,7 @@ def run_build(spec: IndexSpec, *, rebuild: bool = False) -> None:
     """Validate the conditions, load the model and SAE, build with progress (bars or plain lines), print a summary."""
     from saesteer.cli.progress import BuildStages, ProgressView
     from saesteer.index.build import build_index
+    from saesteer.index.manage import INTERRUPTED
     from saesteer.index.prebuilt import shipped_exports
     from saesteer.models import load_model
     from saesteer.saes import load_sae
@@ -272,11 +285,18 @@ def run_build(spec: IndexSpec, *, rebuild: bool = False) -> None:
             st.done(f"{len(conditions)} conditions")
         with stages.stage("load model", info=f"{spec.model} + SAE {spec.sae}"):
             m = load_model(spec.model)
-            s = load_sae(spec.sae, model=m, hook_name=spec.hook)
+            s = load_sae(spec.sae, model=m, hook_name=spec.hook, allow_other_hook=spec.allow_other_hook)
         on_build = BuildStages(stages)
         try:
             result = build_index(db_path, m, s, conditions, config, hook_name=spec.hook, progress=on_build,
                                  reuse=() if rebuild else shipped_exports())
+        except KeyboardInterrupt:
+            on_build.close(ok=False)
+            err_console.print(
+                f"[yellow]{INTERRUPTED}[/] (finished conditions are kept in {db_path} and will be skipped)",
+                soft_wrap=True,
+            )
+            raise typer.Exit(130) from None
         except BaseException:
             on_build.close(ok=False)
             raise
@@ -299,6 +319,7 @@ def ls(
 ) -> None:
     """List the builds of an index and their conditions with token counts."""
     from saesteer.index.db import IndexDb
+    from saesteer.index.manage import build_status, pending_conditions
     from saesteer.index.shards import resolve_build_ids
 
     with IndexDb(resolve_db(db), read_only=True) as con:
@@ -306,18 +327,40 @@ def ls(
             build_id = resolve_build_ids(con, build_id)[0]
         builds = con.query("index_ls_builds", [build_id or ""]).df()
         conds = con.query("index_ls_conditions", [build_id or ""]).df()
+        pending = pending_conditions(con, build_id or "")
+        builds["status"] = [
+            build_status(con, b, int(n), [c for c, _, _ in pending.get(b, [])])
+            for b, n in zip(builds["build_id"], builds["n_conditions"], strict=True)
+        ]
     if as_json:
         emit_json({"builds": builds.to_dict(orient="records"), "conditions": conds.to_dict(orient="records")})
         return
     if as_csv:
         emit(conds, as_csv=True)
         return
-    emit(builds, title="builds")
+    emit(builds.drop(columns=["status"]), title="builds")
+    for b, status in zip(builds["build_id"], builds["status"], strict=True):
+        if status != "complete":
+            err_console.print(f"[yellow]build {b}: {status}[/]", soft_wrap=True, highlight=False)
     if builds["build_id"].nunique() <= 1:
         conds = conds.drop(columns=["build_id"])
     else:
         conds["build_id"] = conds["build_id"].str[:8]
     emit(conds, title="conditions")
+
+
+@app.command("rm")
+def rm(
+    build_id: Annotated[str, typer.Argument(help="The build to delete (id or unique prefix, see `saesteer index ls`).")],
+    db: DbOpt = None,
+) -> None:
+    """Delete one build (all its conditions, statistics and examples) in one transaction; refused while
+    another process writes the index or is still building that build."""
+    from saesteer.index.manage import remove_build
+
+    res = remove_build(resolve_db(db), build_id)
+    rows = ", ".join(f"{t} {n:,}" for t, n in res.rows.items() if n)
+    console.print(f"removed build {res.build_id} from {resolve_db(db)}: {rows or 'no rows'}", soft_wrap=True)
 
 
 @app.command()
@@ -349,7 +392,7 @@ def merge(
     from saesteer.index.shards import merge_shards
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err_console
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err_console, transient=True
     ) as bar:
         task = bar.add_task("merging", total=None)
 

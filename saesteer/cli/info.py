@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from saesteer.cli.common import (
+    AllowOtherHookOpt,
     CacheOpt,
     DbOpt,
     HookOpt,
@@ -30,15 +31,20 @@ def info(
     model: ModelOpt = "gemma-3-270m",
     sae: SaeOpt = "default",
     hook: HookOpt = None,
+    allow_other_hook: AllowOtherHookOpt = False,
     db: DbOpt = None,
     model_cache: CacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the model, the SAE, the cache and the index saesteer would use, with their shapes."""
-    run_info(model=model, sae=sae, hook=hook, db=db, model_cache=model_cache, as_json=as_json)
+    run_info(model=model, sae=sae, hook=hook, db=db, model_cache=model_cache, as_json=as_json,
+             allow_other_hook=allow_other_hook)
 
 
-def run_info(*, model: str, sae: str, hook: str | None, db: Path | None, model_cache: Path | None, as_json: bool) -> None:
+def run_info(
+    *, model: str, sae: str, hook: str | None, db: Path | None, model_cache: Path | None, as_json: bool,
+    allow_other_hook: bool = False,
+) -> None:
     from saesteer.models import load_model, model_source
     from saesteer.paths import cache_dir
     from saesteer.saes import check_compatible, load_sae
@@ -46,7 +52,7 @@ def run_info(*, model: str, sae: str, hook: str | None, db: Path | None, model_c
 
     m = load_model(model, cache=model_cache)
     src = model_source(m)
-    s = load_sae(sae, model=m, hook_name=hook)
+    s = load_sae(sae, model=m, hook_name=hook, allow_other_hook=allow_other_hook)
     spec = check_compatible(m, s, hook)
     db_path = resolve_db(db)
     index: dict[str, Any] = {"path": str(db_path), "exists": db_path.exists()}

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from saesteer.cli import steer_files
 from saesteer.cli.common import (
+    AllowOtherHookOpt,
     CacheOpt,
     DbOpt,
     JsonOpt,
@@ -125,6 +126,7 @@ def build(
     name: Annotated[str | None, typer.Option("--name", help="A name for the vector.")] = None,
     db: DbOpt = None,
     model_cache: CacheOpt = None,
+    allow_other_hook: AllowOtherHookOpt = False,
 ) -> None:
     """Build a steering vector from a feature set (SAE decoder rows) or the DiffMean baseline."""
     from saesteer.cli.common import resolve_db
@@ -147,6 +149,9 @@ def build(
     ):
         if value not in allowed:
             raise SteeringVectorError(f"{opt} must be one of {', '.join(allowed)}, not {value!r}")
+    from saesteer.featureset import FeatureSet
+
+    fs = FeatureSet.load(features) if features is not None else None  # a bad file fails before the model loads
     m = load_model(model, cache=model_cache)
     if diffmean:
         from saesteer.steer.baselines import diffmean_bundled
@@ -176,16 +181,15 @@ def build(
                 progress=st.counter(),
             )
     else:
-        from saesteer.featureset import INDEX_WEIGHTINGS, FeatureSet
+        from saesteer.featureset import INDEX_WEIGHTINGS
         from saesteer.steer.build import from_feature_set
 
-        assert features is not None
-        fs = FeatureSet.load(features)
+        assert fs is not None
         if weights in ("auto", *INDEX_WEIGHTINGS):  # index-derived weights are read here, by select
             from saesteer.select.weights import weigh
 
             fs = weigh(fs, weights, resolve_db(db))
-        s = load_sae(sae, model=m, hook_name=fs.hook_name)
+        s = load_sae(sae, model=m, hook_name=fs.hook_name, allow_other_hook=allow_other_hook)
         vec = from_feature_set(
             fs,
             s,

@@ -70,7 +70,9 @@ class TableSource:
                 f"unknown column {self.column!r} in {self.path}; available columns: {', '.join(cols) or '(none)'}; "
                 "pass --column NAME"
             )
-        require_documents(self, f"column {self.column!r} of {self.path}")
+        # every record is parsed here, not only the first: a bad line 2 fails before anything is written
+        if not sum(1 for _ in self.documents()):
+            require_documents(self, f"column {self.column!r} of {self.path}")
 
     def _text(self) -> io.TextIOWrapper:
         return self.path.open("r", encoding="utf-8", errors="strict", newline="")

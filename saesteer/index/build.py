@@ -173,12 +173,13 @@ def build_index(
     for c in conds:
         c.validate()
     hashes = {c.label: c.source_hash() for c in conds}
-    done = _open_build(db_path, info.build_id, info.row, config.lock_wait_s)
+    done = finished_conditions(db_path, info.build_id, config.lock_wait_s)  # reads only: nothing is created yet
     changed = [lb for lb in hashes if lb in done and done[lb] != hashes[lb]]
     if changed:
         raise IndexDbError(
             f"build {info.build_id} in {db_path} already has condition(s) {', '.join(changed)} built from different "
-            "data (source hash differs); use another label, another --db, or delete that build"
+            f"data (source hash differs); use another label, another --db, or delete that build with "
+            f"`saesteer index rm {info.build_id}`"
         )
     imported: list[str] = []
     if reuse:
@@ -196,7 +197,8 @@ def build_index(
             continue
         got = collect_condition(model, sae, cond, spec=spec, vocab=vocab, config=config, emit=emit)
         if _write_condition(
-            db_path, info.build_id, cond, got, hashes[cond.label], config, model, vocab, strings
+            db_path, info.build_id, cond, got, hashes[cond.label], config, model, vocab, strings,
+            build_row=info.row, plan=hashes,
         ):
             written.append(cond.label)
         else:
@@ -221,6 +223,40 @@ def _emitter(
             progress(BuildProgress(cond.label, index, total, status, n_docs, n_tok, total_docs))
 
     return emit
+
+
+def finished_conditions(db_path: Path, build_id: str, wait_s: float = 30.0) -> dict[str, str]:
+    """The finished conditions ``{label: source_hash}`` of a build, read without creating or changing
+    anything (no index file yet: none)."""
+    if not db_path.exists():
+        return {}
+    with IndexDb(db_path, read_only=True, wait_s=wait_s) as db:
+        return {str(c): str(h) for c, h in db.query("index_completed_conditions", [build_id]).fetchall()}
+
+
+def _record_plan(db: IndexDb, build_id: str, plan: dict[str, str]) -> None:
+    """Replace the build's plan by this run's conditions (``index ls`` marks a build whose planned
+    conditions are not all finished as interrupted; ``index rm`` refuses while the planning process lives)."""
+    import os
+    import socket
+
+    import pyarrow as pa
+
+    db.execute("DELETE FROM planned_conditions WHERE build_id = ?", [build_id])
+    labels = sorted(plan)
+    db.insert_arrow(
+        "planned_conditions",
+        pa.table(
+            {
+                "build_id": [build_id] * len(labels),
+                "condition": labels,
+                "source_hash": [plan[lb] for lb in labels],
+                "planned_at": pa.array([now()] * len(labels), pa.timestamp("us")),
+                "pid": pa.array([os.getpid()] * len(labels), pa.int32()),
+                "host": [socket.gethostname()] * len(labels),
+            }
+        ),
+    )
 
 
 def _open_build(db_path: Path, build_id: str, row: dict[str, Any], wait_s: float) -> dict[str, str]:
@@ -311,8 +347,13 @@ def _write_condition(
     model: HookedTransformer,
     vocab: Vocab,
     strings: TokenStrings,
+    *,
+    build_row: dict[str, Any] | None = None,
+    plan: dict[str, str] | None = None,
 ) -> bool:
-    """Write one condition in one transaction; False if another writer finished it first."""
+    """Write one condition in one transaction; False if another writer finished it first. With
+    ``build_row`` the build's row is created in that same transaction if missing (so a build that never
+    finished a condition leaves nothing behind), with ``plan`` the run's planned conditions are recorded."""
     needed = got.top.doc_ids()
     doc_tokens = {
         d.doc_id: d.ids
@@ -336,6 +377,10 @@ def _write_condition(
     )
     with IndexDb(db_path, wait_s=max(config.lock_wait_s, 120.0)) as db, db.transaction():
         finished = dict(db.query("index_completed_conditions", [build_id]).fetchall())
+        if build_row is not None and not db.query("index_build_exists", [build_id]).fetchall()[0][0]:
+            db.insert_arrow("builds", builds_table(build_row))
+        if plan is not None:
+            _record_plan(db, build_id, plan)
         if cond.label in finished:
             if finished[cond.label] != source_hash:
                 raise IndexDbError(f"condition {cond.label} was written concurrently from different data")

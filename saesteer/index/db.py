@@ -23,7 +23,7 @@ import duckdb
 
 from saesteer.errors import DatabaseLockedError, IndexDbError, SchemaVersionError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MIGRATION = re.compile(r"^(\d{3})_.*\.sql$")
 
 

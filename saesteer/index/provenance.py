@@ -57,6 +57,9 @@ def stat_settings(config: BuildConfig, prepend_bos: bool) -> dict[str, Any]:
         "exclude": sorted(config.exclude),
         "max_seq_len": int(config.max_seq_len),
         "prepend_bos": bool(prepend_bos),
+        # threshold builds count activations <= threshold as 0 in every statistic since issue 12: a new id,
+        # so a resumed older threshold build never mixes both meanings (threshold-0 ids are unchanged)
+        **({"threshold_zeroes_below": True} if config.threshold > 0 else {}),
     }
 
 

@@ -156,7 +156,30 @@ def read_manifest(path: Path) -> dict[str, Any]:
     missing = [t for t in TABLES if not (path / f"{t}.parquet").is_file()]
     if missing:
         raise IndexDbError(f"{path} is an incomplete export: missing {', '.join(missing)}.parquet")
+    for table in (*TABLES, *OPTIONAL_TABLES):
+        _check_parquet(path / f"{table}.parquet", (manifest.get("rows") or {}).get(table))
     return manifest
+
+
+def _check_parquet(file: Path, rows: Any) -> None:
+    """Refuse a Parquet file that is truncated or corrupt, or holds another row count than the export's
+    manifest says, before the merge opens (let alone creates) the index."""
+    import pyarrow.parquet as pq
+
+    if not file.is_file():
+        return
+    try:
+        meta = pq.ParquetFile(file).metadata
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError... for a damaged file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IndexDbError(
+            f"{file} is damaged (truncated or corrupt: {first}); export that build again with `saesteer index export`"
+        ) from exc
+    if isinstance(rows, int) and meta.num_rows != rows:
+        raise IndexDbError(
+            f"{file} is damaged: it holds {meta.num_rows} rows but the export's manifest says {rows}; export "
+            "that build again with `saesteer index export`"
+        )
 
 
 class _Group(NamedTuple):
@@ -228,14 +251,22 @@ def merge_shards(
     groups = [g for g in _plan(manifests) if only is None or (g.build_id, g.condition) in only]
     written: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
-    with IndexDb(into_db, wait_s=wait_s) as db:
-        outer = db.transaction() if one_transaction else nullcontext()
-        with outer:
-            _merge_all(db, paths, manifests, groups, written, skipped, into_db, progress, one_transaction,
-                       provenance)
-        for build_id in sorted({b for _, m in manifests for b in m["build_ids"]}):
-            refresh_search_table(db, build_id)  # what searches read, in one scan (no-op when current)
-    return MergeResult(Path(into_db), written, skipped)
+    target = Path(into_db)
+    existed = target.exists()
+    try:
+        with IndexDb(into_db, wait_s=wait_s) as db:
+            outer = db.transaction() if one_transaction else nullcontext()
+            with outer:
+                _merge_all(db, paths, manifests, groups, written, skipped, into_db, progress, one_transaction,
+                           provenance)
+            for build_id in sorted({b for _, m in manifests for b in m["build_ids"]}):
+                refresh_search_table(db, build_id)  # what searches read, in one scan (no-op when current)
+    except BaseException:
+        if not existed and (one_transaction or not written):  # a new index that holds nothing: leave no file
+            for p in (target, target.with_name(target.name + ".wal")):
+                p.unlink(missing_ok=True)
+        raise
+    return MergeResult(target, written, skipped)
 
 
 def _merge_all(

@@ -84,6 +84,7 @@ class IndexSpec:
     model: str = "gemma-3-270m"
     sae: str = "default"
     hook: str | None = None
+    allow_other_hook: bool = False  # use the SAE at `hook` although it was trained at another one
     db: str | None = None
     text: list[TextSpec] = field(default_factory=list)
     hf: list[HFSpec] = field(default_factory=list)

@@ -1,7 +1,8 @@
 """Mergeable per-feature sufficient statistics for one condition.
 
 For every feature ``f`` over the *counted* tokens of a condition (BOS, padding and special tokens are
-excluded by default):
+excluded by default), where with a threshold ``t > 0`` an activation ``<= t`` counts as 0 everywhere (so
+``n_active = 0`` implies ``sum_act = 0``: mean and frequency never disagree):
 
 - ``n_active[f]``: tokens with activation > threshold;
 - ``n_docs_active[f]``: documents with at least one such token;
@@ -160,6 +161,9 @@ class FeatureStatsAccumulator:
         import torch
 
         nz = counted_nonzeros(chunk) if nz is None else nz
+        if self.threshold > 0:  # activations at or below the threshold count as 0 in every statistic
+            keep = nz.vals > self.threshold
+            nz = Nonzeros(nz.rows[keep], nz.feats[keep], nz.vals[keep])
         counted_tok = chunk.token_ids[chunk.counted]
         self.n_tokens += int(counted_tok.numel())
         self.token_counts.index_add_(0, counted_tok, torch.ones_like(counted_tok))

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from saesteer.errors import DimensionMismatchError, SaeLoadError
-from saesteer.models.hooks import HookSpec, validate_hook
+from saesteer.models.hooks import HookSpec, parse_hook, validate_hook
 from saesteer.paths import package_data
 from saesteer.saes.adapters import adapter_for
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
 DEFAULT_SAE_DIR = "default_sae"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,12 @@ def load_sae(
     hook_name: str | None = None,
     device: str = "cpu",
     fmt: str | None = None,
+    allow_other_hook: bool = False,
 ) -> SAE:
     """Load an SAE (see the module docstring for ``spec``). If ``model`` is given, check compatibility.
 
+    ``hook_name`` different from the hook the SAE was trained at (its config says) is refused unless
+    ``allow_other_hook`` (then it is used there, with a warning): its features mean nothing elsewhere.
     The returned SAE carries ``sae.saesteer_source`` (a :class:`SaeSource`).
     """
     spec_s = str(spec)
@@ -65,6 +70,7 @@ def load_sae(
 
         seed = int(spec_s.split(":", 1)[1]) if ":" in spec_s else 0
         d_in = model.cfg.d_model if model is not None else 64
+        _check_own_hook(spec_s, TINY_HOOK, hook_name, allow_other_hook, model)
         sae = make_tiny_sae(d_in=d_in, d_sae=TINY_D_SAE, hook_name=hook_name or TINY_HOOK, seed=seed)
         source = SaeSource(spec_s, "tiny", "generated", f"random-init:{spec_s}:{d_in}")
     elif sae_id is not None or (":" in spec_s and not Path(spec_s).exists()):
@@ -72,6 +78,7 @@ def load_sae(
         sid = sae_id or sid
         sae = _load_registry(release, sid, device=device)
         if hook_name:
+            _check_own_hook(f"{release}:{sid}", getattr(sae.cfg.metadata, "hook_name", None), hook_name, allow_other_hook, model)
             sae.cfg.metadata.hook_name = hook_name
         source = SaeSource(f"{release}:{sid}", "registry", "registry", f"registry:{release}:{sid}")
     else:
@@ -86,13 +93,40 @@ def load_sae(
                 f"SAE {spec_s!r} not found: not 'default', 'tiny', an existing directory, or 'release:sae_id'"
             )
         adapter = adapter_for(path, fmt)
-        sae = adapter.load(path, device=device, hook_name=hook_name)
+        sae = adapter.load(path, device=device)
+        if hook_name:
+            _check_own_hook(spec_s, getattr(sae.cfg.metadata, "hook_name", None), hook_name, allow_other_hook, model)
+            sae.cfg.metadata.hook_name = hook_name
         kind = "default" if spec_s == "default" else "local"
         source = SaeSource("default" if kind == "default" else str(path.resolve()), kind, adapter.name, _hash_dir(path))
     sae.saesteer_source = source  # type: ignore[assignment]
     if model is not None:
         check_compatible(model, sae, hook_name)
     return sae
+
+
+def _check_own_hook(
+    sae_id: str, own: str | None, hook_name: str | None, allow: bool, model: HookedTransformer | None = None
+) -> None:
+    """Refuse ``hook_name`` if it is not the SAE's own hook (unless ``allow``: then warn). An SAE whose
+    config names no usable hook (e.g. sparsify's ``layers.6`` directories) can be placed anywhere.
+    With ``model``, a hook the model does not have is reported first (with its "did you mean")."""
+    from saesteer.errors import HookError
+
+    if not hook_name or not own or own == hook_name:
+        return
+    if model is not None:
+        validate_hook(model, hook_name)
+    try:
+        parse_hook(own)
+    except HookError:
+        return  # the SAE does not name a transformer-lens hook: the user's --hook is the only information
+    if not allow:
+        raise HookError(
+            f"SAE {sae_id!r} was trained at {own}, not {hook_name}: its features mean nothing at another hook. "
+            f"Drop --hook to use {own}, or pass --allow-other-hook (allow_other_hook=True) to use it at {hook_name} anyway"
+        )
+    log.warning("using SAE %r at %s although it was trained at %s (--allow-other-hook)", sae_id, hook_name, own)
 
 
 def _load_registry(release: str, sae_id: str, *, device: str) -> SAE:
@@ -136,8 +170,14 @@ def sae_hook_name(sae: SAE, override: str | None = None) -> str:
     return str(hook)
 
 
-def check_compatible(model: HookedTransformer, sae: SAE, hook_name: str | None = None) -> HookSpec:
-    """Check that the SAE's hook exists on the model and its ``d_in`` equals the model's width there."""
+def check_compatible(
+    model: HookedTransformer, sae: SAE, hook_name: str | None = None, *, allow_other_hook: bool = False
+) -> HookSpec:
+    """Check that the SAE's hook exists on the model and its ``d_in`` equals the model's width there.
+    ``hook_name`` other than the SAE's own hook needs ``allow_other_hook`` (see :func:`load_sae`)."""
+    _check_own_hook(
+        sae_source(sae).id, getattr(sae.cfg.metadata, "hook_name", None), hook_name, allow_other_hook, model
+    )
     hook = sae_hook_name(sae, hook_name)
     spec = validate_hook(model, hook)
     if int(sae.cfg.d_in) != int(model.cfg.d_model):
