@@ -21,7 +21,7 @@ from test_index_shards import _conds, assert_same_index  # noqa: E402
 
 from saesteer.cluster import ClusterError, RaySettings  # noqa: E402
 from saesteer.corpus import Condition, TableSource  # noqa: E402
-from saesteer.errors import IndexDbError  # noqa: E402
+from saesteer.errors import CorpusError, IndexDbError  # noqa: E402
 from saesteer.index.build import BuildConfig, build_index  # noqa: E402
 from saesteer.index.db import IndexDb  # noqa: E402
 from saesteer.index.ray_build import build_index_ray, driver_lock  # noqa: E402
@@ -88,11 +88,14 @@ def test_a_killed_worker_s_unit_is_retried(cluster, plain, tmp_path):
     assert_same_index(tmp_path / "k.duckdb", plain)
 
 
-def test_data_error_names_condition_and_document(cluster, tmp_path):
+def test_data_error_names_condition_and_document(cluster, tmp_path, monkeypatch):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("".join(json.dumps({"text": f"sentence {i}"}) + "\n" for i in range(5)) + '{"text": 7}\n')
     conds = [Condition("style=bad", TableSource(bad))]
     db = tmp_path / "e.duckdb"
+    with pytest.raises(CorpusError, match=r"line 6.*int, not text"):  # the driver reads every record first
+        _ray(db, 1, conds=conds)
+    monkeypatch.setattr(TableSource, "validate", lambda self: None)  # a data error only a worker meets
     with pytest.raises(UnitError, match=r"^condition style=bad, document 5 \(shard 0/1\): .*line 6.*int, not text"):
         _ray(db, 1, conds=conds)
     assert not db.exists()  # the index is untouched
