@@ -381,6 +381,9 @@ def test_index_rm_deletes_one_build_and_refuses_while_it_is_built(ws, tmp_path):
         for t in tables:
             ids = {r[0] for r in con.execute(f'SELECT DISTINCT build_id FROM "{t}"').fetchall()}
             assert ids <= {"00000000deadbeef"}, t
+        from saesteer.index.search_table import current_search_table
+
+        assert current_search_table(con, keep[0]) is None  # its search table went too
 
 
 def test_threshold_zeroes_activations_below_it(tmp_path, tiny_model, tiny_sae):

@@ -1,7 +1,8 @@
 """Managing the builds of an index: which are complete, and removing one.
 
 A build is complete when every condition its last run planned has finished (``planned_conditions``,
-schema 3). ``remove_build`` deletes every row of one build from every table in one transaction; it
+schema 3). ``remove_build`` deletes every row of one build from every table (and drops its search
+tables, :mod:`saesteer.index.search_table`) in one transaction; it
 refuses while another process writes the file (DuckDB's lock) or while the process that is building it
 still runs.
 """
@@ -15,6 +16,7 @@ from typing import NamedTuple
 
 from saesteer.errors import DatabaseLockedError, IndexDbError
 from saesteer.index.db import IndexDb
+from saesteer.index.search_table import drop_search_tables
 
 INTERRUPTED = "interrupted; rerun the same command to resume"
 
@@ -90,6 +92,8 @@ def remove_build(db_path: str | Path, build_id: str, *, wait_s: float = 2.0) -> 
             for table in tables:
                 n = db.execute(f'DELETE FROM "{table}" WHERE build_id = ?', [full]).fetchall()
                 rows[table] = int(n[0][0]) if n else 0
+            for name in drop_search_tables(db, full):
+                rows[f"{name} (dropped)"] = 1
     return Removed(full, rows)
 
 

@@ -44,6 +44,15 @@ def search_table_state(db: IndexDb, build_id: str) -> tuple[str, list[str]]:
     return _prefix(build_id) + key, [str(r[0]) for r in rows]
 
 
+def drop_search_tables(db: IndexDb, build_id: str) -> list[str]:
+    """Drop every search table of the build (``saesteer index rm``); returns their names."""
+    have = [str(r[0]) for r in db.query("index_search_tables", {"prefix": _prefix(build_id)}).fetchall()]
+    for name in have:
+        if _NAME.fullmatch(name):
+            db.execute(f"DROP TABLE {name}")
+    return have
+
+
 def current_search_table(db: IndexDb, build_id: str) -> tuple[str, list[str]] | None:
     """``(table, conditions in column order)`` when the build has a current search table, else None."""
     name, conds = search_table_state(db, build_id)
