@@ -115,6 +115,7 @@ def write_auto_report(
                   "train_accuracy": probe.train_accuracy, "n_train": probe.n_train, "n_heldout": probe.n_heldout},
         "summary": json.loads(summary.to_json(orient="records")),
         "interaction": json.loads(interaction.to_json(orient="records")) if interaction is not None else None,
+        "settings": json.loads(config_json(cfg)),
     })
     return path
 
