@@ -26,6 +26,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from saesteer.models.loading import DEFAULT_MODEL
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -47,7 +49,7 @@ class AutoConfig:
     label_column: str
     text_column: str = "text"
     targets: tuple[str, ...] = ()  # default: every label
-    model: str = "gemma-3-270m"
+    model: str = DEFAULT_MODEL
     sae: str = "default"
     out: Path = Path("auto_out")
     db: Path | None = None  # default: <out>/index.duckdb

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from saesteer.models.loading import DEFAULT_MODEL
 from saesteer.progress import Listener, Stage, Stages
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 class QuickstartConfig:
     """Settings of the quickstart (the CLI flags mirror these fields)."""
 
-    model: str = "gemma-3-270m"
+    model: str = DEFAULT_MODEL
     sae: str = "default"
     db: Path | None = None
     out: Path = Path("quickstart_out")

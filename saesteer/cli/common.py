@@ -11,11 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from saesteer.models.loading import DEFAULT_MODEL
+
 console = Console()
 err_console = Console(stderr=True)
 
 ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help="Model: 'gemma-3-270m' (embedded default), 'tiny-random', a local HF dir, or a transformer-lens name.")
+    str, typer.Option("--model", "-m", help=f"Model: '{DEFAULT_MODEL}' (embedded default), 'tiny-random', a local HF dir, or a transformer-lens name.")
 ]
 SaeOpt = Annotated[
     str, typer.Option("--sae", "-s", help="SAE: 'default', 'tiny', a local directory, or 'release:sae_id' from the sae-lens registry.")

@@ -11,6 +11,7 @@ from saesteer.cli.common import DbOpt, ModelOpt, SaeOpt, console, emit, resolve_
 from saesteer.cli.progress import ProgressView
 from saesteer.cluster import RaySettings, check_engine, require_ray
 from saesteer.eval.language import METHODS, LanguageEvalConfig
+from saesteer.models.loading import DEFAULT_MODEL
 from saesteer.paths import portable_path
 
 _D = LanguageEvalConfig()  # the CLI's defaults are the config's
@@ -30,7 +31,7 @@ def _floats(s: str) -> tuple[float, ...]:
 
 @app.command("language")
 def language(
-    model: ModelOpt = "gemma-3-270m",
+    model: ModelOpt = DEFAULT_MODEL,
     sae: SaeOpt = "default",
     db: DbOpt = None,
     out: Annotated[Path, typer.Option(help="Directory for report.md / report.html and CSVs.")] = Path("eval_out"),

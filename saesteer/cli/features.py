@@ -22,6 +22,7 @@ from saesteer.cli.common import (
     resolve_db,
 )
 from saesteer.cli.features_selective import selective
+from saesteer.models.loading import DEFAULT_MODEL
 
 app = typer.Typer(help="Find the features that matter for a condition, and see why.", no_args_is_help=True)
 
@@ -154,7 +155,7 @@ def search(
     ] = False,
     build: BuildOpt = None,
     db: DbOpt = None,
-    model: ModelOpt = "gemma-3-270m",
+    model: ModelOpt = DEFAULT_MODEL,
     sae: SaeOpt = "default",
     hook: HookOpt = None,
     allow_other_hook: AllowOtherHookOpt = False,
@@ -380,7 +381,7 @@ def for_text(
         typer.Option("--features", help="Only these features (comma-separated ids), one column each."),
     ] = None,
     include_bos: Annotated[bool, typer.Option(help="Also show the BOS position.")] = False,
-    model: ModelOpt = "gemma-3-270m",
+    model: ModelOpt = DEFAULT_MODEL,
     sae: SaeOpt = "default",
     hook: HookOpt = None,
     allow_other_hook: AllowOtherHookOpt = False,
@@ -434,7 +435,7 @@ def for_text(
 def neighbors(
     feature: Annotated[int, typer.Argument(help="Feature id.")],
     k: Annotated[int, typer.Option("--k", "-k", help="How many neighbours.")] = 10,
-    model: ModelOpt = "gemma-3-270m",
+    model: ModelOpt = DEFAULT_MODEL,
     sae: SaeOpt = "default",
     hook: HookOpt = None,
     allow_other_hook: AllowOtherHookOpt = False,

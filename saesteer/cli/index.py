@@ -20,6 +20,7 @@ from saesteer.cli.common import (
 )
 from saesteer.cluster import RaySettings, check_engine
 from saesteer.index.units import RayBuildSettings
+from saesteer.models.loading import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from saesteer.index.spec import IndexSpec
@@ -54,7 +55,7 @@ def build(
     model: Annotated[
         str | None,
         typer.Option(
-            "--model", "-m", help="Model (default gemma-3-270m): 'tiny-random', a local HF dir, a TL name."
+            "--model", "-m", help=f"Model (default {DEFAULT_MODEL}): 'tiny-random', a local HF dir, a TL name."
         ),
     ] = None,
     sae: Annotated[

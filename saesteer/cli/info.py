@@ -20,6 +20,7 @@ from saesteer.cli.common import (
     emit_json,
     resolve_db,
 )
+from saesteer.models.loading import DEFAULT_MODEL
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +29,7 @@ def register(app: typer.Typer) -> None:
 
 
 def info(
-    model: ModelOpt = "gemma-3-270m",
+    model: ModelOpt = DEFAULT_MODEL,
     sae: SaeOpt = "default",
     hook: HookOpt = None,
     allow_other_hook: AllowOtherHookOpt = False,

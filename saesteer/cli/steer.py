@@ -21,6 +21,7 @@ from saesteer.cli.common import (
     emit_json,
 )
 from saesteer.cli.progress import ProgressView
+from saesteer.models.loading import DEFAULT_MODEL
 
 app = typer.Typer(
     help="Steering vectors: build from features or DiffMean, generate side by side, sweep, export/import.",
@@ -99,7 +100,7 @@ def build(
     n_texts: Annotated[
         int, typer.Option("--n-texts", help="DiffMean: sentences per language (train split).")
     ] = 200,
-    model: ModelOpt = "gemma-3-270m",
+    model: ModelOpt = DEFAULT_MODEL,
     sae: SaeOpt = "default",
     hook: Annotated[
         list[str] | None,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from saesteer.cli.common import ModelOpt, console
+from saesteer.models.loading import DEFAULT_MODEL
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +38,7 @@ def train_sae(
             help="Output directory (sae-lens format + REPORT.md + report.json). Default: the package's default_sae/.",
         ),
     ] = None,
-    model: ModelOpt = "gemma-3-270m",
+    model: ModelOpt = DEFAULT_MODEL,
     langs: Annotated[
         str, typer.Option("--langs", help="Comma-separated language codes.")
     ] = "en,fr,de,es,it,pt,nl,pl,ru,tr,id,zh",

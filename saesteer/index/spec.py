@@ -40,6 +40,7 @@ from saesteer.corpus.sources import ConcatSource, Condition, parse_label
 from saesteer.corpus.tables import text_source
 from saesteer.errors import CorpusError, SaesteerError
 from saesteer.index.build import BuildConfig
+from saesteer.models.loading import DEFAULT_MODEL
 
 
 class SpecError(SaesteerError):
@@ -81,7 +82,7 @@ class HFSpec:
 class IndexSpec:
     """Everything ``index build`` needs; :meth:`conditions` and :meth:`build_config` turn it into API objects."""
 
-    model: str = "gemma-3-270m"
+    model: str = DEFAULT_MODEL
     sae: str = "default"
     hook: str | None = None
     allow_other_hook: bool = False  # use the SAE at `hook` although it was trained at another one

