@@ -69,6 +69,7 @@ def main(cache: Path, specs: list[str]) -> None:
             k=int(kv.get("k", 64)),
             batch_tokens=int(kv.get("b", 1024)),
             lr=float(kv.get("lr", 1e-3)),
+            seed=0,
             architecture=arch[kv.get("a", "t")],
             matryoshka_widths=tuple(int(x) for x in kv.get("mw", "").split("-") if x),
         )

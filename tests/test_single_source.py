@@ -22,4 +22,59 @@ def _string_constants(value: str) -> list[str]:
 
 
 def test_the_default_model_name_is_written_once():
-    assert _string_constants("gemma-3-270m") == ["saesteer/models/loading.py:35"]
+    hits = _string_constants("gemma-3-270m")
+    assert [h.split(":")[0] for h in hits] == ["saesteer/models/loading.py"], hits  # DEFAULT_MODEL = ...
+
+
+def _invoke(args: list[str]):
+    from typer.testing import CliRunner
+
+    from saesteer.cli.main import app
+
+    return CliRunner().invoke(app, args)
+
+
+def test_train_sae_options_are_the_config_fields(monkeypatch, tmp_path):
+    """``train-sae`` takes TrainSaeConfig's defaults; the former flag names (--width, --dtype, --out) still work."""
+    import dataclasses
+
+    import saesteer.train.pipeline as pipeline
+    from saesteer.train.pipeline import TrainSaeConfig
+
+    seen = []
+
+    def fake_run(cfg, **kw):
+        seen.append(cfg)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(pipeline, "run_train_sae", fake_run)
+    monkeypatch.setenv("SAESTEER_TRAIN_CACHE", str(tmp_path / "cache"))
+    _invoke(["train-sae", "--out", str(tmp_path / "o")])
+    expect = TrainSaeConfig(cache_dir=tmp_path / "cache", out_dir=tmp_path / "o")
+    got = seen[0]
+    assert dataclasses.replace(got, command="") == expect  # every default is the config's own
+    _invoke(["train-sae", "--out-dir", str(tmp_path / "o"), "--width", "256", "--dtype", "float16",
+             "--langs", "en,fr", "--architecture", "matryoshka", "--matryoshka-widths", "64,128", "--k", "8"])
+    got = seen[1]
+    assert (got.d_sae, got.storage_dtype, got.langs, got.matryoshka_widths) == (256, "float16", ("en", "fr"), (64, 128))
+    res = _invoke(["train-sae", "--matryoshka-widths", "1,x", "--architecture", "matryoshka"])
+    assert res.exit_code != 0 and "--matryoshka-widths must be comma-separated int" in str(res.exception)
+    assert len(seen) == 2
+
+
+def test_features_selective_options_are_the_bar_fields(monkeypatch, tmp_path):
+    import saesteer.select.selective as selective
+    from saesteer.select.selective import SelectivityBar
+
+    seen = []
+
+    def fake(db, *, key, bar, build_id):
+        seen.append((key, bar, build_id))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(selective, "selective_features", fake)
+    _invoke(["features", "selective", "--db", str(tmp_path / "i.duckdb")])
+    _invoke(["features", "selective", "--key", "topic", "--min-freq", "0.1", "--no-random", "--build", "b",
+             "--db", str(tmp_path / "i.duckdb")])
+    assert seen[0] == ("language", SelectivityBar(), None)
+    assert seen[1] == ("topic", SelectivityBar(min_freq=0.1, use_random=False), "b")

@@ -163,6 +163,8 @@ def test_saved_sae_works_on_raw_activations_with_scaling_folded_in(
         d_sae=128,
         k=16,
         batch_tokens=128,
+        lr=1e-3,
+        seed=0,
         architecture=architecture,
         matryoshka_widths=widths,
     )
@@ -211,7 +213,8 @@ def test_bad_architecture_settings_are_refused(tmp_path, architecture, widths, m
 
     with pytest.raises(SaesteerError, match=message):
         TrainSettings(
-            hook="h", training_tokens=1, d_sae=128, k=8, architecture=architecture, matryoshka_widths=widths
+            hook="h", training_tokens=1, d_sae=128, k=8, batch_tokens=64, lr=1e-3, seed=0,
+            architecture=architecture, matryoshka_widths=widths,
         )
     with pytest.raises(SaesteerError, match=message):
         TrainSaeConfig(

@@ -2,51 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from saesteer.cli.common import BuildOpt, DbOpt, JsonOpt, console, emit_json, resolve_db
+from saesteer.cli.settings import param, settings_command
 
 
-def selective(
-    key: Annotated[str, typer.Option("--key", help="The label whose conditions to check.")] = "language",
-    min_freq: Annotated[
-        float,
-        typer.Option(
-            "--min-freq", help="A selective feature fires on at least this share of the condition's tokens."
-        ),
-    ] = 0.05,
-    ratio: Annotated[
-        float,
-        typer.Option(
-            "--ratio", help="... at least this many times as often as on any other condition of the label."
-        ),
-    ] = 3.0,
-    random_rel: Annotated[
-        float,
-        typer.Option(
-            "--random-rel",
-            help="... and on random tokens at most this times as often as on the condition (as --drop-random).",
-        ),
-    ] = 0.2,
-    random_max_freq: Annotated[
-        float | None,
-        typer.Option(
-            "--random-max-freq", help="... and on at most this share of random tokens (absolute cap)."
-        ),
-    ] = None,
-    no_random: Annotated[
-        bool, typer.Option("--no-random", help="No random-token filter (for an index without a baseline).")
-    ] = False,
-    build: BuildOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
+def _selective(
+    values: dict[str, Any], *, key: str, build: str | None, db: Path | None, as_json: bool
 ) -> None:
-    """For every condition of KEY (every language, say), count the features selective for it and show the best."""
     from saesteer.select.selective import SelectivityBar, selective_features
+    from saesteer.settings import settings_from
 
-    bar = SelectivityBar(min_freq, ratio, random_rel, random_max_freq, use_random=not no_random)
+    bar: SelectivityBar = settings_from(SelectivityBar, values)
     table = selective_features(resolve_db(db), key=key, bar=bar, build_id=build)
     if as_json:
         emit_json(
@@ -82,3 +53,20 @@ def selective(
         f"{table.n_selective_conditions} of {len(table.rows)} conditions have a selective feature"
         + (f" (none for {', '.join(missing)})" if missing else "")
     )
+
+
+def _make() -> Any:
+    from saesteer.select.selective import SelectivityBar
+
+    return settings_command(
+        SelectivityBar,
+        _selective,
+        doc="For every condition of KEY (every language, say), count the features selective for it and show the best.",
+        before=[param("key", Annotated[str, typer.Option("--key", help="The label whose conditions to check.")],
+                      "language")],
+        after=[param("build", BuildOpt, None), param("db", DbOpt, None), param("as_json", JsonOpt, False)],
+    )
+
+
+# the options are SelectivityBar's fields (saesteer.cli.settings): its defaults and docstrings
+selective = _make()

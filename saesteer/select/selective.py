@@ -15,7 +15,7 @@ nothing is re-implemented here), so ``saesteer features search --target L --drop
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,17 +24,24 @@ from saesteer.index.db import IndexDb
 from saesteer.select.catalog import load_catalog
 from saesteer.select.filters import DEFAULT_RANDOM_RELATIVE, _check
 from saesteer.select.search import Search
+from saesteer.settings import cli
 
 
 @dataclass(frozen=True)
 class SelectivityBar:
-    """The thresholds a feature must pass to count as selective for a condition."""
+    """The thresholds a feature must pass to count as selective for a condition (also the options of
+    ``saesteer features selective``: field names are the flag names, the docstrings their help)."""
 
-    min_freq: float = 0.05  # share of the condition's tokens it fires on
-    ratio: float = 3.0  # ... times its frequency on every other condition of the label
-    random_rel: float | None = DEFAULT_RANDOM_RELATIVE  # random-token frequency <= this x target frequency
-    random_max_freq: float | None = None  # random-token frequency <= this (absolute)
-    use_random: bool = True  # False: no random-token filter at all
+    min_freq: float = 0.05
+    """A selective feature fires on at least this share of the condition's tokens."""
+    ratio: float = 3.0
+    """... at least this many times as often as on any other condition of the label."""
+    random_rel: float | None = DEFAULT_RANDOM_RELATIVE
+    """... and on random tokens at most this times as often as on the condition (as --drop-random)."""
+    random_max_freq: float | None = None
+    """... and on at most this share of random tokens (absolute cap)."""
+    use_random: bool = field(default=True, metadata=cli(off="--no-random"))
+    """Apply the random-token filter; --no-random: none (for an index without a baseline)."""
 
     def __post_init__(self) -> None:
         _check("min_freq", self.min_freq, 0.0, 1.0)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from saesteer.errors import SaesteerError
 from saesteer.models.loading import DEFAULT_MODEL
+from saesteer.settings import cli
 from saesteer.train.activations import ActivationCache, token_mask
 from saesteer.train.data import TextPlan, TrainingText, build_training_text, bundled_heldout_tokens
 from saesteer.train.quality import (
@@ -50,32 +51,59 @@ HALF_PRECISION_TOLERANCE = {"explained_variance": 0.002, "nmse": 0.002}
 
 @dataclass(frozen=True)
 class TrainSaeConfig:
-    """Everything ``saesteer train-sae`` needs; the defaults are those of the shipped default SAE."""
+    """Everything ``saesteer train-sae`` needs; the defaults are those of the shipped default SAE.
+
+    The fields are the command's options (:mod:`saesteer.cli.settings`): a field's name is its flag, its
+    default the flag's default and its docstring the flag's help."""
 
     cache_dir: Path
-    out_dir: Path
-    text_dir: Path | None = None  # scripts/fetch_training_text.sh output; None: the bundled corpus only
+    """Where tokenized text, activations and runs are cached (default: $SAESTEER_TRAIN_CACHE, else <user cache>/train)."""
+    out_dir: Path = field(metadata=cli("--out"))
+    """Output directory (sae-lens format + REPORT.md + report.json). Default: the package's default_sae/."""
+    text_dir: Path | None = None
+    """Output of scripts/fetch_training_text.sh (pkgs/, ddtp/). Default: the bundled corpus only."""
     model: str = DEFAULT_MODEL
+    """The model whose residual stream the SAE reads."""
     langs: tuple[str, ...] = LANGS
-    train_tokens_per_lang: int = 7_680
-    heldout_tokens_per_lang: int = 512
-    context_size: int = 128
+    """Comma-separated language codes."""
+    train_tokens_per_lang: int = field(default=7_680, metadata=cli(min=128))
+    """Tokens of training text per language (cached once)."""
+    heldout_tokens_per_lang: int = field(default=512, metadata=cli(min=128))
+    """Held-out tokens per language for the report."""
+    context_size: int = field(default=128, metadata=cli(min=8))
+    """Tokens per sequence (BOS included)."""
     hooks: tuple[str, ...] = DEFAULT_HOOKS
-    compare_tokens: int = 40_000
-    final_tokens: int = 300_000
-    d_sae: int = 5120
-    k: int = 64
-    architecture: str = "topk"  # "topk" | "batchtopk" | "matryoshka" (see saesteer.train.runner)
+    """Comma-separated candidate hooks; the most language-selective one is kept."""
+    compare_tokens: int = field(default=40_000, metadata=cli(min=1))
+    """Activation vectors per hook-comparison run."""
+    final_tokens: int = field(default=300_000, metadata=cli(min=1))
+    """Activation vectors for the final run."""
+    d_sae: int = field(default=5120, metadata=cli("--width", min=1))
+    """Number of latents (the SAE's width)."""
+    k: int = field(default=64, metadata=cli(min=1))
+    """Active latents per token (BatchTopK, Matryoshka: on average)."""
+    architecture: str = "topk"
+    """topk, batchtopk or matryoshka (Matryoshka BatchTopK; the last two are saved as JumpReLU)."""
     matryoshka_widths: tuple[int, ...] = ()
-    batch_tokens: int = 512
+    """Comma-separated inner prefix widths for --architecture matryoshka, e.g. 128,512,2048."""
+    batch_tokens: int = field(default=512, metadata=cli(min=1))
+    """SAE training batch, in tokens."""
     lr: float = 1e-3
-    ce_seqs_per_lang: int = 1
-    ce_context: int = 0  # CE losses on the first this-many positions of each sequence (0: all)
-    probe_last_line: int = 250  # language-selectivity probes: bundled corpus lines 201..this (held out)
-    storage_dtype: str = "auto"  # "auto" | "float32" | "float16" | "bfloat16"
-    forward_batch: int = 8
+    """Learning rate."""
+    ce_seqs_per_lang: int = field(default=1, metadata=cli(min=1))
+    """Held-out sequences per language for the CE-loss figures."""
+    ce_context: int = field(default=0, metadata=cli(min=0))
+    """CE losses on the first N positions of each sequence (0: all)."""
+    probe_last_line: int = field(default=250, metadata=cli(min=201, max=250))
+    """Selectivity probes: bundled corpus lines 201..N (held out)."""
+    storage_dtype: str = field(default="auto", metadata=cli("--dtype"))
+    """Storage dtype: auto (half precision if the measured loss is negligible), float32, float16, bfloat16."""
+    forward_batch: int = field(default=8, metadata=cli(min=1))
+    """Sequences per forward pass."""
     seed: int = 0
-    command: str = ""  # the command line, recorded in the report
+    """Seed for text sampling and training."""
+    command: str = ""
+    """The command line, recorded in the report."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

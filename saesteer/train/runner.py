@@ -35,24 +35,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainSettings:
-    """The knobs of one TopK training run (token counts are activation vectors, BOS excluded)."""
+    """The knobs of one TopK training run (token counts are activation vectors, BOS excluded).
+
+    The fields shared with :class:`~saesteer.train.pipeline.TrainSaeConfig` (``d_sae``, ``k``,
+    ``batch_tokens``, ``lr``, ``seed``, ``architecture``, ``matryoshka_widths``) have no default here: the
+    config is their single source (:meth:`TrainSaeConfig.settings`); the rest are this runner's own.
+    """
 
     hook: str
     training_tokens: int
-    d_sae: int = 5120
-    k: int = 64
-    batch_tokens: int = 1024
-    lr: float = 1e-3
+    d_sae: int
+    k: int
+    batch_tokens: int
+    lr: float
+    seed: int
+    architecture: str  # "topk" | "batchtopk" | "matryoshka" (the last two save as JumpReLU)
+    matryoshka_widths: tuple[int, ...]  # inner prefix widths (d_sae is appended); matryoshka only
     warmup_steps: int = 20
     decay_fraction: float = 0.2  # the last share of the steps decays the learning rate linearly
     dead_feature_window: int = 100  # steps without firing before AuxK treats a latent as dead
     aux_loss_coefficient: float = 1.0 / 32
     n_batches_for_norm_estimate: int = 20
-    seed: int = 0
-    architecture: str = "topk"  # "topk" | "batchtopk" | "matryoshka" (the last two save as JumpReLU)
-    matryoshka_widths: tuple[int, ...] = ()  # inner prefix widths (d_sae is appended); matryoshka only
 
     def __post_init__(self) -> None:
         check_architecture(self.architecture, self.matryoshka_widths, self.d_sae)
