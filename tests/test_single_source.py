@@ -78,3 +78,18 @@ def test_features_selective_options_are_the_bar_fields(monkeypatch, tmp_path):
              "--db", str(tmp_path / "i.duckdb")])
     assert seen[0] == ("language", SelectivityBar(), None)
     assert seen[1] == ("topic", SelectivityBar(min_freq=0.1, use_random=False), "b")
+
+
+def test_index_spec_contains_a_build_config(tmp_path):
+    from dataclasses import fields
+
+    from saesteer.index.build import BuildConfig
+    from saesteer.index.spec import IndexSpec, load_spec_file
+
+    assert not {f.name for f in fields(IndexSpec)} & {f.name for f in fields(BuildConfig)}
+    assert IndexSpec().build == BuildConfig()
+    spec = tmp_path / "s.yaml"
+    spec.write_text("bundled: [fr]\ntop_k: 3\nshard: 1/2\nexclude: [bos]\nfeature_output: false\n")
+    got = load_spec_file(spec).build  # a spec file gives the build settings at its top level, as before
+    assert got == BuildConfig(top_k=3, shard=(1, 2), exclude=("bos",), feature_output=False)
+    assert IndexSpec().with_build(shard="0/4", exclude=[]).build == BuildConfig(shard=(0, 4), exclude=())

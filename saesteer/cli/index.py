@@ -39,15 +39,20 @@ def register(root: typer.Typer) -> None:
 
 
 def _merge_flags(spec: IndexSpec, flags: dict[str, Any]) -> IndexSpec:
-    """Flags given on the command line win over the spec file."""
+    """Flags given on the command line win over the spec file (build settings go into ``spec.build``)."""
+    from saesteer.index.spec import BUILD_KEYS
+
+    build: dict[str, Any] = {}
     for key, value in flags.items():
         if value is None or (value == [] and key != "exclude") or value is False:
             continue
-        if key in ("text", "hf"):
+        if key in BUILD_KEYS:
+            build[key] = value
+        elif key in ("text", "hf"):
             setattr(spec, key, getattr(spec, key) + value)
         else:
             setattr(spec, key, value)
-    return spec
+    return spec.with_build(**build) if build else spec
 
 
 @app.command()
@@ -216,7 +221,7 @@ def build(
     }
     full = _merge_flags(base, flags)
     if no_feature_output:
-        full.feature_output = False
+        full = full.with_build(feature_output=False)
     if check_engine(engine) == "ray":
         cluster = RaySettings(address=address, workers=workers, cpus_per_worker=cpus_per_worker)
         run_build_ray(full, RayBuildSettings(cluster, unit_docs=unit_docs, run_dir=run_dir))
@@ -233,7 +238,7 @@ def run_build_ray(spec: IndexSpec, settings: RayBuildSettings) -> None:
 
     require_ray()
     conditions = spec.conditions()
-    config = spec.build_config()
+    config = spec.build
     db_path = resolve_db(Path(spec.db) if spec.db else None)
     with ProgressView() as view:
         stages = view.stages()
@@ -274,7 +279,7 @@ def run_build(spec: IndexSpec, *, rebuild: bool = False) -> None:
     from saesteer.saes import load_sae
 
     conditions = spec.conditions()
-    config = spec.build_config()
+    config = spec.build
     db_path = resolve_db(Path(spec.db) if spec.db else None)
     with ProgressView() as view:
         stages = view.stages()

@@ -28,7 +28,7 @@ Relative paths in a spec file are resolved against the file's directory. Unknown
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -80,7 +80,8 @@ class HFSpec:
 
 @dataclass
 class IndexSpec:
-    """Everything ``index build`` needs; :meth:`conditions` and :meth:`build_config` turn it into API objects."""
+    """Everything ``index build`` needs: the model, SAE and hook, the conditions (:meth:`conditions` turns them
+    into API objects) and the :class:`BuildConfig` (``build``)."""
 
     model: str = DEFAULT_MODEL
     sae: str = "default"
@@ -100,14 +101,9 @@ class IndexSpec:
     seed: int = 0
     random_reference: list[str] | None = None
     max_docs: int | None = None
-    max_seq_len: int = 256
-    batch_size: int = 16
-    top_k: int = 10
-    context_window: int = 8
-    threshold: float = 0.0
-    exclude: list[str] = field(default_factory=lambda: ["bos", "pad", "special"])
-    shard: str | None = None
-    feature_output: bool = True
+    build: BuildConfig = field(default_factory=BuildConfig)
+    """The build settings (threshold, top_k, max_seq_len, batch_size, shard, ...): one :class:`BuildConfig`,
+    whose fields a spec file may also give at its top level (``top_k: 10``, ``shard: 0/2``)."""
 
     def conditions(self) -> list[Condition]:
         """Text conditions (``--text``, ``--hf``, bundled, ``--corpus``) then the random-token baselines."""
@@ -156,20 +152,22 @@ class IndexSpec:
             )
         return ConcatSource(tuple(texts), name="unigram-reference")
 
-    def shard_tuple(self) -> tuple[int, int] | None:
-        return parse_shard(self.shard) if self.shard else None
+    def with_build(self, **changes: Any) -> IndexSpec:
+        """This spec with some build settings replaced (``shard`` may be ``"i/n"``, ``exclude`` a list)."""
+        return replace(self, build=replace(self.build, **build_changes(changes)))
 
-    def build_config(self) -> BuildConfig:
-        return BuildConfig(
-            threshold=self.threshold,
-            top_k=self.top_k,
-            context_window=self.context_window,
-            max_seq_len=self.max_seq_len,
-            batch_size=self.batch_size,
-            exclude=tuple(self.exclude),
-            shard=self.shard_tuple(),
-            feature_output=self.feature_output,
-        )
+
+BUILD_KEYS = frozenset(f.name for f in fields(BuildConfig))
+
+
+def build_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """BuildConfig field values as a spec file or the CLI gives them: ``shard: "0/2"``, ``exclude: [bos]``."""
+    out = dict(changes)
+    if isinstance(out.get("shard"), (str, int)):
+        out["shard"] = parse_shard(str(out["shard"]))
+    if out.get("exclude") is not None:
+        out["exclude"] = tuple(out["exclude"])
+    return out
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -242,7 +240,7 @@ def load_spec_file(path: str | Path) -> IndexSpec:
 def spec_from_mapping(data: dict[str, Any], base: Path | None = None) -> IndexSpec:
     """Build an :class:`IndexSpec` from a parsed mapping (``conditions`` list entries have ``path`` or ``hf``)."""
     data = dict(data)
-    known = {f.name for f in fields(IndexSpec)} | {"conditions"}
+    known = ({f.name for f in fields(IndexSpec)} | BUILD_KEYS | {"conditions"}) - {"build"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise SpecError(f"unknown spec key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -270,12 +268,11 @@ def spec_from_mapping(data: dict[str, Any], base: Path | None = None) -> IndexSp
             raise SpecError(f"conditions[{i}] ({entry.get('label')}): {exc}") from exc
     if isinstance(data.get("random"), str):
         data["random"] = [data["random"]]
-    if data.get("shard") is not None:
-        data["shard"] = str(data["shard"])
+    build = {k: data.pop(k) for k in list(data) if k in BUILD_KEYS}
     if base is not None and data.get("db"):
         data["db"] = str(base / Path(data["db"]).expanduser())
     try:
-        spec = IndexSpec(**data)
+        spec = IndexSpec(**data, build=BuildConfig(**build_changes(build)))
     except TypeError as exc:
         raise SpecError(f"bad spec: {exc}") from exc
     spec.text = text + spec.text
