@@ -257,6 +257,7 @@ def run_build_ray(spec: IndexSpec, settings: RayBuildSettings) -> None:
 
         try:
             res = build_index_ray(db_path, spec.model, spec.sae, list(conditions), config, hook_name=spec.hook,
+                                  allow_other_hook=spec.allow_other_hook,
                                   settings=settings, progress=on_progress)
         finally:
             for st in open_.values():

@@ -73,7 +73,9 @@ class RayBuildResult(NamedTuple):
 class UnitActor:
     """One worker: loads the model and SAE once, then builds units. Wrapped by ``ray.remote`` at run time."""
 
-    def __init__(self, model: str, sae: str, hook: str | None, config: BuildConfig, threads: int) -> None:
+    def __init__(
+        self, model: str, sae: str, hook: str | None, config: BuildConfig, threads: int, allow_other_hook: bool = False
+    ) -> None:
         self.error: str | None = None
         try:
             import torch
@@ -84,7 +86,7 @@ class UnitActor:
 
             torch.set_num_threads(threads)
             self.model = load_model(model)
-            self.sae = load_sae(sae, model=self.model, hook_name=hook)
+            self.sae = load_sae(sae, model=self.model, hook_name=hook, allow_other_hook=allow_other_hook)
             self.config = config
             self.ctx = prepare_build(self.model, self.sae, config, hook)
         except Exception as exc:  # reported by ready(): one line, no restart loop
@@ -158,6 +160,7 @@ def build_index_ray(
     hook_name: str | None = None,
     settings: RayBuildSettings = RayBuildSettings(),
     progress: Callable[[RayProgress], None] | None = None,
+    allow_other_hook: bool = False,
 ) -> RayBuildResult:
     """Build ``conditions`` into ``db_path`` on Ray (see the module docstring); the result equals
     :func:`saesteer.index.build.build_index` with the same inputs."""
@@ -173,7 +176,8 @@ def build_index_ray(
         remote = ray.remote(num_cpus=settings.cluster.cpus_per_worker, max_restarts=3, max_task_retries=3)
 
         def start(n: int) -> list[Any]:
-            return [remote(UnitActor).remote(model, sae, hook_name, config, settings.cluster.threads)
+            return [remote(UnitActor).remote(model, sae, hook_name, config, settings.cluster.threads,
+                                             allow_other_hook)
                     for _ in range(n)]
 
         actors = start(1)  # the first worker gives the build id; the others start only if there is work
