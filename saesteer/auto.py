@@ -68,6 +68,11 @@ class AutoConfig:
     batch_size: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        from saesteer.steer.vector import check_strength
+
+        object.__setattr__(self, "strengths", tuple(check_strength(s, what="--strengths value") for s in self.strengths))
+
 
 class AutoResult(NamedTuple):
     data: LabelledData

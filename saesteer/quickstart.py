@@ -60,6 +60,13 @@ class QuickstartConfig:
     rebuild: bool = False  # compute the index instead of importing the shipped one (saesteer.index.prebuilt)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        from saesteer.steer.vector import check_strength
+
+        check_strength(self.strength, what="--strength")
+        for s in self.eval_strengths:
+            check_strength(s, what="evaluation strength")
+
 
 class QuickstartResult(NamedTuple):
     db: Path

@@ -162,6 +162,8 @@ CASES: list[Case] = [
     ("02-export-npy-strength-inf", lambda w: ["steer", "export", w / "post.safetensors", "-F", "npy", "--strength", "inf", "-o", w / "x.npy"], "--strength must be finite, got inf"),
     ("02-generate-strength-nan", lambda w: ["steer", "generate", "-V", w / "v.safetensors", "-S", "nan", "hi"], "--strength must be finite"),
     ("02-sweep-strengths-nan", lambda w: ["steer", "sweep", "-V", w / "v.safetensors", "--metric", "lang:fr", "--strengths", "1,nan"], "--strengths value must be finite"),
+    ("02-quickstart-strength-inf", lambda w: ["quickstart", *TINY, "--strength", "inf", "--out", w / "qs", "--db", w / "qs.duckdb"], "--strength must be finite, got inf"),
+    ("02-eval-strengths-nan", lambda w: ["eval", "language", *TINY, "--strengths", "0.1,nan", "--out", w / "ev", "--db", w / "idx.duckdb"], "--strengths value must be finite, got nan"),
     # 3. strengths that overflow the model's arithmetic
     ("03-generate-strength-1e30", lambda w: ["steer", "generate", "-V", w / "v.safetensors", "-S", "1e30", "-n", "3", "hello"], "non-finite (NaN/inf) at blocks.1.hook_resid_pre while steering with 'topic=a-sae3' at strength 1e+30"),
     ("03-generate-strength-3e37", lambda w: ["steer", "generate", "-V", w / "v.safetensors", "-S", "3e37", "-n", "3", "hello"], "strength 3e+37"),

@@ -63,6 +63,11 @@ class LanguageEvalConfig:
     diffmean_texts: int = 200  # bundled train sentences per language for the DiffMean means
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        from saesteer.steer.vector import check_strength
+
+        object.__setattr__(self, "strengths", tuple(check_strength(s, what="--strengths value") for s in self.strengths))
+
 
 class LanguageEvalResult(NamedTuple):
     curves: pd.DataFrame  # one row per (language, method, strength)
