@@ -68,6 +68,8 @@ class RayBuildResult(NamedTuple):
     units_cached: int
     n_tokens: int
     seconds: float
+    phases: dict[str, float]  # wall seconds: start (cluster + workers ready), units, merge
+    worker_usage: list[dict[str, float]]  # per worker: cpu_s (process CPU time), max_rss_mb
 
 
 class UnitActor:
@@ -97,6 +99,12 @@ class UnitActor:
         if self.error is not None:
             return self.error, None, None
         return None, self.ctx.info.build_id, self.ctx.info.row
+
+    def usage(self) -> dict[str, float]:
+        """This worker's CPU time and peak resident memory so far."""
+        import resource
+
+        return {"cpu_s": time.process_time(), "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
     def run(self, unit: Unit, cond: Condition | None) -> tuple[Unit, UnitOutput]:
         from saesteer.index.units import run_unit
@@ -250,6 +258,8 @@ def _run(
         if _check_workers(ray, added) != build_id:
             raise ClusterError("the workers loaded different models or SAEs; every node needs the same files")
     tell("start")
+    t_units = time.monotonic()
+    cpu0 = ray.get([a.usage.remote() for a in actors])
     pool = ActorPool(actors)
     results = pool.map_unordered(
         lambda a, u: a.run.remote(u, None if u.condition == FEATURE_OUTPUT else by_label[u.condition]), pending
@@ -265,12 +275,17 @@ def _run(
         count += 1
         tokens += output.n_tokens
         tell(unit.describe())
+    t_merge = time.monotonic()
+    usage = [{**u, "cpu_s": u["cpu_s"] - c["cpu_s"]} for u, c in zip(ray.get([a.usage.remote() for a in actors]),
+                                                                    cpu0, strict=True)]
     written: list[str] = []
     if units:
         tell("merging")
         written = _merge(db_path, run_dir, units, settings)
+    end = time.monotonic()
+    phases = {"start": t_units - t0, "units": t_merge - t_units, "merge": end - t_merge}
     return RayBuildResult(build_id, db_path, run_dir, written, [c.label for c in conds if c.label in done],
-                          len(units), len(cached), tokens, time.monotonic() - t0)
+                          len(units), len(cached), tokens, end - t0, phases, usage)
 
 
 def _merge(db_path: Path, run_dir: Path, units: list[Unit], settings: RayBuildSettings) -> list[str]:
