@@ -142,3 +142,22 @@ def test_cli_without_ray_says_how_to_install(tmp_path):
              "--engine", "ray", "--db", str(tmp_path / "x.duckdb"), env={"PYTHONPATH": pypath})
     assert r.returncode == 2
     assert r.stderr.strip() == "error: --engine ray needs Ray, which is not installed: pip install 'saesteer[ray]'"
+
+
+def test_disk_full_while_storing_a_unit_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    from saesteer.index.units import DiskFullError, Unit, UnitOutput, store_unit, unit_done
+
+    unit = Unit("language=fr", "ab" * 32, 1, 2)
+    out = UnitOutput({"feature_stats.parquet": b"x" * 10}, 3, 30)
+    store_unit(tmp_path / "run", unit, "b1", out)
+    assert unit_done(tmp_path / "run", unit, "b1") and not unit_done(tmp_path / "run", unit, "other-build")
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(DiskFullError, match=r"^no space left on device in .*run writing condition language=de shard 0/1"):
+        store_unit(tmp_path / "run", Unit("language=de", "cd" * 32), "b1", out)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [unit.name]  # no half-written unit

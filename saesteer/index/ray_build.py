@@ -117,7 +117,12 @@ class UnitActor:
                 pass
             else:
                 os._exit(1)  # a real process death: Ray restarts the actor and retries this unit
-        return unit, run_unit(self.model, self.sae, self.ctx, self.config, unit, cond)
+        try:
+            return unit, run_unit(self.model, self.sae, self.ctx, self.config, unit, cond)
+        except SaesteerError:
+            raise
+        except Exception as exc:  # one line that names the unit (Ray adds the traceback to its logs)
+            raise ClusterError(f"{unit.describe()} failed on a worker: {type(exc).__name__}: {first_line(exc)}") from exc
 
 
 @contextmanager
