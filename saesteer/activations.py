@@ -197,37 +197,11 @@ def batches(
 
 
 def _pad(group: list[TokenizedDoc], width: int, pad_id: int) -> Batch:
-    tokens = np.full((len(group), width), pad_id, dtype=np.int64)
+    from saesteer.models.forward import pad_batch
+
+    tokens, _ = pad_batch([d.ids for d in group], pad_id, width=width)
     lengths = np.array([len(d.ids) for d in group], dtype=np.int64)
-    for row, d in enumerate(group):
-        tokens[row, : len(d.ids)] = d.ids
-    return Batch(tokens, lengths, np.array([d.doc_id for d in group], dtype=np.int64))
-
-
-class _Captured(Exception):
-    """Raised by the capture hook to stop the forward pass as soon as the hook has fired."""
-
-
-def capture_residual(model: HookedTransformer, tokens: torch.Tensor, spec: HookSpec) -> torch.Tensor:
-    """The activation at ``spec.name`` for ``tokens: [batch, pos]`` -> ``[batch, pos, d_model]``.
-
-    Runs at most ``spec.stop_at_layer`` blocks and stops right after the hook fires.
-    """
-    store: dict[str, torch.Tensor] = {}
-
-    def hook(act: torch.Tensor, hook: Any) -> None:
-        store["x"] = act
-        raise _Captured
-
-    try:
-        model.run_with_hooks(
-            tokens, return_type=None, stop_at_layer=spec.stop_at_layer, fwd_hooks=[(spec.name, hook)]
-        )
-    except _Captured:
-        pass
-    if "x" not in store:  # pragma: no cover - validate_hook guarantees the hook exists
-        raise ModelLoadError(f"hook {spec.name} did not fire")
-    return store["x"]
+    return Batch(tokens.numpy(), lengths, np.array([d.doc_id for d in group], dtype=np.int64))
 
 
 class ActivationChunk(NamedTuple):
@@ -283,6 +257,8 @@ def stream_activations(
     real (unpadded) tokens of the batch.
     """
     import torch
+
+    from saesteer.models.forward import capture_residual
 
     model_device = torch.device(str(model.cfg.device))
     sae_param = sae.W_enc

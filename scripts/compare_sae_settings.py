@@ -26,7 +26,7 @@ def main(cache: Path, specs: list[str]) -> None:
     from sae_lens.util import get_special_token_ids
 
     from saesteer.models.loading import load_model, model_source
-    from saesteer.train.activations import ActivationCache, token_mask
+    from saesteer.train.activation_cache import ActivationCache, token_mask
     from saesteer.train.data import TrainingText, bundled_heldout_tokens
     from saesteer.train.pipeline import TrainSaeConfig
     from saesteer.train.quality import language_selectivity, latent_frequencies, reconstruction_metrics

@@ -58,7 +58,7 @@ def test_default_sae_reconstructs_heldout_gemma_activations(gemma, report):
     import numpy as np
     from sae_lens.util import get_special_token_ids
 
-    from saesteer.train.activations import token_mask
+    from saesteer.train.activation_cache import token_mask
     from saesteer.train.data import bundled_heldout_tokens
     from saesteer.train.quality import reconstruction_metrics
 

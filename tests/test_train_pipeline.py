@@ -144,7 +144,7 @@ def test_saved_sae_works_on_raw_activations_with_scaling_folded_in(
     """sae-lens trains on activations rescaled to norm sqrt(d_in); the saved SAE must take raw ones.
     Train on activations 100x the model's: the folded decoder bias lands at the raw (100x) mean.
     The BatchTopK variants are saved as JumpReLU, whose threshold must survive the folding too."""
-    from saesteer.train.activations import ActivationCache, token_mask
+    from saesteer.train.activation_cache import ActivationCache, token_mask
     from saesteer.train.quality import explained_variance
     from saesteer.train.runner import TrainSettings, activation_stats, run_training
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from saesteer.errors import CorpusError
+from saesteer.models.forward import pad_batch, token_nll
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,17 +48,9 @@ def mean_token_ce(model: HookedTransformer, texts: Sequence[str], *, batch_size:
     with torch.inference_mode():
         for i in range(0, len(texts), batch_size):
             chunk = [model.to_tokens(t, truncate=True)[0, :max_len] for t in texts[i : i + batch_size]]
-            width = max(len(c) for c in chunk)
-            ids = torch.full((len(chunk), width), int(pad), dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.bool)
-            for r, c in enumerate(chunk):
-                ids[r, : len(c)] = c
-                mask[r, : len(c)] = True
-            logits = model(ids.to(model.cfg.device))
-            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-            tgt = ids[:, 1:].to(logp.device)
-            nll = -logp.gather(-1, tgt[..., None])[..., 0]
-            m = mask[:, 1:].to(logp.device)
+            ids, mask = pad_batch(chunk, int(pad), mask_dtype=torch.bool)
+            nll = token_nll(model(ids.to(model.cfg.device)), ids)
+            m = mask[:, 1:].to(nll.device)
             total += float(nll[m].double().sum())
             count += int(m.sum())
     return total / max(count, 1)

@@ -190,6 +190,7 @@ def features_for_text(
     """Run ``text`` up to the SAE's hook (never the whole model), encode it, and return the activations."""
     import torch
 
+    from saesteer.models.forward import capture_residual
     from saesteer.saes import check_compatible
 
     if not text:
@@ -201,14 +202,8 @@ def features_for_text(
     if bad:
         raise UnknownFeatureError(f"unknown feature {bad[0]}: the SAE has {d_sae} features (0..{d_sae - 1})")
     tokens = model.to_tokens(text, prepend_bos=prepend_bos)
-    captured: dict[str, torch.Tensor] = {}
-
-    def grab(act: torch.Tensor, hook: Any) -> None:
-        captured["x"] = act.detach()
-
     with torch.inference_mode():
-        model.run_with_hooks(tokens, fwd_hooks=[(spec.name, grab)], stop_at_layer=spec.stop_at_layer)
-        x = captured["x"][0].to(dtype=sae.W_dec.dtype, device=sae.W_dec.device)
+        x = capture_residual(model, tokens, spec)[0].to(dtype=sae.W_dec.dtype, device=sae.W_dec.device)
         acts = sae.encode(x)[:, torch.as_tensor(cols)].float().cpu().numpy()
     ids = [int(t) for t in tokens[0]]
     from saesteer.select.output import token_strings

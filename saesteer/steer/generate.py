@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from saesteer.models.forward import pad_batch, token_nll
 from saesteer.steer.hooks import SaeArg, Steer, check_finite_output, steering
 from saesteer.steer.vector import ModelInfo
 
@@ -272,12 +273,7 @@ class TLBackend:
         model = self.model
         dev = model.cfg.device
         seqs = [self.prompt_ids(p) for p in batch]
-        width = max(len(s) for s in seqs)
-        tokens = torch.full((len(seqs), width), self.pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):  # left padding
-            tokens[i, width - len(s) :] = torch.tensor(s)
-            mask[i, width - len(s) :] = 1
+        tokens, mask = pad_batch(seqs, self.pad, side="left")  # left padding: every prompt ends at the last column
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, dev, len(seqs))
         logits = model(tokens.to(dev), attention_mask=mask.to(dev), past_kv_cache=cache)
         finished = torch.zeros(len(seqs), dtype=torch.bool, device=dev)
@@ -340,20 +336,13 @@ def _batched_nll(
     with torch.no_grad():
         for rows in _batches(len(seqs), batch_size):
             chunk = [seqs[i] for i in rows]
-            width = max(len(p) + len(c) for p, c in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for i, (p, c) in enumerate(chunk):
-                ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-                mask[i, : len(p) + len(c)] = 1
-            logp = torch.log_softmax(forward(ids.to(device), mask.to(device)).float(), dim=-1)
+            ids, mask = pad_batch([p + c for p, c in chunk], pad)
+            nll = token_nll(forward(ids.to(device), mask.to(device)), ids)  # [batch, width - 1]
             for i, (p, c) in enumerate(chunk):
                 if not c:
                     out.append((0.0, 0))
                     continue
-                pos = torch.arange(len(p) - 1, len(p) + len(c) - 1, device=logp.device)
-                tgt = torch.tensor(c, device=logp.device)
-                out.append((float(-logp[i, pos, tgt].double().sum()), len(c)))
+                out.append((float(nll[i, len(p) - 1 : len(p) + len(c) - 1].double().sum()), len(c)))
     return out
 
 

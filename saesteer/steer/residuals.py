@@ -12,6 +12,7 @@ import torch
 
 from saesteer.corpus.bundled import bundled_texts
 from saesteer.errors import CorpusError
+from saesteer.models.forward import pad_batch, run_to_hooks
 from saesteer.models.hooks import validate_hook
 
 if TYPE_CHECKING:
@@ -43,27 +44,17 @@ def iter_residuals(
     pad = getattr(tok, "pad_token_id", None) if tok is not None else None
     pad = 0 if pad is None else int(pad)
     seqs = [model.to_tokens(t, prepend_bos=True, truncate=True)[0, :max_len] for t in texts]
-    names = set(hook_names)
     done = 0
     for start in range(0, len(seqs), batch_size):
-        chunk = seqs[start : start + batch_size]
-        width = max(int(s.shape[0]) for s in chunk)
-        tokens = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, s in enumerate(chunk):
-            tokens[i, : s.shape[0]] = s
-            mask[i, : s.shape[0]] = 1
+        tokens, mask = pad_batch(seqs[start : start + batch_size], pad)
         tokens = tokens.to(model.cfg.device)
         mask = mask.to(model.cfg.device)
-        with torch.no_grad():
-            _, cache = model.run_with_cache(
-                tokens, attention_mask=mask, names_filter=lambda n: n in names, stop_at_layer=stop_arg
-            )
+        cache = run_to_hooks(model, tokens, mask, hook_names, stop_arg)
         keep = mask.bool()
         if bos is not None:
             keep &= tokens != int(bos)
         yield {h: cache[h].float() for h in hook_names}, keep
-        done += len(chunk)
+        done += int(tokens.shape[0])
         if progress is not None:
             progress(done, len(seqs))
 

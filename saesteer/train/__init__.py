@@ -3,7 +3,7 @@ a measured hook choice and a quality report (``saesteer train-sae``; see ``docs/
 
 Modules: :mod:`~saesteer.train.sources` (where the text comes from), :mod:`~saesteer.train.textclean`
 (groff / gettext / DDTP to plain text), :mod:`~saesteer.train.data` (balanced, packed token splits),
-:mod:`~saesteer.train.activations` (activation cache), :mod:`~saesteer.train.runner` (one sae-lens run),
+:mod:`~saesteer.train.activation_cache` (activation cache), :mod:`~saesteer.train.runner` (one sae-lens run),
 :mod:`~saesteer.train.select_hook` (hook comparison), :mod:`~saesteer.train.quality` (metrics),
 :mod:`~saesteer.train.report` (REPORT.md / report.json), :mod:`~saesteer.train.pipeline` (all of it).
 """

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from saesteer.errors import SaesteerError
 from saesteer.models.loading import DEFAULT_MODEL
 from saesteer.settings import cli
-from saesteer.train.activations import ActivationCache, token_mask
+from saesteer.train.activation_cache import ActivationCache, token_mask
 from saesteer.train.data import TextPlan, TrainingText, build_training_text, bundled_heldout_tokens
 from saesteer.train.quality import (
     ce_losses,

@@ -221,8 +221,10 @@ def _masked_loss(
     fn: Callable[[torch.Tensor], torch.Tensor] | None,
 ) -> float:
     """Summed next-token loss where ``valid``; ``fn`` (if any) replaces the hook's activations where ``m``."""
+    from saesteer.models.forward import token_nll
+
     if fn is None:
-        loss = model(tok, return_type="loss", loss_per_token=True)
+        logits = model(tok, return_type="logits")
     else:
 
         def hook_fn(act: torch.Tensor, hook: Any) -> torch.Tensor:
@@ -230,8 +232,8 @@ def _masked_loss(
             new[m] = fn(act[m]).to(act.dtype)
             return new
 
-        loss = model.run_with_hooks(tok, return_type="loss", loss_per_token=True, fwd_hooks=[(hook, hook_fn)])
-    return float((loss * valid).sum())
+        logits = model.run_with_hooks(tok, return_type="logits", fwd_hooks=[(hook, hook_fn)])
+    return float((token_nll(logits, tok) * valid).sum())
 
 
 def rounded_copy(sae: SAE, dtype: str) -> SAE:

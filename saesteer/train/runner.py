@@ -2,7 +2,7 @@
 
 The runner gets the already-loaded model (``override_model``), the tokenized text (``override_dataset``,
 so it never resolves a dataset name on the hub) and reads the activations from the cache written by
-:mod:`saesteer.train.activations` (``use_cached_activations``), so no forward pass is repeated.
+:mod:`saesteer.train.activation_cache` (``use_cached_activations``), so no forward pass is repeated.
 
 Architecture: TopK (``topk``), BatchTopK (``batchtopk``) or Matryoshka BatchTopK (``matryoshka``: nested
 prefixes of the latents must each reconstruct the input on their own, which pulls frequent, general features

@@ -85,6 +85,8 @@ class ActivationCache:
         import numpy as np
         import torch
 
+        from saesteer.models.forward import run_to_hooks
+
         specs = [validate_hook(model, h) for h in hooks]  # residual-stream hooks only
         n_seq, ctx = int(tokens.shape[0]), int(tokens.shape[1])
         d = int(model.cfg.d_model)
@@ -107,7 +109,7 @@ class ActivationCache:
                 for b0 in range(start, n_seq, batch_size):
                     b1 = min(n_seq, b0 + batch_size)
                     batch = torch.as_tensor(np.asarray(tokens[b0:b1]), dtype=torch.long)
-                    _, cache = model.run_with_cache(batch, names_filter=list(hooks), stop_at_layer=stop)
+                    cache = run_to_hooks(model, batch, None, hooks, stop)
                     for h in hooks:
                         maps[h][b0:b1] = cache[h].float().numpy()
                     if (b1 - start) % (batch_size * 8) == 0 or b1 == n_seq:
