@@ -311,8 +311,8 @@ def run_build(spec: IndexSpec, *, rebuild: bool = False) -> None:
     total = sum(result.n_tokens.values())
     console.print(
         f"build [bold]{result.build_id}[/] in {db_path}: {len(result.written)} condition(s) written, "
-        f"{len(result.imported)} imported from the shipped index, "
-        f"{len(result.skipped) - len(result.imported)} skipped, {total:,} tokens in {result.seconds:.1f} s",
+        + (f"{len(result.imported)} imported from the shipped index, " if result.imported else "")
+        + f"{len(result.skipped) - len(result.imported)} skipped, {total:,} tokens in {result.seconds:.1f} s",
         soft_wrap=True,
     )
 
