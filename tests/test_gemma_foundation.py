@@ -51,7 +51,7 @@ def test_cli_info_default_model():
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "saesteer", "info", "--model", "gemma-3-270m", "--sae", "tiny", "--hook",
-         "blocks.6.hook_resid_post", "--json"], capture_output=True, text=True, env=env, timeout=900,
+         "blocks.6.hook_resid_post", "--allow-other-hook", "--json"], capture_output=True, text=True, env=env, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
