@@ -53,7 +53,8 @@ class QuickstartConfig:
     n_prompts: int = 4
     max_new_tokens: int = 24
     eval_prompts: int = 6
-    eval_strengths: tuple[float, ...] = (0.04, 0.08, 0.15)
+    eval_strengths: tuple[float, ...] | None = None  # None: each vector's strength is searched until fluency breaks
+    eval_refine: int = 1  # bisections of that search between the strongest fluent and the first broken strength
     ablation_texts: int = 10  # held-out sentences per language; rows = the `show` languages
     fluency_budget: float = 3.0  # matched fluency: median ppl <= budget x unsteered
     export_formats: tuple[str, ...] = ("native", "gguf", "neuronpedia", "npy")
@@ -99,6 +100,7 @@ def run_quickstart(
     )
     from saesteer.eval.ablation import ablation_matrix, feature_ablation
     from saesteer.eval.language import LanguageEvalConfig, evaluate_language_steering
+    from saesteer.eval.parallel import bundled_parallel_prompts
     from saesteer.eval.summary import write_quickstart_report
     from saesteer.index.build import BuildConfig, build_index
     from saesteer.index.prebuilt import shipped_exports
@@ -186,13 +188,13 @@ def run_quickstart(
 
     evaluation = None
     if cfg.eval_prompts > 0 and show:
-        with stages.stage("evaluation", info=f"{len(show)} languages x {len(cfg.eval_strengths)} strengths") as st:
-            ecfg = LanguageEvalConfig(languages=tuple(show), strengths=cfg.eval_strengths, n_prompts=cfg.eval_prompts,
-                                      max_new_tokens=cfg.max_new_tokens, top_k=cfg.top_k, batch_size=cfg.eval_prompts,
-                                      weighting=cfg.weighting,
-                                      fluency_budget=cfg.fluency_budget,
-                                      diffmean_texts=cfg.max_docs or 200)
-            evaluation = evaluate_language_steering(model, backend, sae, db, bundled_prompts(), ecfg,
+        recipes = (f"sae:k={cfg.top_k}", "diffmean", "prompting")
+        with stages.stage("evaluation", info=f"{len(show)} languages x {len(recipes)} recipes, strength searched") as st:
+            ecfg = LanguageEvalConfig(languages=tuple(show), recipes=recipes, strengths=cfg.eval_strengths,
+                                      n_prompts=cfg.eval_prompts, refine=cfg.eval_refine,
+                                      max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_prompts,
+                                      fluency_budget=cfg.fluency_budget, diffmean_texts=cfg.max_docs or 200)
+            evaluation = evaluate_language_steering(model, backend, sae, db, bundled_parallel_prompts(), ecfg,
                                                     progress=st.messages())
             st.done(f"{len(evaluation.samples):,} continuations")
     ablation = None

@@ -10,8 +10,9 @@ import torch
 
 from saesteer.corpus import RandomTokens, bundled_languages, bundled_texts
 from saesteer.eval.ablation import ablation_matrix, diagonal_dominance, mean_token_ce
+from saesteer.eval.fluency import FluencyCriteria
 from saesteer.eval.langid import Py3LangId, accuracy
-from saesteer.eval.language import matched_fluency, summarize
+from saesteer.eval.language import summarize, windows
 from saesteer.eval.report import Report
 
 
@@ -37,17 +38,28 @@ def test_mean_token_ce_matches_transformer_lens_loss(tiny_model):
     assert math.isclose(batched, (per[0] * n[0] + per[1] * n[1]) / sum(n), rel_tol=1e-5)
 
 
-def test_matched_fluency_picks_the_strongest_within_budget():
-    samples = pd.DataFrame(
-        [{"language": "fr", "method": "m", "strength": s, "correct": c, "ppl": p}
-         for s, c, p in [(0.5, 0.0, 10), (0.5, 1.0, 12), (1.0, 1.0, 20), (1.0, 1.0, 22), (2.0, 1.0, 90), (2.0, 1.0, 95)]]
-    )
-    curves = summarize(samples)
-    assert curves.set_index("strength").loc[1.0, "ppl_median"] == 21
-    picked = matched_fluency(curves, baseline_ppl=10.0, budget=3.0).iloc[0]
-    assert picked["strength"] == 1.0 and picked["accuracy"] == 1.0 and picked["within_budget"]
-    none_ok = matched_fluency(curves, baseline_ppl=1.0, budget=3.0).iloc[0]
-    assert none_ok["strength"] == 0.5 and not none_ok["within_budget"]
+def test_windows_pick_the_best_fluent_point_and_flag_the_edge():
+    varied = " ".join(str(i) for i in range(10))
+    rows = [(0.0, "none", "unsteered", 0.0, 10.0, varied)]
+    # strength -> (accuracy, ppl, ids): on target from 0.04, perplexity over budget at 0.16, repetitive at 0.32
+    for s, c, p, ids in [(0.02, 0.0, 10, varied), (0.04, 1.0, 12, varied), (0.08, 1.0, 20, varied),
+                         (0.16, 1.0, 90, varied), (0.32, 1.0, 8, "7 " * 10)]:
+        rows.append((s, "fr", "m", c, p, ids))
+    rows.append((0.0, "fr", "prompting", 0.0, 11, varied))
+    samples = pd.DataFrame([{"strength": s, "language": lang, "method": m, "correct": c, "ppl": p, "ids": ids,
+                             "chrf": 10.0} for s, lang, m, c, p, ids in rows for _ in range(2)])
+    crit = FluencyCriteria.calibrate([10.0, 10.0], [list(range(10))] * 2, budget=3.0)
+    curves = summarize(samples, crit).set_index(["method", "strength"])
+    assert curves.loc[("m", 0.16), "ppl_ok"] == False  # noqa: E712
+    assert curves.loc[("m", 0.32), "ppl_ok"] and not curves.loc[("m", 0.32), "fluent"]  # low ppl, repetitive
+    w = windows(summarize(samples, crit)).set_index("method")
+    assert w.loc["m", "strength"] == 0.04 and w.loc["m", "accuracy"] == 1.0 and not w.loc["m", "at_edge"]
+    assert w.loc["m", "on_target_from"] == 0.04 and w.loc["m", "fluent_up_to"] == 0.08
+    assert w.loc["m", "window"] == pytest.approx(2.0)
+    assert not w.loc["prompting", "at_edge"] and math.isnan(w.loc["prompting", "window"])
+    # only the first two strengths tried: the best fluent point is the strongest tried, at the edge
+    few = windows(summarize(samples[samples["strength"] <= 0.04], crit)).set_index("method")
+    assert few.loc["m", "at_edge"]
 
 
 def test_diagonal_dominance():

@@ -16,8 +16,9 @@ from saesteer.eval.ray_eval import evaluate_language_ray
 from saesteer.index.build import BuildConfig, build_index
 from saesteer.steer.generate import make_backend
 
-CFG = LanguageEvalConfig(languages=("fr", "de", "en"), strengths=(0.5, 2.0), n_prompts=3, max_new_tokens=6,
-                         top_k=5, batch_size=3, diffmean_texts=10)
+CFG = LanguageEvalConfig(languages=("fr", "de", "en"), recipes=("sae:k=5", "diffmean", "prompting"),
+                         strengths=(0.5, 2.0), n_prompts=3, calibration_prompts=3, max_new_tokens=6, batch_size=3,
+                         diffmean_texts=10)
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +37,12 @@ def test_ray_evaluation_equals_the_local_one(local_ray, tiny_index, tiny_model, 
     on_ray = evaluate_language_ray("tiny-random", "tiny", tiny_index, bundled_prompts(), CFG,
                                    RaySettings(workers=2), progress=lambda *a: seen.append(a))
     assert sorted(x[0] for x in seen) == ["de", "en", "fr"] and seen[-1][1:] == (3, 3)
-    # 3 baseline rows + 3 languages x (3 vector methods x 2 strengths + prompting) x 3 prompts
-    assert len(on_ray.samples) == 3 + 3 * 7 * 3
+    # 3 baseline rows + 3 languages x (2 vector recipes x 2 strengths + prompting) x 3 prompts
+    assert len(on_ray.samples) == 3 + 3 * 5 * 3
     assert on_ray.samples["text"].tolist() == local.samples["text"].tolist()  # greedy: the same text
     pd.testing.assert_frame_equal(on_ray.samples, local.samples, rtol=1e-5)
     pd.testing.assert_frame_equal(on_ray.curves, local.curves, rtol=1e-5)
-    pd.testing.assert_frame_equal(on_ray.matched, local.matched, rtol=1e-5)
+    pd.testing.assert_frame_equal(on_ray.windows, local.windows, rtol=1e-5)
 
 
 def test_ray_evaluation_worker_cannot_load(local_ray, tiny_index, tmp_path):

@@ -118,3 +118,31 @@ def test_fluency_alone_scores_the_continuation_without_its_prompt():
     assert seen == [["Hello"], [""]]
     with pytest.raises(SteeringVectorError, match="fluency"):
         perplexity(Recorder(), gens, fluency="sometimes")
+
+
+def test_sweep_searches_the_strength_until_fluency_breaks():
+    metric = lambda _p, texts: float(texts[0])  # noqa: E731 - the metric grows with the strength
+    res = sweep(StubBackend(), VEC, ["a", "b"], [], metric, max_ppl_ratio=3.0, search=(0.25, 16.0))
+    tried = [r.strength for r in res.rows]
+    assert tried == sorted(tried) and tried[:5] == pytest.approx([0.25, 0.5, math.sqrt(0.5), 1.0, 2.0], rel=1e-5)
+    assert 4.0 in tried and all(not r.within_budget for r in res.rows if r.strength > 2.0)
+    assert res.search is not None and res.chosen is not None and res.chosen.strength == 2.0
+    assert res.search.window == pytest.approx(2.0) and not res.search.chosen_at_edge
+
+
+def test_sweep_counts_repetition_against_the_unsteered_range():
+    class Repeating(StubBackend):
+        def generate(self, prompts, cfg=GenerationConfig(), *, steer=None, sae=None, progress=None):
+            s = 0.0 if steer is None else steer[1]
+            ids = (7,) * 6 if s >= 2 else (1, 2, 3, 4, 5, 6)  # strong steering: one token over and over
+            return [Generation(p, f"{s}", ids) for p in prompts]
+
+        def continuation_nll(self, prompts, continuations):
+            return [(6 * math.log(10.0), 6) for _ in continuations]  # the same perplexity everywhere
+
+    metric = lambda _p, texts: float(texts[0])  # noqa: E731
+    res = sweep(Repeating(), VEC, ["a", "b"], [1.0, 2.0], metric, max_ppl_ratio=3.0)
+    assert [r.ppl_ratio for r in res.rows] == pytest.approx([1.0, 1.0])
+    assert [r.repetitive_share for r in res.rows] == [0.0, 1.0]
+    assert [r.within_budget for r in res.rows] == [True, False]
+    assert res.chosen is not None and res.chosen.strength == 1.0

@@ -10,7 +10,7 @@ import typer
 from saesteer.cli.common import DbOpt, ModelOpt, SaeOpt, console, emit, resolve_db
 from saesteer.cli.progress import ProgressView
 from saesteer.cluster import RaySettings, check_engine, require_ray
-from saesteer.eval.language import METHODS, LanguageEvalConfig
+from saesteer.eval.language import LanguageEvalConfig
 from saesteer.models.loading import DEFAULT_MODEL
 from saesteer.paths import portable_path
 
@@ -36,14 +36,27 @@ def language(
     db: DbOpt = None,
     out: Annotated[Path, typer.Option(help="Directory for report.md / report.html and CSVs.")] = Path("eval_out"),
     languages: Annotated[str, typer.Option(help="Comma-separated target languages.")] = ",".join(_D.languages),
-    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = ",".join(METHODS),
-    strengths: Annotated[str, typer.Option(help="Comma-separated strengths (x typical residual norm).")] = ",".join(f"{x:g}" for x in _D.strengths),
-    n_prompts: Annotated[int, typer.Option(help="English prompts per cell.")] = _D.n_prompts,
+    recipes: Annotated[
+        str,
+        typer.Option(help="Comma-separated recipes, e.g. sae,sae:k=5:filter=0,diffmean:op=norm_preserving_add,"
+                     "prompting (see saesteer.eval.recipes)."),
+    ] = ",".join(_D.recipes),
+    strengths: Annotated[
+        str | None, typer.Option(help="A fixed comma-separated strength grid instead of the per-vector search.")
+    ] = None,
+    n_prompts: Annotated[int, typer.Option(help="Prompts per cell (held-out parallel sentences).")] = _D.n_prompts,
+    calibration_prompts: Annotated[
+        int, typer.Option(help="Unsteered continuations the fluency ranges are calibrated on (at least --n-prompts).")
+    ] = _D.calibration_prompts,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per continuation.")] = _D.max_new_tokens,
-    top_k: Annotated[int, typer.Option(help="SAE features per language.")] = _D.top_k,
-    weighting: Annotated[str, typer.Option(help="SAE feature weights (see `steer build --weights`).")] = _D.weighting,
-    rows: Annotated[str, typer.Option(help="SAE decoder rows: auto (raw for mean_diff, else unit), raw or unit.")] = "auto",
     fluency_budget: Annotated[float, typer.Option(help="Max median perplexity, as a multiple of the unsteered one.")] = _D.fluency_budget,
+    max_repetitive: Annotated[
+        float, typer.Option(help="Max share of continuations outside the unsteered repetition range.")
+    ] = _D.max_repetitive_share,
+    refine: Annotated[int, typer.Option(help="Bisections between the strongest fluent and the first broken strength.")] = _D.refine,
+    recipe_major: Annotated[
+        bool, typer.Option(help="Loop recipes outside languages (a run cut short has every language of the first recipes).")
+    ] = False,
     samples: Annotated[
         Path | None,
         typer.Option(help="Reuse the generations of an earlier run (its samples.csv): no generation, only the summary."),
@@ -54,17 +67,19 @@ def language(
     workers: Annotated[int | None, typer.Option(help="Ray: workers, each holding the model (default: 1 locally, one per CPU on a cluster).")] = None,
     cpus_per_worker: Annotated[float, typer.Option(help="Ray: CPUs (torch threads) per worker.")] = _RAY.cpus_per_worker,
 ) -> None:
-    """Target-language accuracy and fluency of SAE vectors vs DiffMean, unfiltered features and prompting."""
+    """Accuracy, fluency (perplexity + repetition), chrF and strength windows of steering recipes (SAE features,
+    DiffMean, prompting). Resumable: continuations are appended to OUT/samples.csv as they are made."""
+    import shlex
+    import sys
+
     import pandas as pd
 
-    from saesteer.corpus import bundled_languages, bundled_prompts, bundled_texts
+    from saesteer.corpus import bundled_languages, bundled_texts
+    from saesteer.errors import SteeringVectorError
     from saesteer.eval.ablation import ablation_matrix, feature_ablation
-    from saesteer.eval.language import (
-        VectorFactory,
-        accuracy_table,
-        evaluate_language_steering,
-        result_from_samples,
-    )
+    from saesteer.eval.language import accuracy_table, evaluate_language_steering, result_from_samples
+    from saesteer.eval.parallel import bundled_parallel_prompts
+    from saesteer.eval.recipes import RecipeVectors, parse_recipe
     from saesteer.eval.report import Report
     from saesteer.eval.summary import add_ablation, add_evaluation
     from saesteer.models import load_model
@@ -72,39 +87,47 @@ def language(
     from saesteer.steer.generate import make_backend
 
     db_path = resolve_db(db)
+    specs = tuple(x.strip() for x in recipes.split(",") if x.strip())
+    for spec in specs:
+        parse_recipe(spec)  # refuse a bad recipe before loading anything
+    if n_prompts < 1:
+        raise SteeringVectorError("--n-prompts must be at least 1")
     cfg = LanguageEvalConfig(
-        languages=tuple(x.strip() for x in languages.split(",") if x.strip()),
-        methods=tuple(x.strip() for x in methods.split(",") if x.strip()), strengths=_floats(strengths),
-        n_prompts=n_prompts, max_new_tokens=max_new_tokens, top_k=top_k, fluency_budget=fluency_budget,
-        batch_size=n_prompts, weighting=weighting, unit_rows=_rows(rows),
+        languages=tuple(x.strip() for x in languages.split(",") if x.strip()), recipes=specs,
+        strengths=_floats(strengths) if strengths else None, n_prompts=n_prompts, max_new_tokens=max_new_tokens,
+        fluency_budget=fluency_budget, max_repetitive_share=max_repetitive, refine=refine, batch_size=n_prompts,
+        recipe_major=recipe_major, calibration_prompts=calibration_prompts,
     )
     on_ray = check_engine(engine) == "ray" and samples is None
     if on_ray:
         require_ray()
+    out.mkdir(parents=True, exist_ok=True)
+    m = s = None
     with ProgressView() as view:
         stages = view.stages()
-        if not on_ray or ablation_texts > 0:  # on Ray the workers load it; the driver only for the ablation
+        if (samples is None and not on_ray) or ablation_texts > 0:  # on Ray the workers load it
             with stages.stage("model load", info=f"{model} + SAE {sae}"):
                 m = load_model(model)
                 s = load_sae(sae, model=m)
-        with stages.stage("evaluation", info=f"{len(cfg.languages)} languages x {len(cfg.methods)} methods") as st:
+        with stages.stage("evaluation", info=f"{len(cfg.languages)} languages x {len(cfg.recipes)} recipes") as st:
             if samples is not None:
-                res = result_from_samples(pd.read_csv(samples), cfg.fluency_budget)
+                res = result_from_samples(pd.read_csv(samples, keep_default_na=False, na_values=[""]), cfg)
             elif on_ray:
                 from saesteer.eval.ray_eval import evaluate_language_ray
 
                 ray = RaySettings(address=address, workers=workers, cpus_per_worker=cpus_per_worker)
-                res = evaluate_language_ray(model, sae, db_path, bundled_prompts(), cfg, ray,
+                res = evaluate_language_ray(model, sae, db_path, bundled_parallel_prompts(), cfg, ray,
                                             progress=lambda lang, k, n: st.update(k, n, info=f"{lang} done"))
             else:
-                res = evaluate_language_steering(m, make_backend(model), s, db_path, bundled_prompts(), cfg,
-                                                 progress=st.messages())
+                res = evaluate_language_steering(m, make_backend(model), s, db_path, bundled_parallel_prompts(), cfg,
+                                                 progress=st.messages(), samples_path=out / "samples.csv")
             st.done(f"{len(res.samples):,} continuations")
         ablation = None
         if ablation_texts > 0:
+            assert m is not None and s is not None
             langs = bundled_languages()
             with stages.stage("ablation", total=len(langs)) as st:
-                factory = VectorFactory(m, s, db_path, cfg)
+                factory = RecipeVectors(m, s, db_path)
                 # LangFIR: each language's random-token-filtered features set to 0 (see saesteer.eval.ablation)
                 vecs = {}
                 for i, lang in enumerate(langs):
@@ -116,27 +139,22 @@ def language(
                                            {lang: bundled_texts(lang, "heldout")[:ablation_texts] for lang in langs},
                                            sae=s)
                 st.done(f"{len(langs)} x {len(langs)} matrix")
-    out.mkdir(parents=True, exist_ok=True)
-    res.samples.to_csv(out / "samples.csv", index=False)
+    if samples is None:
+        res.samples.to_csv(out / "samples.csv", index=False)
     res.curves.to_csv(out / "curves.csv", index=False)
-    res.matched.to_csv(out / "matched.csv", index=False)
+    res.windows.to_csv(out / "windows.csv", index=False)
     rep = Report("saesteer: language steering evaluation")
     rep.text(f"Model {model}, SAE {sae}, index {portable_path(db_path, out)}."
-             + (f" Generations reused from {portable_path(samples, out)} (no new generation)." if samples is not None else ""))
-    add_evaluation(rep, res, cfg.fluency_budget)
+             + (f" Generations reused from {portable_path(samples, out)} (no new generation)."
+                if samples is not None else ""))
+    argv = [portable_path(a) if a.startswith("/") else a for a in sys.argv[1:]]
+    add_evaluation(rep, res, command="saesteer " + shlex.join(argv),
+                   main=[parse_recipe(r).name for r in cfg.recipes])
     if ablation is not None:
         ablation.to_csv(out / "ablation.csv")
         add_ablation(rep, ablation)
     md, html = rep.write(out)
-    emit(accuracy_table(res.matched), title="target-language accuracy at matched fluency")
+    emit(accuracy_table(res.windows), title="target-language accuracy at the chosen fluent point")
     if ablation is not None:
         emit(ablation.reset_index(), title="ablation matrix: ΔCE (nats/token)")
     console.print(f"report: {md} and {html}")
-
-
-def _rows(rows: str) -> bool | None:
-    from saesteer.errors import SteeringVectorError
-
-    if rows not in ("auto", "unit", "raw"):
-        raise SteeringVectorError(f"--rows must be auto, unit or raw, not {rows!r}")
-    return None if rows == "auto" else rows == "unit"

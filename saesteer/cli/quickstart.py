@@ -64,7 +64,7 @@ def quickstart(
     if res.evaluation is not None:
         from saesteer.eval.language import accuracy_table
 
-        emit(accuracy_table(res.evaluation.matched), title="target-language accuracy at matched fluency")
+        emit(accuracy_table(res.evaluation.windows), title="target-language accuracy at the chosen fluent point")
     emit([{"stage": k, "seconds": round(v, 1)} for k, v in res.timings.items()]
          + [{"stage": "total", "seconds": round(sum(res.timings.values()), 1)}], title="stage timings (s)")
     console.print(f"index: {res.db} (build {res.build_id})")

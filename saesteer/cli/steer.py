@@ -306,6 +306,14 @@ def sweep(
             "--fluency", help="Perplexity of the continuation given its prompt (prompted) or on its own (alone)."
         ),
     ] = "prompted",
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            help="START,CAP: search the strength instead of --strengths (geometric from START until fluency breaks "
+            "or CAP, then bisection) and report the window: weakest strength with metric >= 0.8, strongest fluent.",
+        ),
+    ] = None,
     prompts_file: Annotated[Path | None, typer.Option("--prompts-file", help="One prompt per line.")] = None,
     n_prompts: Annotated[int, typer.Option("--n-prompts")] = 8,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n")] = 30,
@@ -338,9 +346,17 @@ def sweep(
 
     texts = _prompts(None, prompts_file, n_prompts)
     cfg = GenerationConfig(max_new_tokens=max_new_tokens, seed=seed)
-    levels = [check_strength(x, vec, what="--strengths value") for x in _strength_list(strengths)]
-    if not levels:
-        raise SteeringVectorError(f"--strengths holds no strength: {strengths!r}")
+    bounds = None
+    if search is not None:
+        parts = [check_strength(x, vec, what="--search value") for x in _strength_list(search)]
+        if len(parts) != 2 or not 0 < parts[0] <= parts[1]:
+            raise SteeringVectorError(f"--search wants START,CAP with 0 < START <= CAP, not {search!r}")
+        bounds = (parts[0], parts[1])
+        levels: list[float] = []
+    else:
+        levels = [check_strength(x, vec, what="--strengths value") for x in _strength_list(strengths)]
+        if not levels:
+            raise SteeringVectorError(f"--strengths holds no strength: {strengths!r}")
     b = _backend(model, vec, backend, model_cache, skip_model_check)
     with ProgressView() as view, view.stages().stage(f"sweeping ({b.name})", total=len(levels) + 1) as st:
         res = run_sweep(
@@ -355,6 +371,7 @@ def sweep(
             fluency=fluency,
             sae=_sae_for_vector(vec, sae),
             progress=st.counter(),
+            search=bounds,
         )
         st.done(f"{len(levels)} strengths x {len(texts)} prompts")
     rows = [
@@ -363,6 +380,7 @@ def sweep(
             "metric": r.metric,
             "perplexity": r.perplexity,
             "ppl_ratio": r.ppl_ratio,
+            "repetitive": r.repetitive_share,
             "within_budget": r.within_budget,
             "example": r.examples[0] if r.examples else "",
         }
@@ -375,14 +393,30 @@ def sweep(
                 "budget": res.budget,
                 "chosen": res.chosen.strength if res.chosen else None,
                 "rows": rows,
+                **_window_json(res),
             }
         )
         return
     emit(rows, title=f"{vec.name}: {spec} and fluency by strength (first row: unsteered)")
     chosen = f"{res.chosen.strength:g}" if res.chosen else "none within budget"
     console.print(
-        f"chosen strength: [bold]{chosen}[/] (budget: perplexity ratio <= {max_ppl_ratio}, perplexity <= {max_ppl})"
+        f"chosen strength: [bold]{chosen}[/] (budget: perplexity ratio <= {max_ppl_ratio}, perplexity <= {max_ppl}, "
+        f"at most {res.budget['max_repetitive_share']:.0%} of the continuations outside the unsteered repetition range)"
     )
+    if res.search is not None:
+        w = _window_json(res)
+        console.print(f"window: on target from {w['on_target_from']}, fluent up to {w['fluent_up_to']}, "
+                      f"ratio {w['window']:.3g}" + (" (the chosen point is at the edge of the strengths tried)"
+                                                    if w["chosen_at_edge"] else ""))
+
+
+def _window_json(res: Any) -> dict[str, Any]:
+    if res.search is None:
+        return {}
+    s = res.search
+    lo, hi = s.weakest_on_target, s.strongest_fluent
+    return {"on_target_from": lo.strength if lo else None, "fluent_up_to": hi.strength if hi else None,
+            "window": s.window, "chosen_at_edge": s.chosen_at_edge, "capped": s.capped}
 
 
 app.command("export")(steer_files.export_cmd)

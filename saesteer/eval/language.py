@@ -1,20 +1,24 @@
-"""Language-steering evaluation: does a vector turn English-prompt continuations into language L,
-at what cost in fluency, and how does it compare with the baselines on the same prompts?
+"""Language-steering evaluation: does a recipe turn English-prompt continuations into language L, how far can
+its strength move before the text breaks, and is the meaning kept?
 
-Methods (one vector or prompt transform per target language, all from the same index/corpus):
+Per target language and recipe (:mod:`saesteer.eval.recipes`: SAE features, DiffMean, prompting):
 
-- ``sae_filtered``: top-k SAE features by contrastive score, random-token (LangFIR) and density filters,
-  their raw decoder rows weighted by ``mean_diff`` (mean activation on the target minus on the others):
-  the part of the SAE-space DiffMean those features carry;
-- ``sae_unfiltered``: the same top-k search and weights without the random-token filter;
-- ``diffmean``: mean residual of the target language minus the mean over the others (bundled corpus);
-- ``prompting``: an instruction prefix ("Answer in French: "), no vector.
+- **prompts**: the first half of held-out English sentence i of the bundled parallel corpus
+  (:mod:`saesteer.eval.parallel`); plain prompt strings work too (then there is no chrF);
+- **strength search** per vector (:func:`saesteer.steer.calibrate.search_strength`): geometric from the
+  recipe's start until fluency breaks (or the cap), refined by bisection between the strongest fluent and
+  the first broken strength, and below the weakest strength that reaches the target accuracy. A fixed
+  grid (``strengths=``) replaces the search when given;
+- per cell (language, recipe, strength): **accuracy** (offline language ID of the continuation),
+  **fluency** (:mod:`saesteer.eval.fluency`: perplexity of the continuation on its own under the unsteered
+  model AND repetition within the unsteered range, both calibrated on the unsteered continuations of
+  the same prompts), **chrF** against the target language's sentence i;
+- per (language, recipe): the **window** (weakest fluent strength reaching the target accuracy, strongest
+  fluent strength, their ratio) and the **chosen point** (best accuracy among the fluent strengths,
+  the weaker on a tie), with a check that it is not at the edge of the strengths tried.
 
-For each (language, method, strength): target-language accuracy (offline language ID on the
-continuation), fluency (perplexity of the continuation on its own, after BOS, under the unsteered model:
-scoring it after the English prompt would also charge the switch of language, the very effect under test;
-that prompted perplexity is kept in the samples as ``ppl_prompted``) and their spread over prompts. :func:`matched_fluency` picks, per language and method, the strongest strength whose
-median perplexity stays within ``fluency_budget`` x the unsteered median.
+Every continuation is appended to ``samples_path`` as soon as its cell is done; a rerun with the same
+settings reads those back instead of generating again (resumable).
 """
 
 from __future__ import annotations
@@ -35,112 +39,61 @@ if TYPE_CHECKING:
     from sae_lens import SAE
     from transformer_lens import HookedTransformer
 
-    from saesteer.featureset import FeatureSet
+    from saesteer.eval.fluency import FluencyCriteria
+    from saesteer.eval.parallel import ParallelPrompt
+    from saesteer.eval.recipes import RecipeVectors
     from saesteer.steer.generate import Backend, Generation
-    from saesteer.steer.vector import SteeringVector
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-METHODS = ("sae_filtered", "sae_unfiltered", "diffmean", "prompting")
+DEFAULT_RECIPE = "sae"
+RECIPES = (DEFAULT_RECIPE, "diffmean", "prompting")
 
 
 @dataclass(frozen=True)
 class LanguageEvalConfig:
-    """What to evaluate. Strengths are in units of the typical residual norm at the hook."""
+    """What to evaluate. Strengths are in units of the typical residual norm at the hook (``swap``: of the
+    features' typical activation)."""
 
     languages: tuple[str, ...] = ("fr", "de", "es", "it", "pt", "nl", "pl", "ru", "tr", "id", "zh")
-    methods: tuple[str, ...] = METHODS
-    strengths: tuple[float, ...] = (0.03, 0.05, 0.08, 0.12, 0.2)
+    recipes: tuple[str, ...] = RECIPES
+    strengths: tuple[float, ...] | None = None  # a fixed grid instead of the per-vector search
     n_prompts: int = 12
+    calibration_prompts: int = 24  # unsteered continuations the fluency ranges are calibrated on (>= n_prompts used)
     max_new_tokens: int = 20
-    top_k: int = 50
-    weighting: str = "mean_diff"  # SAE feature vectors: weights (saesteer.steer.build / select.weights)
-    unit_rows: bool | None = None  # None: raw rows for mean_diff (the features' share of the SAE-space DiffMean)
-    fluency_budget: float = 3.0
+    fluency_budget: float = 3.0  # median perplexity <= budget x the unsteered median
+    max_repetitive_share: float = 0.25  # share of continuations allowed outside the unsteered repetition range
+    repetition_quantile: float = 0.0  # the unsteered range: [q, 1-q] quantiles (0: min/max)
+    target_accuracy: float = 0.8
+    search_factor: float = 2.0
+    refine: int = 2  # bisections between the strongest fluent and the first broken strength
+    refine_target: int = 1  # bisections below the weakest strength on target
     batch_size: int = 12
     seed: int = 0
     random_max_freq: float | None = None  # LangFIR filter threshold; None = the search default
     diffmean_texts: int = 200  # bundled train sentences per language for the DiffMean means
+    recipe_major: bool = False  # loop recipes outside languages (a cut-short run then has every language of the first recipes)
+    prompted_ppl: bool = False  # also score each continuation after its prompt (one more forward pass per cell)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from saesteer.steer.vector import check_strength
 
-        object.__setattr__(self, "strengths", tuple(check_strength(s, what="--strengths value") for s in self.strengths))
+        if self.strengths is not None:
+            object.__setattr__(self, "strengths",
+                               tuple(check_strength(s, what="--strengths value") for s in self.strengths))
 
 
 class LanguageEvalResult(NamedTuple):
-    curves: pd.DataFrame  # one row per (language, method, strength)
-    matched: pd.DataFrame  # one row per (language, method) at matched fluency
+    curves: pd.DataFrame  # one row per (language, recipe, strength)
+    windows: pd.DataFrame  # one row per (language, recipe): window and chosen point
     samples: pd.DataFrame  # every continuation
-    baseline_ppl: float  # median perplexity of unsteered continuations
+    criteria: FluencyCriteria  # what fluent meant (calibrated on the unsteered continuations)
+    baseline: dict[str, float]  # unsteered: median perplexity, chrF vs the English sentence
 
-
-class VectorFactory:
-    """Builds every method's vector for a target language, sharing the expensive parts: the typical
-    residual norm (once) and the per-language mean residuals that DiffMean needs (once per language,
-    not once per target)."""
-
-    def __init__(self, model: HookedTransformer, sae: SAE, db: str | Path, cfg: LanguageEvalConfig) -> None:
-        from saesteer.steer.residuals import typical_residual_norm
-
-        self.model, self.sae, self.db, self.cfg = model, sae, db, cfg
-        self.hook = str(sae.cfg.metadata.hook_name)
-        self.norm = typical_residual_norm(model, self.hook)
-        self._means: dict[str, Any] = {}
-
-    def _language_means(self) -> dict[str, Any]:
-        if not self._means:
-            from saesteer.corpus import bundled_languages, bundled_texts
-            from saesteer.steer.residuals import mean_residual
-
-            for lang in bundled_languages():
-                texts = bundled_texts(lang, "train")[: self.cfg.diffmean_texts]
-                means, _ = mean_residual(self.model, [self.hook], texts)
-                self._means[lang] = means[self.hook]
-        return self._means
-
-    def diffmean(self, lang: str) -> SteeringVector:
-        """mean residual of ``lang`` minus the mean over the other bundled languages (each weighs the same)."""
-        from saesteer.steer.build import from_direction
-
-        means = self._language_means()
-        others = [m for other, m in means.items() if other != lang]
-        direction = means[lang] - sum(others) / len(others)
-        prov = {"method": "diffmean", "target": f"language={lang}", "others": sorted(o for o in means if o != lang),
-                "corpus": "bundled", "split": "train"}
-        return from_direction(direction.float(), self.hook, self.model, typical_norm=self.norm, provenance=prov,
-                              name=f"diffmean-{lang}")
-
-    def featureset(self, lang: str, *, filtered: bool) -> FeatureSet:
-        """Top-k contrastive SAE features, with (``filtered``) or without the random-token filter."""
-        from saesteer.select.search import Search
-
-        s = Search(self.db, target=f"language={lang}", against="rest").drop_dead().drop_dense().drop_bos_only()
-        if filtered:
-            mf = self.cfg.random_max_freq
-            s = s.drop_random() if mf is None else s.drop_random(max_freq=mf)
-        return s.top(self.cfg.top_k).run().to_featureset()
-
-    def sae_features(self, lang: str, *, filtered: bool) -> SteeringVector:
-        """The steering vector of :meth:`featureset` (``cfg.weighting`` weights on the decoder rows)."""
-        from saesteer.select.weights import weigh
-        from saesteer.steer.build import from_feature_set
-
-        fs = weigh(self.featureset(lang, filtered=filtered), self.cfg.weighting, self.db)
-        name = f"{'sae_filtered' if filtered else 'sae_unfiltered'}-{lang}"
-        return from_feature_set(fs, self.sae, self.model, weighting=self.cfg.weighting, unit_rows=self.cfg.unit_rows,
-                                typical_norm=self.norm, name=name)
-
-    def vectors(self, lang: str) -> dict[str, SteeringVector]:
-        """The vector of every vector method in ``cfg.methods`` (prompting has none)."""
-        out: dict[str, SteeringVector] = {}
-        for method in self.cfg.methods:
-            if method in ("sae_filtered", "sae_unfiltered"):
-                out[method] = self.sae_features(lang, filtered=method == "sae_filtered")
-            elif method == "diffmean":
-                out[method] = self.diffmean(lang)
-        return out
+    @property
+    def baseline_ppl(self) -> float:
+        return self.criteria.baseline_ppl
 
 
 def _ppl(backend: Backend, gens: Sequence[Generation], prompts: Sequence[str], batch_size: int) -> list[float]:
@@ -150,11 +103,22 @@ def _ppl(backend: Backend, gens: Sequence[Generation], prompts: Sequence[str], b
     return [math.exp(s / n) if n else float("nan") for s, n in nll]
 
 
-def _fluency(backend: Backend, gens: Sequence[Generation], prompts: Sequence[str], batch_size: int
-             ) -> tuple[list[float], list[float]]:
+def _fluency(backend: Backend, gens: Sequence[Generation], prompts: Sequence[str], batch_size: int,
+             prompted: bool = True) -> tuple[list[float], list[float]]:
     """``(ppl, ppl_prompted)``: the continuation's perplexity on its own (the fluency the evaluation
-    matches on) and given its English prompt (reported too; it also charges the language switch itself)."""
-    return _ppl(backend, gens, [""] * len(gens), batch_size), _ppl(backend, gens, prompts, batch_size)
+    judges) and given its English prompt (``nan`` unless ``prompted``; it also charges the language switch)."""
+    alone = _ppl(backend, gens, [""] * len(gens), batch_size)
+    return alone, _ppl(backend, gens, prompts, batch_size) if prompted else [float("nan")] * len(gens)
+
+
+def _as_parallel(prompts: Sequence[str | ParallelPrompt]) -> list[ParallelPrompt]:
+    from saesteer.eval.parallel import ParallelPrompt
+
+    return [p if isinstance(p, ParallelPrompt) else ParallelPrompt(i, p, {}) for i, p in enumerate(prompts)]
+
+
+def _key(s: float) -> float:
+    return float(f"{s:.6g}")
 
 
 def evaluate_language_steering(
@@ -162,111 +126,234 @@ def evaluate_language_steering(
     backend: Backend,
     sae: SAE,
     db: str | Path,
-    prompts: Sequence[str],
+    prompts: Sequence[str | ParallelPrompt],
     cfg: LanguageEvalConfig = LanguageEvalConfig(),
     *,
     identify: LanguageIdentifier | None = None,
     progress: Progress | None = None,
-    factory: VectorFactory | None = None,
+    samples_path: Path | None = None,
+    factory: RecipeVectors | None = None,
 ) -> LanguageEvalResult:
     """Run the evaluation (see the module docstring). ``model`` builds vectors, ``backend`` generates;
-    ``factory`` (for ``model``, ``sae``, ``db`` and ``cfg``) lets several calls share its typical norm and
-    DiffMean means (the Ray engine runs one language per call on each worker)."""
+    ``factory`` (for ``model``, ``sae`` and ``db``) lets several calls share its typical norm and DiffMean
+    means (the Ray engine runs one language per call on each worker)."""
     import pandas as pd
 
+    from saesteer.eval.fluency import FluencyCriteria, repetition
+    from saesteer.eval.parallel import chrf
+    from saesteer.eval.recipes import RecipeVectors, parse_recipe, search_range
     from saesteer.steer.baselines import PromptPrefix
+    from saesteer.steer.calibrate import Probe, search_strength
     from saesteer.steer.generate import GenerationConfig
 
     ident = identify or Py3LangId()
-    prompts = list(prompts)[: cfg.n_prompts]
+    every = _as_parallel(prompts)
+    items = every[: cfg.n_prompts]
+    texts = [p.prompt for p in items]
+    calib = every[: max(cfg.calibration_prompts, cfg.n_prompts)]
+    recipes = [parse_recipe(r) for r in cfg.recipes]
     gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=cfg.batch_size)
-    samples: list[dict[str, Any]] = []
-
-    def record(lang: str, method: str, strength: float, gens: Sequence[Generation],
-               fluency: tuple[Sequence[float], Sequence[float]]) -> None:
-        for g, p, pp in zip(gens, *fluency, strict=True):
-            pred, conf = ident(g.text)
-            samples.append({"language": lang, "method": method, "strength": strength, "prompt": g.prompt,
-                            "text": g.text, "predicted": pred, "confidence": conf,
-                            "correct": float(pred == lang), "ppl": p, "ppl_prompted": pp})
+    done = _read_samples(samples_path, len(items), len(calib))
 
     def say(msg: str) -> None:
         if progress is not None:
             progress(msg)
 
-    say("unsteered baseline")
-    base = backend.generate(prompts, gcfg)
-    base_fluency = _fluency(backend, base, prompts, cfg.batch_size)
-    record("none", "unsteered", 0.0, base, base_fluency)
-    factory = factory or VectorFactory(model, sae, db, cfg)
-    for lang in cfg.languages:
-        say(f"{lang}: building vectors")
-        vecs = factory.vectors(lang)
-        for method, vec in vecs.items():
-            for s in cfg.strengths:
-                say(f"{lang}: {method} x {s:g}")
-                gens = backend.generate(prompts, gcfg, steer=(vec, s))
-                record(lang, method, s, gens, _fluency(backend, gens, prompts, cfg.batch_size))
-        if "prompting" in cfg.methods:
+    def cell(lang: str, method: str, strength: float, run: Callable[[], list[Generation]],
+             ref_lang: str, cell_items: Sequence[ParallelPrompt] = items) -> pd.DataFrame:
+        key = (lang, method, _key(strength))
+        if key in done:
+            return done[key]
+        gens = run()
+        ppl, ppl_p = _fluency(backend, gens, [p.prompt for p in cell_items], cfg.batch_size, cfg.prompted_ppl)
+        rows = []
+        for i, (g, item, p, pp) in enumerate(zip(gens, cell_items, ppl, ppl_p, strict=True)):
+            pred, conf = ident(g.text)
+            rep = repetition(g.token_ids)
+            ref = item.references.get(ref_lang)
+            rows.append({"language": lang, "method": method, "strength": _key(strength), "prompt_index": i,
+                         "prompt": item.prompt, "text": g.text, "predicted": pred, "confidence": conf,
+                         "correct": float(pred == lang), "ppl": p, "ppl_prompted": pp, "n_tokens": len(g.token_ids),
+                         "distinct": rep.distinct, "repeat": rep.repeat,
+                         "chrf": chrf(g.text, ref) if ref is not None else float("nan"),
+                         "ids": " ".join(map(str, g.token_ids))})
+        df = pd.DataFrame(rows)
+        if samples_path is not None:
+            samples_path.parent.mkdir(parents=True, exist_ok=True)
+            df.to_csv(samples_path, mode="a", header=not samples_path.exists(), index=False)
+        done[key] = df
+        return df
+
+    say(f"unsteered baseline ({len(calib)} prompts: the fluency ranges)")
+    base = cell("none", "unsteered", 0.0, lambda: backend.generate([p.prompt for p in calib], gcfg), "en", calib)
+    criteria = FluencyCriteria.calibrate(base["ppl"].tolist(), [_ids(x) for x in base["ids"]],
+                                         budget=cfg.fluency_budget, quantile=cfg.repetition_quantile,
+                                         max_repetitive_share=cfg.max_repetitive_share)
+    say(f"fluent = {criteria.describe()}")
+    factory = factory or RecipeVectors(model, sae, db, diffmean_texts=cfg.diffmean_texts,
+                                       random_max_freq=cfg.random_max_freq)
+    order = ([(lang, r) for r in recipes for lang in cfg.languages] if cfg.recipe_major
+             else [(lang, r) for lang in cfg.languages for r in recipes])
+    for lang, recipe in order:
+        if recipe.kind == "prompting":
             say(f"{lang}: prompting")
-            prefixed = PromptPrefix.for_target(f"language={lang}")(prompts)
-            gens = backend.generate(prefixed, gcfg)
-            # ppl_prompted: given the ORIGINAL prompt, like the vector methods
-            record(lang, "prompting", 0.0, gens, _fluency(backend, gens, prompts, cfg.batch_size))
-    df = pd.DataFrame(samples)
-    curves = summarize(df)
-    base_med = float(np.nanmedian(base_fluency[0]))
-    return LanguageEvalResult(curves, matched_fluency(curves, base_med, cfg.fluency_budget), df, base_med)
+            prefixed = PromptPrefix.for_target(f"language={lang}")(texts)
+            cell(lang, recipe.name, 0.0, lambda p=prefixed: backend.generate(p, gcfg), lang)  # type: ignore[misc]
+            continue
+        say(f"{lang}: building {recipe.name}")
+        vec = factory.vector(recipe, lang)
+        clamp_sae = sae if recipe.op == "swap" else None
+
+        def evaluate(s: float, lang: str = lang, recipe: Any = recipe, vec: Any = vec, clamp_sae: Any = clamp_sae
+                     ) -> Probe:
+            say(f"{lang}: {recipe.name} x {s:g}")
+            df = cell(lang, recipe.name, s, lambda: backend.generate(texts, gcfg, steer=(vec, s), sae=clamp_sae),
+                      lang)
+            judged = criteria.judge(df["ppl"].tolist(), [_ids(x) for x in df["ids"]])
+            return Probe(s, float(df["correct"].mean()), judged.fluent)
+
+        if cfg.strengths is not None:
+            for s in cfg.strengths:
+                evaluate(s)
+        else:
+            start, cap = search_range(recipe)
+            search_strength(evaluate, start=start, cap=cap, factor=cfg.search_factor, refine=cfg.refine,
+                            refine_target=cfg.refine_target, target=cfg.target_accuracy)
+    samples = pd.concat(list(done.values()), ignore_index=True)
+    return result_from_samples(samples, cfg)
 
 
-def result_from_samples(samples: pd.DataFrame, budget: float) -> LanguageEvalResult:
-    """Rebuild a result from an earlier run's ``samples.csv`` (another fluency budget, no generation)."""
-    from saesteer.errors import CorpusError
-
-    need = {"language", "method", "strength", "correct", "ppl"}
-    if not need <= set(samples.columns) or not (samples["method"] == "unsteered").any():
-        raise CorpusError(f"not an `eval language` samples table: it needs columns {sorted(need)} and unsteered rows")
-    base = float(np.nanmedian(samples.loc[samples["method"] == "unsteered", "ppl"]))
-    curves = summarize(samples)
-    return LanguageEvalResult(curves, matched_fluency(curves, base, budget), samples, base)
+def _ids(x: Any) -> list[int]:
+    """Token ids from their ``samples.csv`` form (space-separated; empty or missing: none)."""
+    return [int(t) for t in x.split()] if isinstance(x, str) else []
 
 
-def summarize(samples: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy (mean, standard error) and perplexity (median, IQR) per (language, method, strength)."""
-    g = samples[samples["method"] != "unsteered"].groupby(["language", "method", "strength"], sort=False)
-    aggs: dict[str, Any] = dict(
-        n=("correct", "size"), accuracy=("correct", "mean"),
-        ppl_median=("ppl", "median"), ppl_q25=("ppl", lambda x: float(np.nanquantile(x, 0.25))),
-        ppl_q75=("ppl", lambda x: float(np.nanquantile(x, 0.75))),
-    )
-    if "ppl_prompted" in samples.columns:
-        aggs["ppl_prompted_median"] = ("ppl_prompted", "median")
-    out = g.agg(**aggs).reset_index()
-    out["accuracy_se"] = np.sqrt(out["accuracy"] * (1 - out["accuracy"]) / out["n"].clip(lower=1))
+def _read_samples(path: Path | None, n: int, n_unsteered: int) -> dict[tuple[str, str, float], pd.DataFrame]:
+    """The cells an earlier run of the same settings already wrote to ``path`` (complete cells only)."""
+    if path is None or not path.exists():
+        return {}
+    import pandas as pd
+
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"ids": str, "text": str})
+    df["ids"] = df["ids"].fillna("")
+    df["text"] = df["text"].fillna("")
+    out = {}
+    for (lang, method, s), grp in df.groupby(["language", "method", "strength"], sort=False):
+        if len(grp) == (n_unsteered if method == "unsteered" else n):
+            out[(str(lang), str(method), _key(float(s)))] = grp.reset_index(drop=True)
+    log.info("resuming: %d cells read from %s", len(out), path)
     return out
 
 
-def matched_fluency(curves: pd.DataFrame, baseline_ppl: float, budget: float) -> pd.DataFrame:
-    """Per (language, method): among the strengths whose median ppl <= budget x baseline, the one with the
-    best accuracy (the weaker one on a tie), and that accuracy; the weakest strength, flagged, when none is
-    within budget. (Not simply the strongest within budget: too strong a vector can produce repetitive
-    text that is low-perplexity and in no language.)"""
+def result_from_samples(samples: pd.DataFrame, cfg: LanguageEvalConfig = LanguageEvalConfig()) -> LanguageEvalResult:
+    """Summarise the continuations of a run (also an earlier run's ``samples.csv``: other fluency settings,
+    no generation)."""
+    from saesteer.errors import CorpusError
+    from saesteer.eval.fluency import FluencyCriteria
+
+    need = {"language", "method", "strength", "correct", "ppl", "ids"}
+    if not need <= set(samples.columns) or not (samples["method"] == "unsteered").any():
+        raise CorpusError(f"not an `eval language` samples table: it needs columns {sorted(need)} and unsteered rows")
+    samples = samples.copy()
+    samples["ids"] = samples["ids"].fillna("").astype(str)
+    base = samples[samples["method"] == "unsteered"]
+    criteria = FluencyCriteria.calibrate(base["ppl"].tolist(), [_ids(x) for x in base["ids"]],
+                                         budget=cfg.fluency_budget, quantile=cfg.repetition_quantile,
+                                         max_repetitive_share=cfg.max_repetitive_share)
+    samples["repetitive"] = [criteria.is_repetitive(_ids(x)) for x in samples["ids"]]
+    curves = summarize(samples, criteria)
+    baseline = {"ppl_median": criteria.baseline_ppl, "chrf_vs_english": float(base["chrf"].mean()),
+                "distinct_min": criteria.min_distinct, "repeat_max": criteria.max_repeat}
+    return LanguageEvalResult(curves, windows(curves, cfg.target_accuracy), samples, criteria, baseline)
+
+
+def _se(x: Any) -> float:
+    a = np.asarray(x, dtype=float)
+    a = a[np.isfinite(a)]
+    return float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")
+
+
+def summarize(samples: pd.DataFrame, criteria: FluencyCriteria) -> pd.DataFrame:
+    """Per (language, method, strength): accuracy (mean, binomial standard error), perplexity (median, IQR),
+    repetition (medians, share outside the unsteered range), fluent or not, chrF (mean, standard error)."""
     import pandas as pd
 
     rows = []
-    limit = budget * baseline_ppl
-    for (lang, method), grp in curves.groupby(["language", "method"], sort=False):
-        ok = grp[grp["ppl_median"] <= limit]
-        best = ok.sort_values(["accuracy", "strength"], ascending=[False, True]) if len(ok) else None
-        pick = best.iloc[0] if best is not None else grp.sort_values("strength").iloc[0]
-        rows.append({"language": lang, "method": method, "strength": float(pick["strength"]),
-                     "accuracy": float(pick["accuracy"]), "accuracy_se": float(pick["accuracy_se"]),
-                     "ppl_median": float(pick["ppl_median"]), "within_budget": bool(len(ok)), "n": int(pick["n"])})
+    for (lang, method, s), g in samples[samples["method"] != "unsteered"].groupby(
+            ["language", "method", "strength"], sort=False):
+        judged = criteria.judge(g["ppl"].tolist(), [_ids(x) for x in g["ids"]])
+        acc, n = float(g["correct"].mean()), len(g)
+        p = g["ppl"].to_numpy(dtype=float)
+        rows.append({"language": lang, "method": method, "strength": float(s), "n": n, "accuracy": acc,
+                     "accuracy_se": math.sqrt(acc * (1 - acc) / max(n, 1)),
+                     "ppl_median": judged.ppl_median,
+                     "ppl_q25": float(np.nanquantile(p, 0.25)) if np.isfinite(p).any() else float("nan"),
+                     "ppl_q75": float(np.nanquantile(p, 0.75)) if np.isfinite(p).any() else float("nan"),
+                     "distinct_median": judged.distinct_median, "repeat_median": judged.repeat_median,
+                     "repetitive_share": judged.repetitive_share, "ppl_ok": judged.ppl_ok,
+                     "repetition_ok": judged.repetition_ok, "fluent": judged.fluent,
+                     "chrf": float(g["chrf"].mean()) if "chrf" in g else float("nan"),
+                     "chrf_se": _se(g["chrf"]) if "chrf" in g else float("nan")})
     return pd.DataFrame(rows)
 
 
-def accuracy_table(matched: pd.DataFrame) -> pd.DataFrame:
-    """Languages x methods accuracy at matched fluency (plus a mean row)."""
-    t = matched.pivot(index="language", columns="method", values="accuracy")
+def windows(curves: pd.DataFrame, target: float = 0.8) -> pd.DataFrame:
+    """Per (language, method): the strengths tried, the window (weakest fluent strength reaching ``target``,
+    strongest fluent strength, ratio) and the chosen point (best accuracy among the fluent strengths, the
+    weaker on a tie), with ``at_edge``: the chosen point is the weakest or strongest strength tried, or none
+    is fluent (prompting has a single point and no edge)."""
+    import pandas as pd
+
+    from saesteer.steer.calibrate import Probe, StrengthSearch
+
+    rows = []
+    for (lang, method), grp in curves.groupby(["language", "method"], sort=False):
+        grp = grp.sort_values("strength")
+        probes = tuple(Probe(float(r.strength), float(r.accuracy), bool(r.fluent)) for r in grp.itertuples())
+        res = StrengthSearch(probes, target, capped=False)
+        c = res.chosen
+        pick = grp[grp["strength"] == c.strength].iloc[0] if c is not None else grp.iloc[0]
+        lo, hi = res.weakest_on_target, res.strongest_fluent
+        single = len(grp) == 1
+        rows.append({"language": lang, "method": method, "n_tried": len(grp),
+                     "tried": f"{grp['strength'].min():.3g}-{grp['strength'].max():.3g}",
+                     "on_target_from": lo.strength if lo else float("nan"),
+                     "fluent_up_to": hi.strength if hi else float("nan"),
+                     "window": res.window, "strength": float(pick["strength"]), "fluent": c is not None,
+                     "accuracy": float(pick["accuracy"]), "accuracy_se": float(pick["accuracy_se"]),
+                     "ppl_median": float(pick["ppl_median"]), "repetitive_share": float(pick["repetitive_share"]),
+                     "chrf": float(pick["chrf"]), "chrf_se": float(pick["chrf_se"]),
+                     "at_edge": False if single else res.chosen_at_edge, "n": int(pick["n"])})
+    out = pd.DataFrame(rows)
+    if len(out):
+        # an unfluent point reports accuracy 0: it does not count as steering at fluency
+        out.loc[~out["fluent"], "accuracy"] = 0.0
+    return out
+
+
+def method_table(win: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Languages x methods: ``column`` at the chosen point (plus a mean row)."""
+    t = win.pivot(index="language", columns="method", values=column)
     t.loc["mean"] = t.mean(numeric_only=True)
     return t.reset_index()
+
+
+def accuracy_table(win: pd.DataFrame) -> pd.DataFrame:
+    """Languages x methods accuracy at the chosen (fluent) point (plus a mean row)."""
+    return method_table(win, "accuracy")
+
+
+def targets_table(win: pd.DataFrame, target: float = 0.8) -> pd.DataFrame:
+    """Per method: languages reaching ``target`` accuracy at fluency, windows of at least 2x, mean chrF,
+    chosen points at the edge of the strengths tried."""
+    import pandas as pd
+
+    rows = []
+    for method, g in win.groupby("method", sort=False):
+        rows.append({"method": method, "languages": len(g),
+                     "accuracy>=target_fluent": int(((g["accuracy"] >= target) & g["fluent"]).sum()),
+                     "mean_accuracy": float(g["accuracy"].mean()),
+                     "window>=2x": int((g["window"] >= 2).sum()),
+                     "median_window": float(g["window"].median()) if g["window"].notna().any() else float("nan"),
+                     "mean_chrf": float(g["chrf"].mean()), "chosen_at_edge": int(g["at_edge"].sum())})
+    return pd.DataFrame(rows)

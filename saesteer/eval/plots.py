@@ -23,11 +23,13 @@ def accuracy_vs_strength(curves: pd.DataFrame) -> Any:
             grp = grp.sort_values("strength")
             fig.add_trace(go.Scatter(x=grp["strength"], y=grp["accuracy"], mode="lines+markers", name=str(lang),
                                      legendgroup=str(lang), showlegend=col == 1, opacity=0.45), row=1, col=col)
+        fig.update_xaxes(title_text="strength", type="log", row=1, col=col)
         mean = sub.groupby("strength")["accuracy"].mean().reset_index()
+        if sub.groupby("strength")["language"].nunique().min() < sub["language"].nunique():
+            continue  # searched strengths differ per language: no mean line
         fig.add_trace(go.Scatter(x=mean["strength"], y=mean["accuracy"], mode="lines+markers", name="mean",
                                  line={"width": 4, "color": "black"}, legendgroup="mean", showlegend=col == 1),
                       row=1, col=col)
-        fig.update_xaxes(title_text="strength (x typical residual norm)", row=1, col=col)
     fig.update_yaxes(title_text="target-language accuracy", range=[0, 1.02], row=1, col=1)
     fig.update_layout(height=420, title="Accuracy vs strength")
     return fig
@@ -37,7 +39,8 @@ def fluency_vs_accuracy(curves: pd.DataFrame, baseline_ppl: float, budget: float
     """Median perplexity against accuracy for every (language, method, strength): the trade-off."""
     import plotly.express as px
 
-    fig = px.scatter(curves, x="ppl_median", y="accuracy", color="method", symbol="method",
+    fig = px.scatter(curves, x="ppl_median", y="accuracy", color="method",
+                     symbol="fluent" if "fluent" in curves else "method",
                      hover_data=["language", "strength", "n"], log_x=True, title="Fluency vs accuracy")
     fig.add_vline(x=baseline_ppl, line_dash="dot", annotation_text="unsteered")
     fig.add_vline(x=budget * baseline_ppl, line_dash="dash", annotation_text=f"budget x{budget:g}")

@@ -3,7 +3,7 @@
 A job is one target language with every method and strength (its cells: (language, method, strength)),
 run by :func:`~saesteer.eval.language.evaluate_language_steering` itself on a worker, so the rows are the
 rows of a local run (greedy decoding: the same text). Each worker loads the model, SAE and generation
-backend once and keeps, across its jobs, one :class:`~saesteer.eval.language.VectorFactory` (typical
+backend once and keeps, across its jobs, one :class:`~saesteer.eval.recipes.RecipeVectors` (typical
 norm, DiffMean means) and the unsteered generations (every job needs the same baseline). The driver
 puts the rows in the local order (baseline, then the languages as given), checks that every worker's
 baseline is the same text, and summarises once; the CLI writes the report once.
@@ -68,12 +68,14 @@ class EvalActor:
     def ready(self) -> str | None:
         return self.error
 
-    def run(self, db: str, prompts: list[str], cfg: LanguageEvalConfig, lang: str) -> tuple[str, pd.DataFrame]:
-        from saesteer.eval.language import VectorFactory, evaluate_language_steering
+    def run(self, db: str, prompts: list[Any], cfg: LanguageEvalConfig, lang: str) -> tuple[str, pd.DataFrame]:
+        from saesteer.eval.language import evaluate_language_steering
+        from saesteer.eval.recipes import RecipeVectors
 
-        key = (db, repr(cfg))
+        key = (db, cfg.diffmean_texts, cfg.random_max_freq)
         if key not in self.factories:
-            self.factories[key] = VectorFactory(self.model, self.sae, db, cfg)
+            self.factories[key] = RecipeVectors(self.model, self.sae, db, diffmean_texts=cfg.diffmean_texts,
+                                                random_max_freq=cfg.random_max_freq)
         res = evaluate_language_steering(self.model, self.backend, self.sae, db, prompts,
                                          replace(cfg, languages=(lang,)), factory=self.factories[key])
         return lang, res.samples
@@ -83,7 +85,7 @@ def evaluate_language_ray(
     model: str,
     sae: str,
     db: str | Path,
-    prompts: Sequence[str],
+    prompts: Sequence[Any],
     cfg: LanguageEvalConfig,
     settings: RaySettings = RaySettings(),
     *,
@@ -144,4 +146,4 @@ def _combine(got: dict[str, pd.DataFrame], cfg: LanguageEvalConfig) -> LanguageE
             )
     rows = [base] + [got[lang][got[lang]["method"] != "unsteered"] for lang in cfg.languages]
     samples = pd.concat(rows, ignore_index=True)
-    return result_from_samples(samples, cfg.fluency_budget)
+    return result_from_samples(samples, cfg)

@@ -17,26 +17,65 @@ if TYPE_CHECKING:
     from saesteer.steer.generate import SideBySide
 
 
-def add_evaluation(rep: Report, ev: LanguageEvalResult, budget: float) -> None:
-    """Matched-fluency accuracy table, the curves, and the fluency/accuracy trade-off."""
-    from saesteer.eval.language import accuracy_table
+def add_evaluation(rep: Report, ev: LanguageEvalResult, *, command: str | None = None,
+                   main: Sequence[str] | None = None) -> None:
+    """The evaluation: targets per method, per-language tables at the chosen points, the windows, the edge
+    check, the curves and every cell. ``main``: the methods of the per-language tables (default: all); the
+    others (recipe variants measured on a subset of the languages, e.g. by an earlier run into the same
+    samples) are compared on the languages every method was measured on."""
+    from saesteer.eval.language import method_table, targets_table
     from saesteer.eval.plots import accuracy_vs_strength, fluency_vs_accuracy
 
-    n = int(ev.matched["n"].max()) if len(ev.matched) else 0
-    rep.heading("Target-language accuracy at matched fluency")
+    crit, every = ev.criteria, ev.windows
+    main = [m for m in (main or list(dict.fromkeys(every["method"]))) if m in set(every["method"])]
+    w = every[every["method"].isin(main)]
+    n = int(w["n"].max()) if len(w) else 0
+    rep.heading("Language steering at fluency")
     rep.text(
-        f"{n} English prompts per cell, greedy decoding. Fluency = perplexity of the continuation on its own "
-        "(after BOS, not after the English prompt, which would also charge the language switch itself) under the "
-        f"unsteered model; unsteered median {ev.baseline_ppl:.1f}. Each vector method is read at the strength "
-        f"with the best accuracy among those whose median perplexity stays within {budget:g}x the unsteered "
-        "median. Spread: the standard "
-        "error of the accuracy (binomial) and the perplexity IQR, in the tables below."
+        f"{n} prompts per cell, greedy decoding: the first half of held-out English sentence i of the bundled "
+        "parallel corpus (a plain prompt list has no chrF). Fluent = "
+        f"{crit.describe()}; perplexity is that of the continuation on its own (after BOS) under the unsteered "
+        "model, repetition is measured on its tokens (distinct-token share, repeated 3-gram rate); both ranges "
+        "come from the unsteered continuations of the same prompts. Each vector's strength is searched "
+        "(geometric, then bisection between the strongest fluent and the first broken strength, and below the "
+        "weakest strength on target) until fluency breaks; the chosen point is the best accuracy among the "
+        "fluent strengths (accuracy 0 when none is fluent). Window = strongest fluent strength / weakest fluent "
+        "strength with accuracy >= the target. chrF (sacrebleu, 0-100): the continuation against the target "
+        f"language's sentence i; the unsteered continuation against the English sentence i scores "
+        f"{ev.baseline['chrf_vs_english']:.1f}. Spread: binomial standard error of the accuracy, standard "
+        "error of the mean chrF, perplexity IQR (tables below)."
     )
-    rep.table(accuracy_table(ev.matched), caption="accuracy (rows: target language; columns: method)", floatfmt=".2f")
-    rep.table(ev.matched, caption="the matched points, with their spread", floatfmt=".3g")
+    if command:
+        rep.code(command)
+    rep.table(targets_table(w), caption="per method: languages at accuracy >= 0.8 while fluent, windows >= 2x, "
+              "mean chrF, chosen points at the edge of the strengths tried", floatfmt=".3g")
+    edge = w[w["at_edge"]]
+    rep.text("Edge check: " + ("no chosen point sits at the edge of the strengths tried." if not len(edge) else
+             f"{len(edge)} chosen point(s) at the edge of the strengths tried (or not fluent anywhere): "
+             + ", ".join(f"{r.language}/{r.method}" for r in edge.itertuples()) + "."))
+    for col, cap, fmt in (("accuracy", "accuracy at the chosen point", ".2f"),
+                          ("chrf", "chrF at the chosen point (vs the target sentence)", ".1f"),
+                          ("window", "window (strongest fluent / weakest on target; nan: target not reached "
+                           "fluently)", ".2f"),
+                          ("ppl_median", "median perplexity at the chosen point", ".3g"),
+                          ("repetitive_share", "share of repetitive continuations at the chosen point", ".2f")):
+        rep.table(method_table(w, col), caption=f"{cap} (rows: target language; columns: method)", floatfmt=fmt)
+    rep.table(w, caption="every (language, method): window and chosen point, with spreads", floatfmt=".3g")
+    others = [m for m in dict.fromkeys(every["method"]) if m not in main]
+    if others:
+        per_lang = every.groupby("language")["method"].nunique()
+        langs = sorted(per_lang[per_lang == every["method"].nunique()].index)
+        sub = every[every["language"].isin(langs)]
+        rep.heading("Recipe comparison")
+        rep.text(f"Every recipe on the languages all of them were measured on ({', '.join(langs) or 'none'}), "
+                 "with the same prompts, search and fluency criteria as above. Recipe syntax: "
+                 "saesteer.eval.recipes (k: features; filter: random-token filter; w: weights; op: operator; "
+                 "pos: positions).")
+        rep.table(targets_table(sub), caption="per recipe, over those languages", floatfmt=".3g")
+        rep.table(sub, caption="per (language, recipe): window and chosen point", floatfmt=".3g")
     rep.figure(accuracy_vs_strength(ev.curves), "accuracy vs strength per method (thin: languages, bold: mean)")
-    rep.figure(fluency_vs_accuracy(ev.curves, ev.baseline_ppl, budget), "fluency vs accuracy")
-    rep.table(ev.curves, caption="every (language, method, strength)", floatfmt=".3g")
+    rep.figure(fluency_vs_accuracy(ev.curves, ev.baseline_ppl, crit.budget), "fluency vs accuracy")
+    rep.table(ev.curves, caption="every (language, method, strength) tried", floatfmt=".3g")
 
 
 def add_ablation(rep: Report, ablation: pd.DataFrame) -> None:
@@ -88,7 +127,7 @@ def write_quickstart_report(
     if pending:
         rep.text(f"*{pending}*")
     if evaluation is not None:
-        add_evaluation(rep, evaluation, budget=cfg.fluency_budget)
+        add_evaluation(rep, evaluation)
     if ablation is not None:
         add_ablation(rep, ablation)
     rep.heading("Exported files")

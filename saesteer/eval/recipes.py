@@ -1,0 +1,215 @@
+"""Steering recipes the language evaluation compares, and how each builds its vector.
+
+A recipe is written ``kind[:key=value...]``:
+
+- ``sae:k=50:filter=1:w=mean_diff:op=add:pos=all`` (the keys and their defaults):
+  ``k`` top contrastive SAE features (target language vs the rest); ``filter`` the random-token (LangFIR)
+  filter on (1) or off (0); ``w`` the feature weights: ``mean_diff`` (raw decoder rows weighted by the
+  mean activation on the target minus on the rest), ``unit`` (unit rows, weight 1 each) or ``output``
+  (``mean_diff`` weights on features re-ranked by their output score, Arad et al. 2025: what the
+  decoder row writes to the target language's tokens); ``op`` the operator: ``add``,
+  ``norm_preserving_add`` or ``swap`` (an SAE clamp: the target's features set to their typical
+  activation on target text times the strength, the source language's own top-k features set to 0,
+  the SAE error term kept); ``pos``: ``all`` or ``generated`` positions;
+- ``diffmean[:op=...:pos=...]``: mean residual of the target language minus the mean over the others;
+- ``prompting``: an instruction prefix ("Answer in French: "), no vector.
+
+Strengths are x the typical residual norm for ``add``/``norm_preserving_add``, and x the typical
+activation for ``swap``; :func:`search_range` gives where the strength search starts and its cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from saesteer.errors import SteeringVectorError
+
+if TYPE_CHECKING:
+    from sae_lens import SAE
+    from transformer_lens import HookedTransformer
+
+    from saesteer.featureset import FeatureSet
+    from saesteer.steer.vector import SteeringVector
+
+KINDS = ("sae", "diffmean", "prompting")
+WEIGHTS = ("mean_diff", "unit", "output")
+OPS = ("add", "norm_preserving_add", "swap")
+POSITIONS = ("all", "generated")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    kind: str
+    k: int = 50
+    filter: bool = True
+    w: str = "mean_diff"
+    op: str = "add"
+    pos: str = "all"
+
+    @property
+    def name(self) -> str:
+        if self.kind == "prompting":
+            return "prompting"
+        d = Recipe(self.kind)
+        keys = ("k", "filter", "w") if self.kind == "sae" else ()
+        parts = [f"{key}={_fmt(getattr(self, key))}" for key in (*keys, "op", "pos")
+                 if getattr(self, key) != getattr(d, key)]
+        return ":".join([self.kind, *parts])
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _fmt(v: Any) -> str:
+    return str(int(v)) if isinstance(v, bool) else str(v)
+
+
+def parse_recipe(spec: str) -> Recipe:
+    """``"sae:k=5:filter=0"`` -> :class:`Recipe` (see the module docstring); one-line errors."""
+    kind, *parts = [p.strip() for p in spec.strip().split(":")]
+    if kind not in KINDS:
+        raise SteeringVectorError(f"unknown recipe kind {kind!r} in {spec!r}; use {', '.join(KINDS)}")
+    r = Recipe(kind)
+    allowed = {"sae": ("k", "filter", "w", "op", "pos"), "diffmean": ("op", "pos"), "prompting": ()}[kind]
+    for part in parts:
+        key, _, val = part.partition("=")
+        if key not in allowed or not val:
+            raise SteeringVectorError(f"recipe {spec!r}: {part!r} is not one of {', '.join(allowed) or '(no options)'}=...")
+        if key == "k":
+            if not val.isdigit() or int(val) < 1:
+                raise SteeringVectorError(f"recipe {spec!r}: k must be a positive integer")
+            r = replace(r, k=int(val))
+        elif key == "filter":
+            if val not in ("0", "1"):
+                raise SteeringVectorError(f"recipe {spec!r}: filter must be 0 or 1")
+            r = replace(r, filter=val == "1")
+        else:
+            choices = {"w": WEIGHTS, "op": OPS, "pos": POSITIONS}[key]
+            if val not in choices:
+                raise SteeringVectorError(f"recipe {spec!r}: {key} must be one of {', '.join(choices)}")
+            r = replace(r, **{key: val})
+    if r.kind == "diffmean" and r.op == "swap":
+        raise SteeringVectorError(f"recipe {spec!r}: swap needs SAE features (diffmean has none)")
+    return r
+
+
+def search_range(recipe: Recipe) -> tuple[float, float]:
+    """``(start, cap)`` of the strength search: residual-norm units for additive operators, typical
+    activations for ``swap``."""
+    return (0.25, 16.0) if recipe.op == "swap" else (0.03, 2.0)
+
+
+class RecipeVectors:
+    """Builds each recipe's vector for a target language, sharing the expensive parts: the typical residual
+    norm (once) and the per-language mean residuals that DiffMean needs (once per language)."""
+
+    def __init__(self, model: HookedTransformer, sae: SAE, db: str | Path, *, diffmean_texts: int = 200,
+                 random_max_freq: float | None = None) -> None:
+        from saesteer.steer.residuals import typical_residual_norm
+
+        self.model, self.sae, self.db = model, sae, db
+        self.diffmean_texts, self.random_max_freq = diffmean_texts, random_max_freq
+        self.hook = str(sae.cfg.metadata.hook_name)
+        self.norm = typical_residual_norm(model, self.hook)
+        self._means: dict[str, Any] = {}
+
+    def _language_means(self) -> dict[str, Any]:
+        if not self._means:
+            from saesteer.corpus import bundled_languages, bundled_texts
+            from saesteer.steer.residuals import mean_residual
+
+            for lang in bundled_languages():
+                texts = bundled_texts(lang, "train")[: self.diffmean_texts]
+                means, _ = mean_residual(self.model, [self.hook], texts)
+                self._means[lang] = means[self.hook]
+        return self._means
+
+    def diffmean(self, lang: str) -> SteeringVector:
+        """Mean residual of ``lang`` minus the mean over the other bundled languages (each weighs the same)."""
+        from saesteer.steer.build import from_direction
+
+        means = self._language_means()
+        others = [m for other, m in means.items() if other != lang]
+        direction = means[lang] - sum(others) / len(others)
+        prov = {"method": "diffmean", "target": f"language={lang}", "others": sorted(o for o in means if o != lang),
+                "corpus": "bundled", "split": "train"}
+        return from_direction(direction.float(), self.hook, self.model, typical_norm=self.norm, provenance=prov,
+                              name=f"diffmean-{lang}")
+
+    def featureset(self, lang: str, *, k: int = 50, filtered: bool = True, output: bool = False) -> FeatureSet:
+        """Top-``k`` contrastive SAE features for ``lang`` vs the rest (dead, dense and BOS-only features
+        dropped), with or without the random-token filter, optionally re-ranked by output score."""
+        from saesteer.select.search import Search
+
+        s = Search(self.db, target=f"language={lang}", against="rest").drop_dead().drop_dense().drop_bos_only()
+        if filtered:
+            mf = self.random_max_freq
+            s = s.drop_random() if mf is None else s.drop_random(max_freq=mf)
+        if output:
+            s = s.output_score(self.model, self.sae, rerank=True)
+        return s.top(k).run().to_featureset()
+
+    def vector(self, recipe: Recipe, lang: str) -> SteeringVector | None:
+        """The recipe's vector for target ``lang`` (None for prompting)."""
+        if recipe.kind == "prompting":
+            return None
+        if recipe.kind == "diffmean":
+            return self.diffmean(lang).with_(operator=recipe.op, positions=recipe.pos)
+        from saesteer.steer.build import from_feature_set
+
+        fs = self.featureset(lang, k=recipe.k, filtered=recipe.filter, output=recipe.w == "output")
+        name = f"{recipe.name}-{lang}"
+        if recipe.op == "swap":
+            return self._swap(fs, recipe, lang, name)
+        if recipe.w == "unit":
+            vec = from_feature_set(fs, self.sae, self.model, weighting="uniform", unit_rows=True,
+                                   typical_norm=self.norm, name=name)
+        else:
+            from saesteer.select.weights import weigh
+
+            vec = from_feature_set(weigh(fs, "mean_diff", self.db), self.sae, self.model, weighting="mean_diff",
+                                   typical_norm=self.norm, name=name)
+        return vec.with_(operator=recipe.op, positions=recipe.pos)
+
+    def _swap(self, fs: FeatureSet, recipe: Recipe, lang: str, name: str) -> SteeringVector:
+        """Clamp the target's features to their typical activation on target text (times the strength) and
+        the source language's (English) own top features to 0; the SAE error term is kept."""
+        from saesteer.steer.build import from_feature_set
+
+        typical = active_means(self.db, fs)
+        source = self.featureset("en", k=recipe.k, filtered=recipe.filter)
+        src = [f for f in source.features if f not in set(fs.features)]
+        both = replace_features(fs, list(fs.features) + src)
+        values = typical + [0.0] * len(src)
+        return from_feature_set(both, self.sae, self.model, weighting="uniform", unit_rows=True, operator="clamp",
+                                clamp_values=values, typical_norm=self.norm, positions=recipe.pos,  # type: ignore[arg-type]
+                                name=name)
+
+
+def replace_features(fs: FeatureSet, features: list[int]) -> FeatureSet:
+    """``fs`` with another feature list (weights and scores dropped: they were per feature)."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(fs)}  # type: ignore[arg-type]
+    changes: dict[str, Any] = {"features": features}
+    for name, empty in (("weights", None), ("scores", {}), ("weighting", "given")):
+        if name in fields:
+            changes[name] = empty
+    return dataclasses.replace(fs, **changes)  # type: ignore[type-var]
+
+
+def active_means(db: str | Path, fs: FeatureSet) -> list[float]:
+    """Each feature's mean activation on ``fs.target`` over the tokens where it fires (its typical
+    activation when on; 0 where it never fired), read from the index build ``fs`` came from."""
+    from saesteer.index.db import IndexDb
+    from saesteer.select.catalog import load_catalog
+
+    if not fs.build_id:
+        raise SteeringVectorError("the swap recipe reads typical activations from the index: the feature set has no build")
+    with IndexDb(Path(db), read_only=True) as con:
+        cond = load_catalog(con, fs.build_id).resolve(fs.target)
+        rows = con.query("eval_active_mean", [fs.build_id, cond, [int(f) for f in fs.features]]).fetchall()
+    got = {int(f): float(m) for f, m in rows}
+    return [got.get(int(f), 0.0) for f in fs.features]

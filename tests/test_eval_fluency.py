@@ -1,0 +1,176 @@
+"""Fluency that repetition cannot fool, the per-vector strength search, recipes, chrF prompts, and the
+resumable language evaluation on the tiny model."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from saesteer.errors import SteeringVectorError
+from saesteer.eval.fluency import FluencyCriteria, distinct_share, repeated_ngram_rate, repetition
+from saesteer.eval.parallel import chrf, cut_prompt, parallel_prompts
+from saesteer.eval.recipes import parse_recipe
+from saesteer.steer.calibrate import Probe, search_strength
+
+# unsteered continuations: varied tokens (a 20-token sentence each), perplexities around 10
+UNSTEERED_IDS = [list(range(100 + 20 * i, 120 + 20 * i)) for i in range(4)] + [[5, 6, 7, 5, 8, 9, 10, 11, 12, 13]]
+UNSTEERED_PPL = [9.0, 10.1, 11.0, 12.0, 10.1]
+
+
+def test_repetition_measures_exact():
+    wird = [42] * 20  # "wird wird wird ..."
+    assert distinct_share(wird) == pytest.approx(1 / 20)
+    assert repeated_ngram_rate(wird) == pytest.approx(17 / 18)  # 18 trigrams, all but the first seen before
+    assert distinct_share([1, 2, 3, 4]) == 1.0 and repeated_ngram_rate([1, 2, 3, 4]) == 0.0
+    assert repeated_ngram_rate([1, 2, 3, 1, 2, 3]) == pytest.approx(1 / 4)  # (1,2,3) again at the end
+    assert repeated_ngram_rate([1, 1]) == 0.0  # shorter than a trigram
+    assert math.isnan(distinct_share([])) and math.isnan(repeated_ngram_rate([]))
+
+
+def test_repetitive_text_is_not_fluent_although_its_perplexity_is_low():
+    crit = FluencyCriteria.calibrate(UNSTEERED_PPL, UNSTEERED_IDS, budget=3.0)
+    assert crit.baseline_ppl == pytest.approx(10.1) and crit.max_ppl == pytest.approx(30.3)
+    assert crit.min_distinct == pytest.approx(0.9)  # the least varied unsteered one: 9 distinct of 10
+    assert crit.max_repeat == pytest.approx(0.0)
+    # "wird wird wird ...": perplexity 8.1, under the unsteered median, yet not fluent
+    wird = crit.judge([8.1] * 4, [[42] * 20] * 4)
+    assert wird.ppl_ok and wird.ppl_median == pytest.approx(8.1)
+    assert wird.repetitive_share == 1.0 and not wird.repetition_ok and not wird.fluent
+    assert wird.distinct_median == pytest.approx(0.05) and wird.repeat_median == pytest.approx(17 / 18)
+    # varied text at the same perplexity is fluent; one repetitive continuation in four is tolerated
+    varied = [list(range(300 + 20 * i, 320 + 20 * i)) for i in range(4)]
+    assert crit.judge([8.1] * 4, varied).fluent
+    assert crit.judge([8.1] * 4, [*varied[:3], [42] * 20]).fluent
+    assert not crit.judge([8.1] * 4, [*varied[:2], [42] * 20, [7] * 20]).fluent
+    # and perplexity still counts: varied text above the budget is not fluent
+    assert not crit.judge([31.0] * 4, varied).fluent
+    # an empty continuation cannot be judged fluent
+    assert crit.is_repetitive([])
+    assert repetition([42] * 20).distinct == pytest.approx(0.05)
+
+
+def test_search_refines_until_fluency_breaks_and_reports_the_window():
+    calls: list[float] = []
+
+    def evaluate(s: float) -> Probe:  # fluent up to 0.3, on target from 0.07
+        calls.append(s)
+        return Probe(s, 1.0 if s >= 0.07 else 0.0, s <= 0.3)
+
+    res = search_strength(evaluate, start=0.02, cap=2.0, refine=2, refine_target=1)
+    assert calls[:5] == pytest.approx([0.02, 0.04, 0.08, 0.16, 0.32])  # coarse, geometric, up to the first break
+    assert calls[5] == pytest.approx(math.sqrt(0.16 * 0.32))  # bisection between last fluent and first broken
+    assert calls[6] == pytest.approx(math.sqrt(calls[5] * 0.32))
+    assert calls[7] == pytest.approx(math.sqrt(0.04 * 0.08))  # below the weakest strength on target (0.08)
+    assert len(calls) == len(set(calls)) == 8
+    assert res.weakest_on_target is not None and res.weakest_on_target.strength == pytest.approx(0.08)
+    assert res.strongest_fluent is not None and res.strongest_fluent.strength == pytest.approx(calls[6], rel=1e-5)
+    assert res.window == pytest.approx(calls[6] / 0.08, rel=1e-5)
+    assert res.chosen is not None and res.chosen.strength == pytest.approx(0.08)  # best accuracy, the weaker
+    assert not res.chosen_at_edge and not res.capped
+    # never broken: stops at the cap, and the chosen point is at the edge of what was tried
+    capped = search_strength(lambda s: Probe(s, 1.0 if s >= 1 else 0.0, True), start=0.25, cap=2.0, refine=2)
+    assert capped.capped and capped.strengths == pytest.approx([0.25, 0.5, math.sqrt(0.5), 1.0, 2.0], rel=1e-5)
+    assert capped.chosen is not None and capped.chosen.strength == 1.0 and not capped.chosen_at_edge
+    at_top = search_strength(lambda s: Probe(s, s, True), start=0.25, cap=1.0, refine_target=0)
+    assert at_top.chosen is not None and at_top.chosen.strength == 1.0 and at_top.chosen_at_edge
+    # broken from the start: the search goes down
+    down = search_strength(lambda s: Probe(s, 0.0, s < 0.01), start=0.02, cap=2.0, refine=0, refine_target=0)
+    assert down.strengths == pytest.approx([0.005, 0.01, 0.02])
+    assert math.isnan(down.window)
+    with pytest.raises(SteeringVectorError):
+        search_strength(evaluate, start=0.0, cap=1.0)
+
+
+def test_recipes_parse_and_name():
+    assert parse_recipe("sae").name == "sae"
+    r = parse_recipe("sae:k=5:filter=0:w=unit:op=swap:pos=generated")
+    assert (r.k, r.filter, r.w, r.op, r.pos) == (5, False, "unit", "swap", "generated")
+    assert r.name == "sae:k=5:filter=0:w=unit:op=swap:pos=generated"
+    assert parse_recipe(r.name) == r
+    assert parse_recipe("diffmean:op=norm_preserving_add").name == "diffmean:op=norm_preserving_add"
+    for bad in ("sea", "sae:k=0", "sae:k=x", "sae:filter=2", "sae:w=max", "diffmean:k=5", "diffmean:op=swap",
+                "prompting:op=add", "sae:op"):
+        with pytest.raises(SteeringVectorError):
+            parse_recipe(bad)
+
+
+def test_parallel_prompts_and_chrf():
+    assert cut_prompt("one two three four five six seven eight") == "one two three four"
+    assert cut_prompt("one two three") == "one two"  # never the whole sentence
+    texts = {"en": ["I like green tea very much.", "The train leaves at noon today."],
+             "fr": ["J'aime beaucoup le thé vert.", "Le train part à midi aujourd'hui."]}
+    ps = parallel_prompts(texts, n=1)
+    assert len(ps) == 1 and ps[0].prompt == "I like green" and ps[0].references["fr"] == texts["fr"][0]
+    assert chrf("Le train part à midi.", "Le train part à midi.") == pytest.approx(100.0)
+    assert chrf("Le train part à midi.", texts["fr"][1]) > chrf("Der Zug fährt mittags.", texts["fr"][1])
+    from saesteer.errors import CorpusError
+
+    with pytest.raises(CorpusError):
+        parallel_prompts({"en": ["a b c"], "fr": []})
+
+
+@pytest.fixture(scope="module")
+def tiny_index(tiny_model, tiny_sae, tmp_path_factory):
+    from dataclasses import replace
+
+    from saesteer.corpus import RandomTokens, bundled_conditions
+    from saesteer.index.build import BuildConfig, build_index
+
+    db = tmp_path_factory.mktemp("fluency_index") / "index.duckdb"
+    conds = [replace(c, max_docs=8) for c in bundled_conditions("train", ["en", "fr", "de"])]
+    build_index(db, tiny_model, tiny_sae, [*conds, RandomTokens("uniform", n_seqs=8, seq_len=16, seed=0)], BuildConfig())
+    return db
+
+
+def test_language_eval_on_the_tiny_model_resumes_from_its_samples(tiny_model, tiny_sae, tiny_index, tmp_path):
+    from saesteer.eval.language import LanguageEvalConfig, evaluate_language_steering, result_from_samples
+    from saesteer.eval.parallel import bundled_parallel_prompts
+    from saesteer.steer.generate import TLBackend
+
+    class Counting(TLBackend):
+        calls = 0
+
+        def generate(self, *a, **k):  # type: ignore[no-untyped-def]
+            Counting.calls += 1
+            return super().generate(*a, **k)
+
+    be = Counting(tiny_model)
+    cfg = LanguageEvalConfig(languages=("fr",), recipes=("sae:k=4:filter=0", "sae:k=4:op=swap:filter=0",
+                                                          "diffmean:op=norm_preserving_add", "prompting"),
+                             n_prompts=3, max_new_tokens=4, batch_size=3, diffmean_texts=4, refine=1)
+    path = tmp_path / "samples.csv"
+    res = evaluate_language_steering(tiny_model, be, tiny_sae, tiny_index, bundled_parallel_prompts(), cfg,
+                                     samples_path=path)
+    first = Counting.calls
+    assert first >= 1 + 3 * 2 + 1  # unsteered, at least two strengths per vector, prompting
+    assert set(res.windows["method"]) == {parse_recipe(r).name for r in cfg.recipes}
+    assert len(res.samples) == 3 * first and res.samples["chrf"].notna().all()
+    assert {"window", "at_edge", "chrf", "repetitive_share", "fluent"} <= set(res.windows.columns)
+    assert res.curves.groupby("method").size()["prompting"] == 1
+    # a rerun reads every cell back: no generation at all, the same table
+    again = evaluate_language_steering(tiny_model, be, tiny_sae, tiny_index, bundled_parallel_prompts(), cfg,
+                                       samples_path=path)
+    assert Counting.calls == first
+    pd.testing.assert_frame_equal(again.windows, res.windows)
+    pd.testing.assert_frame_equal(result_from_samples(pd.read_csv(path), cfg).windows, res.windows)
+
+
+@pytest.mark.parametrize("args", [["--recipes", "sae,sea"], ["--recipes", "sae:k=0"], ["--n-prompts", "0"]])
+def test_eval_language_refuses_bad_recipes_before_loading(args, tmp_path, capsys):
+    import sys
+
+    from saesteer.cli.main import main
+
+    old = sys.argv
+    sys.argv = ["saesteer", "eval", "language", "--model", "tiny-random", "--sae", "tiny", "--db",
+                str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "out"), *args]
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main()
+    finally:
+        sys.argv = old
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and err[0].startswith("error: ")
+    assert not (tmp_path / "out").exists()
