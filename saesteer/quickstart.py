@@ -65,7 +65,7 @@ class QuickstartConfig:
         from saesteer.steer.vector import check_strength
 
         check_strength(self.strength, what="--strength")
-        for s in self.eval_strengths:
+        for s in self.eval_strengths or ():
             check_strength(s, what="evaluation strength")
 
 

@@ -139,7 +139,8 @@ def test_language_eval_on_the_tiny_model_resumes_from_its_samples(tiny_model, ti
     be = Counting(tiny_model)
     cfg = LanguageEvalConfig(languages=("fr",), recipes=("sae:k=4:filter=0", "sae:k=4:op=swap:filter=0",
                                                           "diffmean:op=norm_preserving_add", "prompting"),
-                             n_prompts=3, max_new_tokens=4, batch_size=3, diffmean_texts=4, refine=1)
+                             n_prompts=3, calibration_prompts=3, max_new_tokens=4, batch_size=3, diffmean_texts=4,
+                             refine=1)
     path = tmp_path / "samples.csv"
     res = evaluate_language_steering(tiny_model, be, tiny_sae, tiny_index, bundled_parallel_prompts(), cfg,
                                      samples_path=path)

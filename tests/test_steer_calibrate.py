@@ -93,6 +93,7 @@ def test_sweep_on_a_real_backend_reports_every_strength(tiny_model):
         lambda _p, t: float(len(t)),
         cfg=GenerationConfig(max_new_tokens=4),
         max_ppl_ratio=1e9,
+        max_repetitive_share=1.0,  # no fluency limit at all: every strength is within budget
     )
     assert [r.strength for r in res.rows] == [0.0, 1.0, 8.0]
     assert res.rows[0].perplexity == res.baseline.perplexity  # strength 0 is the unsteered run
