@@ -117,13 +117,11 @@ class RecipeVectors:
 
     def _language_means(self) -> dict[str, Any]:
         if not self._means:
-            from saesteer.corpus import bundled_languages, bundled_texts
-            from saesteer.steer.residuals import mean_residual
+            from saesteer.corpus import bundled_languages
+            from saesteer.steer.residuals import bundled_mean_residual
 
-            for lang in bundled_languages():
-                texts = bundled_texts(lang, "train")[: self.diffmean_texts]
-                means, _ = mean_residual(self.model, [self.hook], texts)
-                self._means[lang] = means[self.hook]
+            for lang in bundled_languages():  # shipped / cached per model and hook (saesteer.steer.residual_stats)
+                self._means[lang] = bundled_mean_residual(self.model, self.hook, lang, n_texts=self.diffmean_texts)
         return self._means
 
     def diffmean(self, lang: str) -> SteeringVector:

@@ -70,8 +70,14 @@ def typical_residual_norm(
 ) -> float:
     """The median residual norm at ``hook_name`` over non-BOS, non-pad tokens.
 
-    ``texts`` default to the first ``n_texts`` lines of the bundled English train split.
+    ``texts`` default to the first ``n_texts`` lines of the bundled English train split; that default is
+    computed once per model and hook (shipped for the default model: :mod:`saesteer.steer.residual_stats`).
     """
+    from saesteer.steer import residual_stats
+
+    settings = {"sample": "bundled:en:train", "n_texts": n_texts, "batch_size": batch_size, "max_len": max_len}
+    if texts is None and (known := residual_stats.lookup(model, hook_name, "norm", settings)) is not None:
+        return float(known)
     sample = list(texts) if texts is not None else bundled_texts("en", "train")[:n_texts]
     norms = []
     for resid, keep in iter_residuals(model, [hook_name], sample, batch_size=batch_size, max_len=max_len):
@@ -79,7 +85,10 @@ def typical_residual_norm(
     allnorms = torch.cat(norms)
     if allnorms.numel() == 0:
         raise CorpusError("the norm sample has no tokens besides BOS/padding")
-    return float(allnorms.double().median())
+    value = float(allnorms.double().median())
+    if texts is None:
+        residual_stats.store(model, hook_name, "norm", settings, value)
+    return value
 
 
 def mean_residual(
@@ -104,3 +113,21 @@ def mean_residual(
     if n == 0:
         raise CorpusError("the texts have no tokens besides BOS/padding")
     return {h: s / n for h, s in sums.items()}, n
+
+
+def bundled_mean_residual(
+    model: HookedTransformer, hook_name: str, lang: str, *, n_texts: int = 200, batch_size: int = 32, max_len: int = 64
+) -> torch.Tensor:
+    """The mean residual (float64) of the first ``n_texts`` bundled train sentences of ``lang``: computed
+    once per model and hook (shipped for the default model: :mod:`saesteer.steer.residual_stats`)."""
+    from saesteer.steer import residual_stats
+
+    settings = {"lang": lang, "corpus": "bundled", "split": "train", "n_texts": n_texts, "batch_size": batch_size,
+                "max_len": max_len}
+    known = residual_stats.lookup(model, hook_name, "mean", settings)
+    if known is not None:
+        return torch.tensor(known, dtype=torch.float64)
+    means, _ = mean_residual(model, [hook_name], bundled_texts(lang, "train")[:n_texts], batch_size=batch_size,
+                             max_len=max_len)
+    residual_stats.store(model, hook_name, "mean", settings, [float(x) for x in means[hook_name].tolist()])
+    return means[hook_name]
