@@ -6,7 +6,7 @@ Used for the typical residual norm that fixes the scale of a vector, and for Dif
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -59,6 +59,17 @@ def iter_residuals(
             progress(done, len(seqs))
 
 
+def norm_settings(n_texts: int = 48, batch_size: int = 32, max_len: int = 64) -> dict[str, Any]:
+    """What the default typical norm depends on besides the model and hook (its residual_stats key)."""
+    return {"sample": "bundled:en:train", "n_texts": n_texts, "batch_size": batch_size, "max_len": max_len}
+
+
+def mean_settings(lang: str, n_texts: int = 200, batch_size: int = 32, max_len: int = 64) -> dict[str, Any]:
+    """What a bundled language's mean residual depends on besides the model and hook."""
+    return {"lang": lang, "corpus": "bundled", "split": "train", "n_texts": n_texts, "batch_size": batch_size,
+            "max_len": max_len}
+
+
 def typical_residual_norm(
     model: HookedTransformer,
     hook_name: str,
@@ -75,7 +86,7 @@ def typical_residual_norm(
     """
     from saesteer.steer import residual_stats
 
-    settings = {"sample": "bundled:en:train", "n_texts": n_texts, "batch_size": batch_size, "max_len": max_len}
+    settings = norm_settings(n_texts, batch_size, max_len)
     if texts is None and (known := residual_stats.lookup(model, hook_name, "norm", settings)) is not None:
         return float(known)
     sample = list(texts) if texts is not None else bundled_texts("en", "train")[:n_texts]
@@ -122,8 +133,7 @@ def bundled_mean_residual(
     once per model and hook (shipped for the default model: :mod:`saesteer.steer.residual_stats`)."""
     from saesteer.steer import residual_stats
 
-    settings = {"lang": lang, "corpus": "bundled", "split": "train", "n_texts": n_texts, "batch_size": batch_size,
-                "max_len": max_len}
+    settings = mean_settings(lang, n_texts, batch_size, max_len)
     known = residual_stats.lookup(model, hook_name, "mean", settings)
     if known is not None:
         return torch.tensor(known, dtype=torch.float64)
