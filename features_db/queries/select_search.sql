@@ -14,16 +14,17 @@ WITH cond AS (
     FROM conditions
     WHERE build_id = $build
 ),
-agg AS (
+agg AS {{stream}}(
     -- one row per feature with a row in the build: select_search_agg_rows.sql (GROUP BY over feature_stats)
-    -- or select_search_agg_wide.sql (one scan of the build's search table)
+    -- or select_search_agg_wide.sql (one scan of the build's search table; then agg and universe stream
+    -- into scored, NOT MATERIALIZED, and the number of features with a row is the table's row count)
     {{agg}}
 ),
-universe AS (
+universe AS {{stream}}(
     -- features with no row at all (never active anywhere) are one pseudo-row, weighted by their number
     SELECT * FROM agg
     UNION ALL BY NAME
-    SELECT NULL::INTEGER AS feature, greatest($d_sae - (SELECT count(*) FROM agg), 0) AS w, {{empty}}
+    SELECT NULL::INTEGER AS feature, greatest($d_sae - (SELECT count(*) FROM {{agg_rows}}), 0) AS w, {{empty}}
 ),
 scored AS (
     SELECT feature, w, {{helpers}}{{score}} AS score, {{predicates}}

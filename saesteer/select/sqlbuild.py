@@ -273,9 +273,11 @@ def compile_search(
         if not re.fullmatch(r"search_[0-9a-f]{16}_[0-9a-f]{12}", wide.table):
             raise ValueError(f"not a search table name: {wide.table!r}")
         slots["agg"] = load_query("select_search_agg_wide").replace("{{table}}", wide.table)
+        slots["stream"], slots["agg_rows"] = "NOT MATERIALIZED ", wide.table
         agg_columns = ",\n        ".join(f"{v} AS {a}" for a, v in wide_sql.items())
     else:
         slots["agg"] = load_query("select_search_agg_rows")
+        slots["stream"], slots["agg_rows"] = "", "agg"
         agg_columns = ",\n        ".join(f"{aggregate_sql(a)[0]} AS {a}" for a in aggs)
     slots.update(
         {
