@@ -11,7 +11,8 @@
    :mod:`saesteer.eval.probe`), its held-out accuracy reported;
 5. per vector, a strength sweep (:func:`saesteer.steer.calibrate.sweep`): the probe's share of
    continuations on the target and the continuations' perplexity under the unsteered model, relative to
-   unsteered continuations; the chosen strength is the best share within the fluency budget, the window
+   unsteered continuations, and at most a quarter of them repetitive (:mod:`saesteer.eval.fluency`; loops
+   have a low perplexity); the chosen strength is the best share within the fluency budget, the window
    runs from the weakest fluent strength reaching ``target_share`` to the strongest fluent one;
 6. a report (``report.md``, ``report.json``, ``sweep.csv``), the vectors (native + lm-eval at the
    chosen strength).
@@ -65,6 +66,7 @@ class AutoConfig:
     fluency_budget: float = 3.0  # perplexity <= budget x that of unsteered continuations
     fluency: str = "alone"  # perplexity of the continuation on its own (prompted: given its prompt)
     target_share: float = 0.8  # the window starts at the weakest fluent strength reaching this share
+    search: tuple[float, float] | None = None  # (start, cap): coarse-then-bisect strength search instead of the grid
     batch_size: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -142,10 +144,12 @@ def run_auto(cfg: AutoConfig, *, say: Say | None = None,
     for (target, method), vec in vectors.items():
         note(f"   {target}: {method}")
         res = sweep(backend, vec, prompts, cfg.strengths, probe.metric(model, target), cfg=gcfg,
-                    max_ppl_ratio=cfg.fluency_budget, fluency=cfg.fluency)
+                    max_ppl_ratio=cfg.fluency_budget, fluency=cfg.fluency, search=cfg.search,
+                    target=cfg.target_share)
         for r in (res.baseline, *res.rows):
             rows.append({"target": target, "method": method, "strength": r.strength, "share": r.metric,
-                         "ppl": r.perplexity, "ppl_ratio": r.ppl_ratio, "fluent": r.within_budget,
+                         "ppl": r.perplexity, "ppl_ratio": r.ppl_ratio,
+                         "repetitive": r.repetitive_share, "fluent": r.within_budget,
                          "example": r.examples[0] if r.examples else ""})
     curves = pd.DataFrame(rows)
     summary = summarize(curves, cfg.target_share)

@@ -132,6 +132,7 @@ def test_auto_on_the_tiny_model_writes_report_and_vectors_and_reuses_the_index(t
     assert list(zip(res.summary["target"], res.summary["method"], strict=True)) == [
         ("formal", "sae_features"), ("formal", "diffmean")]
     assert sorted(res.sweep["strength"].unique()) == [0.0, 1.0, 4.0]
+    assert res.sweep["repetitive"].between(0, 1).all()  # the repetition-aware fluency of steer.calibrate
     report = (tmp_path / "out" / "report.md").read_text()
     assert "| formal | sae_features |" in report and "/tmp" not in report and str(tmp_path) not in report
     info = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -150,6 +151,7 @@ def test_auto_on_the_tiny_model_writes_report_and_vectors_and_reuses_the_index(t
         (["--label-column", "kind"], "no label column 'kind'"),
         (["--label-column", "label", "--target", "polite"], "target 'polite' is not a label"),
         (["--label-column", "label", "--min-examples", "500"], "'casual' has 160; 'formal' has 160"),
+        (["--label-column", "label", "--search", "0.2,0.1"], "--search must be START,CAP"),
     ],
 )
 def test_auto_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, args, match):

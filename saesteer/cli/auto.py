@@ -26,6 +26,17 @@ def _floats(text: str) -> tuple[float, ...]:
         raise SaesteerError(f"--strengths must be comma-separated numbers, got {text!r}") from exc
 
 
+def _search(text: str | None) -> tuple[float, float] | None:
+    from saesteer.errors import SaesteerError
+
+    if text is None:
+        return None
+    vals = _floats(text)
+    if len(vals) != 2 or not 0 < vals[0] < vals[1]:
+        raise SaesteerError(f"--search must be START,CAP with 0 < START < CAP, got {text!r}")
+    return vals[0], vals[1]
+
+
 def auto(
     data: Annotated[str, typer.Option(help="A JSONL / CSV / Parquet file, a shipped set (formality) or a Hugging Face dataset name.")],
     label_column: Annotated[str, typer.Option(help="The column holding the labels.")],
@@ -42,6 +53,7 @@ def auto(
     max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per continuation.")] = _D.max_new_tokens,
     fluency_budget: Annotated[float, typer.Option(help="Fluent: perplexity <= this x that of unsteered continuations.")] = _D.fluency_budget,
     n_random: Annotated[int, typer.Option(help="Random-token sequences for the LangFIR filter.")] = _D.n_random,
+    search: Annotated[str | None, typer.Option(help="START,CAP: search the strength (geometric from START until fluency breaks or CAP, then bisection) instead of --strengths.")] = None,
 ) -> None:
     """From a labelled table: index, select, build SAE-feature and DiffMean vectors, calibrate, report."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -54,7 +66,7 @@ def auto(
     cfg = AutoConfig(data=data, label_column=label_column, text_column=text_column, targets=tuple(target or ()),
                      model=model, sae=sae, out=out, min_examples=min_examples, max_docs=max_docs, top_k=top_k,
                      strengths=_floats(strengths), n_prompts=n_prompts, max_new_tokens=max_new_tokens,
-                     fluency_budget=fluency_budget, n_random=n_random)
+                     fluency_budget=fluency_budget, n_random=n_random, search=_search(search))
     # check the table before anything is loaded or written
     load_labelled(cfg.data, cfg.label_column, text_column=cfg.text_column, targets=cfg.targets,
                   min_examples=cfg.min_examples)

@@ -82,20 +82,22 @@ def write_auto_report(
         f"the hook; held-out accuracy {_f(probe.heldout_accuracy, '.3f')} on {probe.n_heldout} texts, train "
         f"{_f(probe.train_accuracy, '.3f')}) assigns to the target label. Fluency: perplexity of the "
         f"continuation ({cfg.fluency}) under the unsteered model, as a ratio to the unsteered continuations; "
-        f"fluent = ratio <= {cfg.fluency_budget:g}. Strength: the best share among the fluent strengths. "
+        f"fluent = ratio <= {cfg.fluency_budget:g} and at most a quarter of the continuations repetitive (outside the "
+        f"unsteered continuations' repetition range, saesteer.eval.fluency). Strength: the best share among the fluent strengths. "
         f"Window: weakest fluent strength with share >= {cfg.target_share:g} – strongest fluent strength.",
         "",
         summary_table(summary, probe.heldout_accuracy),
         "",
         "## Sweep",
         "",
-        "| target | method | strength | share | ppl | ppl ratio | fluent | example |",
-        "|---|---|---|---|---|---|---|---|",
+        "| target | method | strength | share | ppl | ppl ratio | repetitive | fluent | example |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in curves.to_dict("records"):
         ex = str(r["example"]).replace("|", "\\|").replace("\n", " ")[:90]
         md.append(f"| {r['target']} | {r['method']} | {r['strength']:g} | {_f(r['share'])} | {_f(r['ppl'], '.1f')} "
-                  f"| {_f(r['ppl_ratio'])} | {'yes' if r['fluent'] else 'no'} | {ex} |")
+                  f"| {_f(r['ppl_ratio'])} | {_f(r.get('repetitive', math.nan))} | {'yes' if r['fluent'] else 'no'} "
+                  f"| {ex} |")
     if interaction is not None:
         md += ["", "## Two vectors at once", "", interaction_table(interaction)]
     md += ["", "## Vectors", "",
