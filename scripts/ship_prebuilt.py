@@ -1,10 +1,10 @@
 """Write what the package ships so the first run need not compute it (see saesteer.index.prebuilt and
 saesteer.steer.residual_stats):
 
-1. ``saesteer/default_sae/index/``: the Parquet export of the default build of the bundled corpus
+1. ``saesteer/prebuilt/index/``: the Parquet export of the default build of the bundled corpus
    (``saesteer index build --bundled --random uniform`` / ``saesteer quickstart`` on the default model +
    SAE), taken from ``--db``, which must hold that build with every bundled language and random=uniform;
-2. ``saesteer/default_sae/residual_stats.json``: the typical residual norm and the per-language mean
+2. ``saesteer/prebuilt/residual_stats.json``: the typical residual norm and the per-language mean
    residuals at the default SAE's hook, taken from the user cache when a run computed them, else computed.
 
     .venv/bin/python scripts/ship_prebuilt.py --db features_db/index.duckdb

@@ -6,7 +6,7 @@ import json
 
 from saesteer.corpus import Condition, RandomTokens, bundled_conditions
 from saesteer.index.build import BuildConfig, build_index
-from saesteer.index.prebuilt import reusable
+from saesteer.index.prebuilt import SHIPPED_DIR, reusable, shipped_exports
 from saesteer.index.shards import export_build
 from tests.test_index_shards import assert_same_index
 
@@ -61,3 +61,24 @@ def test_reusable_needs_the_same_build_id_and_source_hash(tmp_path, tiny_model, 
     assert reusable([export], c["build_id"], {"language=zh": c["source_hash"]}) == {"language=zh": export}
     assert reusable([export], c["build_id"], {"language=zh": "other"}) == {}
     assert reusable([export], "another-build", {"language=zh": c["source_hash"]}) == {}
+def test_the_shipped_index_is_a_complete_export_of_the_default_build():
+    (export,) = shipped_exports()
+    assert export.parts[-2:] == SHIPPED_DIR
+    man = json.loads((export / "manifest.json").read_text())
+    assert len(man["build_ids"]) == 1
+    conds = {c["condition"] for c in man["conditions"]}
+    assert conds == {f"language={lang}" for lang in ("en", "fr", "de", "es", "it", "pt", "nl", "pl", "ru", "tr", "id", "zh")} | {"random=uniform"}
+    assert all(c["shard"]["count"] == 1 for c in man["conditions"])
+
+
+def test_the_shipped_index_was_built_with_the_shipped_default_sae():
+    """A retrained default SAE changes the build id: the export must be regenerated (scripts/ship_prebuilt.py)."""
+    import pyarrow.parquet as pq
+
+    from saesteer.saes import load_sae
+    from saesteer.saes.loading import sae_source
+
+    (export,) = shipped_exports()
+    (row,) = pq.read_table(export / "builds.parquet").to_pylist()
+    assert row["sae_hash"] == sae_source(load_sae("default")).weights_hash
+    assert row["hook_name"] == "blocks.9.hook_resid_post" and row["model_id"] == "gemma-3-270m"

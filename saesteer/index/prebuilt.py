@@ -9,7 +9,7 @@ only on the model and SAE) comes with it.
 
 The package ships such an export for the default model + default SAE: the bundled corpus (train split,
 12 languages) and the uniform random-token baseline of ``saesteer index build --bundled --random uniform``
-and ``saesteer quickstart``, in ``saesteer/default_sae/index/``. :func:`saesteer.index.build.build_index`
+and ``saesteer quickstart``, in ``saesteer/prebuilt/index/``. :func:`saesteer.index.build.build_index`
 uses it unless told not to (``--rebuild``); with another model, SAE, setting or corpus the build ids or
 source hashes differ and nothing is imported.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from saesteer.paths import package_data
 
 log = logging.getLogger(__name__)
-SHIPPED_DIR = ("default_sae", "index")
+SHIPPED_DIR = ("prebuilt", "index")
 
 
 def shipped_exports() -> list[Path]:

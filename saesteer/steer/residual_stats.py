@@ -3,7 +3,7 @@
 The typical residual norm (the unit of every steering strength) and the per-language mean residuals
 (DiffMean) depend only on the model's weights, the hook, the bundled corpus and the sample settings.
 The package ships them for the default model at the default SAE's hook
-(``saesteer/default_sae/residual_stats.json``); for the default model at other hooks they are kept in
+(``saesteer/prebuilt/residual_stats.json``); for the default model at other hooks they are kept in
 the user cache after their first computation. A value is used only when the model's weights hash
 (the shipped GGUF's sha256), the hook, the statistic, its settings and :data:`STATS_VERSION` all match;
 other models always compute.
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STATS_VERSION = 1  # bump when the computation of a statistic changes
-SHIPPED = ("default_sae", "residual_stats.json")
+SHIPPED = ("prebuilt", "residual_stats.json")
 CACHEABLE_KINDS = ("embedded-gguf",)  # weights identified by a file hash
 
 
