@@ -2,8 +2,8 @@
 
 The typical residual norm (the unit of every steering strength) and the per-language mean residuals
 (DiffMean) depend only on the model's weights, the hook, the bundled corpus and the sample settings.
-The package ships them for the default model at the default SAE's hook
-(``saesteer/prebuilt/residual_stats.json``); for the default model at other hooks they are kept in
+The package ships the norm for the default model at the default SAE's hook
+(``saesteer/prebuilt/residual_stats.json``; ``scripts/ship_prebuilt.py`` can add the means); the rest is kept in
 the user cache after their first computation. A value is used only when the model's weights hash
 (the shipped GGUF's sha256), the hook, the statistic, its settings and :data:`STATS_VERSION` all match;
 other models always compute.
