@@ -59,16 +59,25 @@ def test_search_refines_until_fluency_breaks_and_reports_the_window():
         return Probe(s, 1.0 if s >= 0.07 else 0.0, s <= 0.3)
 
     res = search_strength(evaluate, start=0.02, cap=2.0, refine=2, refine_target=1)
-    assert calls[:5] == pytest.approx([0.02, 0.04, 0.08, 0.16, 0.32])  # coarse, geometric, up to the first break
-    assert calls[5] == pytest.approx(math.sqrt(0.16 * 0.32))  # bisection between last fluent and first broken
-    assert calls[6] == pytest.approx(math.sqrt(calls[5] * 0.32))
-    assert calls[7] == pytest.approx(math.sqrt(0.04 * 0.08))  # below the weakest strength on target (0.08)
-    assert len(calls) == len(set(calls)) == 8
+    # coarse, geometric, until two strengths in a row break (patience 1: one noisy cell does not stop it)
+    assert calls[:6] == pytest.approx([0.02, 0.04, 0.08, 0.16, 0.32, 0.64])
+    assert calls[6] == pytest.approx(math.sqrt(0.16 * 0.32))  # bisection between last fluent and first broken
+    assert calls[7] == pytest.approx(math.sqrt(calls[6] * 0.32))
+    assert calls[8] == pytest.approx(math.sqrt(0.04 * 0.08))  # below the weakest strength on target (0.08)
+    assert len(calls) == len(set(calls)) == 9
     assert res.weakest_on_target is not None and res.weakest_on_target.strength == pytest.approx(0.08)
-    assert res.strongest_fluent is not None and res.strongest_fluent.strength == pytest.approx(calls[6], rel=1e-5)
-    assert res.window == pytest.approx(calls[6] / 0.08, rel=1e-5)
+    assert res.strongest_fluent is not None and res.strongest_fluent.strength == pytest.approx(calls[7], rel=1e-5)
+    assert res.window == pytest.approx(calls[7] / 0.08, rel=1e-5)
     assert res.chosen is not None and res.chosen.strength == pytest.approx(0.08)  # best accuracy, the weaker
     assert not res.chosen_at_edge and not res.capped
+    # an isolated broken strength (noise) does not end the search: it goes on past it
+    noisy = search_strength(lambda s: Probe(s, 1.0 if s >= 0.15 else 0.0, abs(s - 0.04) > 1e-9 and s <= 0.3),
+                            start=0.02, cap=2.0, refine=0, refine_target=0)
+    assert noisy.strengths == pytest.approx([0.02, 0.04, 0.08, 0.16, 0.32, 0.64])
+    assert noisy.weakest_on_target is not None and noisy.weakest_on_target.strength == pytest.approx(0.16)
+    assert noisy.strongest_fluent is not None and noisy.strongest_fluent.strength == pytest.approx(0.16)
+    assert search_strength(lambda s: Probe(s, 0.0, s < 0.03), start=0.02, cap=2.0, refine=0, refine_target=0,
+                           patience=0).strengths == pytest.approx([0.02, 0.04])
     # never broken: stops at the cap, and the chosen point is at the edge of what was tried
     capped = search_strength(lambda s: Probe(s, 1.0 if s >= 1 else 0.0, True), start=0.25, cap=2.0, refine=2)
     assert capped.capped and capped.strengths == pytest.approx([0.25, 0.5, math.sqrt(0.5), 1.0, 2.0], rel=1e-5)

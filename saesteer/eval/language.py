@@ -68,6 +68,7 @@ class LanguageEvalConfig:
     search_factor: float = 2.0
     refine: int = 2  # bisections between the strongest fluent and the first broken strength
     refine_target: int = 1  # bisections below the weakest strength on target
+    patience: int = 1  # broken strengths in a row the coarse search steps past before it stops
     batch_size: int = 12
     seed: int = 0
     random_max_freq: float | None = None  # LangFIR filter threshold; None = the search default
@@ -218,7 +219,7 @@ def evaluate_language_steering(
         else:
             start, cap = search_range(recipe)
             search_strength(evaluate, start=start, cap=cap, factor=cfg.search_factor, refine=cfg.refine,
-                            refine_target=cfg.refine_target, target=cfg.target_accuracy)
+                            refine_target=cfg.refine_target, target=cfg.target_accuracy, patience=cfg.patience)
     samples = pd.concat(list(done.values()), ignore_index=True)
     return result_from_samples(samples, cfg)
 

@@ -234,11 +234,13 @@ def search_strength(
     refine_target: int = 1,
     target: float = 0.8,
     max_down: int = 3,
+    patience: int = 1,
 ) -> StrengthSearch:
     """Search one vector's strength until fluency breaks (see :class:`StrengthSearch`).
 
-    1. coarse, geometric: ``start, start*factor, ...`` while fluent and ``<= cap`` (if ``start`` itself is
-       not fluent, down by ``factor`` up to ``max_down`` times);
+    1. coarse, geometric: ``start, start*factor, ...`` until ``patience + 1`` strengths in a row are not
+       fluent (one noisy cell does not end the search) or the cap is reached (if ``start`` itself is not
+       fluent, first down by ``factor`` up to ``max_down`` times);
     2. ``refine`` bisections (geometric midpoints) between the strongest fluent and the first broken strength;
     3. ``refine_target`` bisections between the weakest fluent strength reaching ``target`` and the strongest
        strength below it.
@@ -263,9 +265,13 @@ def search_strength(
         s /= factor
         p = probe(s)
     capped = False
-    while p.fluent:
+    broken_run = 0
+    while True:
+        broken_run = 0 if p.fluent else broken_run + 1
+        if broken_run > patience:
+            break
         if s * factor > cap * (1 + 1e-9):
-            capped = True
+            capped = p.fluent
             break
         s *= factor
         p = probe(s)
