@@ -37,8 +37,8 @@ def add_evaluation(rep: Report, ev: LanguageEvalResult, *, command: str | None =
         f"{crit.describe()}; perplexity is that of the continuation on its own (after BOS) under the unsteered "
         "model, repetition is measured on its tokens (distinct-token share, repeated 3-gram rate); both ranges "
         "come from the unsteered continuations of the same prompts. Each vector's strength is searched "
-        "(geometric, then bisection between the strongest fluent and the first broken strength, and below the "
-        "weakest strength on target) until fluency breaks; the chosen point is the best accuracy among the "
+        "(geometric until two strengths in a row are not fluent, then bisection between the strongest fluent and "
+        "the first broken strength, and below the weakest strength on target); the chosen point is the best accuracy among the "
         "fluent strengths (accuracy 0 when none is fluent). Window = strongest fluent strength / weakest fluent "
         "strength with accuracy >= the target. chrF (sacrebleu, 0-100): the continuation against the target "
         f"language's sentence i; the unsteered continuation against the English sentence i scores "
@@ -52,7 +52,10 @@ def add_evaluation(rep: Report, ev: LanguageEvalResult, *, command: str | None =
     edge = w[w["at_edge"]]
     rep.text("Edge check: " + ("no chosen point sits at the edge of the strengths tried." if not len(edge) else
              f"{len(edge)} chosen point(s) at the edge of the strengths tried (or not fluent anywhere): "
-             + ", ".join(f"{r.language}/{r.method}" for r in edge.itertuples()) + "."))
+             + ", ".join(f"{r.language}/{r.method}" for r in edge.itertuples())
+             + ". Where every fluent strength has the same accuracy (0: the language never switched while fluent) "
+               "the tie goes to the weakest strength tried, which is the edge; the strengths above it were tried "
+               "and broke (see the curves)."))
     for col, cap, fmt in (("accuracy", "accuracy at the chosen point", ".2f"),
                           ("chrf", "chrF at the chosen point (vs the target sentence)", ".1f"),
                           ("window", "window (strongest fluent / weakest on target; nan: target not reached "
