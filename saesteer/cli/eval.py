@@ -119,6 +119,7 @@ def language(
                 res = evaluate_language_ray(model, sae, db_path, bundled_parallel_prompts(), cfg, ray,
                                             progress=lambda lang, k, n: st.update(k, n, info=f"{lang} done"))
             else:
+                assert m is not None and s is not None
                 res = evaluate_language_steering(m, make_backend(model), s, db_path, bundled_parallel_prompts(), cfg,
                                                  progress=st.messages(), samples_path=out / "samples.csv")
             st.done(f"{len(res.samples):,} continuations")

@@ -89,7 +89,7 @@ def parse_recipe(spec: str) -> Recipe:
             choices = {"w": WEIGHTS, "op": OPS, "pos": POSITIONS}[key]
             if val not in choices:
                 raise SteeringVectorError(f"recipe {spec!r}: {key} must be one of {', '.join(choices)}")
-            r = replace(r, **{key: val})
+            r = replace(r, w=val) if key == "w" else replace(r, op=val) if key == "op" else replace(r, pos=val)
     if r.kind == "diffmean" and r.op == "swap":
         raise SteeringVectorError(f"recipe {spec!r}: swap needs SAE features (diffmean has none)")
     return r
