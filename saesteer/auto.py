@@ -11,7 +11,7 @@
    :mod:`saesteer.eval.probe`), its held-out accuracy reported;
 5. per vector, a strength sweep (:func:`saesteer.steer.calibrate.sweep`): the probe's share of
    continuations on the target and the continuations' perplexity under the unsteered model, relative to
-   unsteered continuations, and at most a quarter of them repetitive (:mod:`saesteer.eval.fluency`; loops
+   unsteered continuations, and at most a quarter of them repetitive (:mod:`saesteer.steer.fluency`; loops
    have a low perplexity); the chosen strength is the best share within the fluency budget, the window
    runs from the weakest fluent strength reaching ``target_share`` to the strongest fluent one;
 6. a report (``report.md``, ``report.json``, ``sweep.csv``), the vectors (native + lm-eval at the

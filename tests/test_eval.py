@@ -10,10 +10,10 @@ import torch
 
 from saesteer.corpus import RandomTokens, bundled_languages, bundled_texts
 from saesteer.eval.ablation import ablation_matrix, diagonal_dominance, mean_token_ce
-from saesteer.eval.fluency import FluencyCriteria
 from saesteer.eval.langid import Py3LangId, accuracy
 from saesteer.eval.language import summarize, windows
 from saesteer.eval.report import Report
+from saesteer.steer.fluency import FluencyCriteria
 
 
 def test_langid_recognises_the_bundled_heldout_split():

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from saesteer.errors import SteeringVectorError
-from saesteer.eval.fluency import FluencyCriteria, distinct_share, repeated_ngram_rate, repetition
 from saesteer.eval.parallel import chrf, cut_prompt, parallel_prompts
 from saesteer.eval.recipes import parse_recipe
 from saesteer.steer.calibrate import Probe, search_strength
+from saesteer.steer.fluency import FluencyCriteria, distinct_share, repeated_ngram_rate, repetition
 
 # unsteered continuations: varied tokens (a 20-token sentence each), perplexities around 10
 UNSTEERED_IDS = [list(range(100 + 20 * i, 120 + 20 * i)) for i in range(4)] + [[5, 6, 7, 5, 8, 9, 10, 11, 12, 13]]

@@ -83,7 +83,7 @@ def write_auto_report(
         f"{_f(probe.train_accuracy, '.3f')}) assigns to the target label. Fluency: perplexity of the "
         f"continuation ({cfg.fluency}) under the unsteered model, as a ratio to the unsteered continuations; "
         f"fluent = ratio <= {cfg.fluency_budget:g} and at most a quarter of the continuations repetitive (outside the "
-        f"unsteered continuations' repetition range, saesteer.eval.fluency). Strength: the best share among the fluent strengths. "
+        f"unsteered continuations' repetition range, saesteer.steer.fluency). Strength: the best share among the fluent strengths. "
         f"Window: weakest fluent strength with share >= {cfg.target_share:g} – strongest fluent strength.",
         "",
         summary_table(summary, probe.heldout_accuracy),

@@ -10,7 +10,7 @@ Per target language and recipe (:mod:`saesteer.eval.recipes`: SAE features, Diff
   the first broken strength, and below the weakest strength that reaches the target accuracy. A fixed
   grid (``strengths=``) replaces the search when given;
 - per cell (language, recipe, strength): **accuracy** (offline language ID of the continuation),
-  **fluency** (:mod:`saesteer.eval.fluency`: perplexity of the continuation on its own under the unsteered
+  **fluency** (:mod:`saesteer.steer.fluency`: perplexity of the continuation on its own under the unsteered
   model AND repetition within the unsteered range, both calibrated on the unsteered continuations of
   the same prompts), **chrF** against the target language's sentence i;
 - per (language, recipe): the **window** (weakest fluent strength reaching the target accuracy, strongest
@@ -39,9 +39,9 @@ if TYPE_CHECKING:
     from sae_lens import SAE
     from transformer_lens import HookedTransformer
 
-    from saesteer.eval.fluency import FluencyCriteria
     from saesteer.eval.parallel import ParallelPrompt
     from saesteer.eval.recipes import RecipeVectors
+    from saesteer.steer.fluency import FluencyCriteria
     from saesteer.steer.generate import Backend, Generation
 
 log = logging.getLogger(__name__)
@@ -140,11 +140,11 @@ def evaluate_language_steering(
     means (the Ray engine runs one language per call on each worker)."""
     import pandas as pd
 
-    from saesteer.eval.fluency import FluencyCriteria, repetition
     from saesteer.eval.parallel import chrf
     from saesteer.eval.recipes import RecipeVectors, parse_recipe, search_range
     from saesteer.steer.baselines import PromptPrefix
     from saesteer.steer.calibrate import Probe, search_strength
+    from saesteer.steer.fluency import FluencyCriteria, repetition
     from saesteer.steer.generate import GenerationConfig
 
     ident = identify or Py3LangId()
@@ -250,7 +250,7 @@ def result_from_samples(samples: pd.DataFrame, cfg: LanguageEvalConfig = Languag
     """Summarise the continuations of a run (also an earlier run's ``samples.csv``: other fluency settings,
     no generation)."""
     from saesteer.errors import CorpusError
-    from saesteer.eval.fluency import FluencyCriteria
+    from saesteer.steer.fluency import FluencyCriteria
 
     need = {"language", "method", "strength", "correct", "ppl", "ids"}
     if not need <= set(samples.columns) or not (samples["method"] == "unsteered").any():

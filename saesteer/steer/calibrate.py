@@ -5,7 +5,7 @@ Fluency is the perplexity of the generated continuation under the *unsteered* mo
 the language or topic, where the prompted score would also charge the switch itself). The budget is a
 maximum perplexity ratio to the unsteered generations (``max_ppl_ratio``) and/or an absolute maximum
 (``max_ppl``), and the continuations must not repeat themselves more than unsteered ones do
-(:mod:`saesteer.eval.fluency`: at most ``max_repetitive_share`` of them outside the unsteered repetition
+(:mod:`saesteer.steer.fluency`: at most ``max_repetitive_share`` of them outside the unsteered repetition
 range; low perplexity alone would call "wird wird wird ..." fluent). The chosen strength is the one with the
 largest absolute value among those within budget (strength 0 excluded).
 
@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from saesteer.errors import SteeringVectorError
+from saesteer.steer.fluency import FluencyCriteria
 from saesteer.steer.generate import Backend, Generation, GenerationConfig
 from saesteer.steer.hooks import SaeArg
 from saesteer.steer.vector import SteeringVector, check_strength
@@ -102,8 +103,6 @@ def sweep(
     ``search=(start, cap)``: instead of ``strengths``, search the strength (:func:`search_strength`: geometric
     from ``start`` until fluency breaks or ``cap``, then bisection); the chosen row is then the best metric
     among the fluent strengths, and ``result.search`` holds the window (``target``: the metric to reach)."""
-    from saesteer.eval.fluency import FluencyCriteria
-
     if not prompts:
         raise SteeringVectorError("the sweep needs at least one prompt")
     if not strengths and search is None:
