@@ -11,23 +11,13 @@ from saesteer.errors import SteeringVectorError, UnknownConditionError
 from saesteer.featureset import FeatureSet
 from saesteer.select.weights import mean_diff_weights, weigh, with_index_weights
 from saesteer.steer.build import from_feature_set
+from saesteer.testing.tiny import tiny_feature_set
 
 HOOK = "blocks.1.hook_resid_pre"
 
 
 def _fs(**kw) -> FeatureSet:
-    base = dict(
-        features=[3, 7, 11],
-        target="language=fr",
-        model_id="tiny-random",
-        sae_id="tiny",
-        hook_name=HOOK,
-        scores={"auc": [0.9, 0.5, -0.2]},
-        build_id="b1",
-        filters=["density<0.1"],
-    )
-    base.update(kw)
-    return FeatureSet(**base)  # type: ignore[arg-type]
+    return tiny_feature_set(**kw)
 
 
 _STATS = (

@@ -14,23 +14,13 @@ from saesteer.steer.baselines import PromptPrefix, diffmean, diffmean_bundled
 from saesteer.steer.build import decoder_direction, feature_weights, from_direction, from_feature_set
 from saesteer.steer.compose import combine
 from saesteer.steer.residuals import bundled_texts, typical_residual_norm
+from saesteer.testing.tiny import tiny_feature_set
 
 HOOK = "blocks.1.hook_resid_pre"
 
 
 def _fs(**kw) -> FeatureSet:
-    base = dict(
-        features=[3, 7, 11],
-        target="language=fr",
-        model_id="tiny-random",
-        sae_id="tiny",
-        hook_name=HOOK,
-        scores={"auc": [0.9, 0.5, -0.2]},
-        build_id="b1",
-        filters=["density<0.1"],
-    )
-    base.update(kw)
-    return FeatureSet(**base)  # type: ignore[arg-type]
+    return tiny_feature_set(**kw)
 
 
 def test_decoder_direction_is_the_weighted_sum_of_rows(tiny_sae):

@@ -6,12 +6,14 @@ so that every path can be exercised in seconds. The tokenizer is byte-level (any
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sae_lens import SAE
     from transformer_lens import HookedTransformer
     from transformers import PreTrainedTokenizerFast
+
+    from saesteer.featureset import FeatureSet
 
 TINY_D_MODEL = 64
 TINY_N_LAYERS = 2
@@ -86,3 +88,21 @@ def make_tiny_sae(
         sae.b_dec.zero_()
     sae.eval()
     return sae
+
+
+def tiny_feature_set(**overrides: Any) -> FeatureSet:
+    """A feature set of three features of the tiny SAE at ``blocks.1.hook_resid_pre`` (override any field)."""
+    from saesteer.featureset import FeatureSet
+
+    fields: dict[str, Any] = dict(
+        features=[3, 7, 11],
+        target="language=fr",
+        model_id="tiny-random",
+        sae_id="tiny",
+        hook_name=TINY_HOOK,
+        scores={"auc": [0.9, 0.5, -0.2]},
+        build_id="b1",
+        filters=["density<0.1"],
+    )
+    fields.update(overrides)
+    return FeatureSet(**fields)
