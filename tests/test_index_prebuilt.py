@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+from test_index_shards import assert_same_index
+
 from saesteer.corpus import Condition, RandomTokens, bundled_conditions
 from saesteer.index.build import BuildConfig, build_index
 from saesteer.index.prebuilt import SHIPPED_DIR, reusable, shipped_exports
 from saesteer.index.shards import export_build
-from tests.test_index_shards import assert_same_index
 
 
 def _conds(n_fr: int = 12):
