@@ -59,7 +59,12 @@ def test_windows_pick_the_best_fluent_point_and_flag_the_edge():
     assert not w.loc["prompting", "at_edge"] and math.isnan(w.loc["prompting", "window"])
     # only the first two strengths tried: the best fluent point is the strongest tried, at the edge
     few = windows(summarize(samples[samples["strength"] <= 0.04], crit)).set_index("method")
-    assert few.loc["m", "at_edge"]
+    assert few.loc["m", "at_edge"] and few.loc["m", "edge"] == "strongest" and w.loc["m", "edge"] == ""
+    from saesteer.eval.summary import edge_check
+
+    assert edge_check(w.reset_index()) == "Edge check: no chosen point sits at the edge of the strengths tried."
+    text = edge_check(few.reset_index())
+    assert text.startswith("Edge check: 1 chosen point(s)") and "fr/m (fluent at the strongest strength tried" in text
 
 
 def test_diagonal_dominance():

@@ -68,7 +68,9 @@ def test_search_refines_until_fluency_breaks_and_reports_the_window():
     assert res.weakest_on_target is not None and res.weakest_on_target.strength == pytest.approx(0.08)
     assert res.strongest_fluent is not None and res.strongest_fluent.strength == pytest.approx(calls[7], rel=1e-5)
     assert res.window == pytest.approx(calls[7] / 0.08, rel=1e-5)
-    assert res.chosen is not None and res.chosen.strength == pytest.approx(0.08)  # best accuracy, the weaker
+    # the window's geometric centre (sqrt(0.08 * 0.269) = 0.147): 0.16 is the closest fluent on-target strength
+    # (was 0.08, the weakest with the best accuracy, before the chosen point became the window's centre)
+    assert res.chosen is not None and res.chosen.strength == pytest.approx(0.16)
     assert not res.chosen_at_edge and not res.capped
     # an isolated broken strength (noise) does not end the search: it goes on past it
     noisy = search_strength(lambda s: Probe(s, 1.0 if s >= 0.15 else 0.0, abs(s - 0.04) > 1e-9 and s <= 0.3),
@@ -90,6 +92,40 @@ def test_search_refines_until_fluency_breaks_and_reports_the_window():
     assert math.isnan(down.window)
     with pytest.raises(SteeringVectorError):
         search_strength(evaluate, start=0.0, cap=1.0)
+
+
+def test_search_steps_down_until_it_brackets_the_windows_lower_edge():
+    calls: list[float] = []
+
+    def evaluate(s: float) -> Probe:  # on target from 0.05, fluent up to 0.4: a true window of 8x
+        calls.append(s)
+        return Probe(s, 1.0 if s >= 0.05 else 0.0, s <= 0.4)
+
+    res = search_strength(evaluate, start=0.25, cap=2.0, refine=2, refine_target=2)
+    assert len(calls) == len(set(calls))  # every strength evaluated once
+    assert calls[:6] == pytest.approx([0.25, 0.5, 1.0, 0.125, 0.0625, 0.03125])  # up until broken, then down
+    assert min(calls) < 0.05 and not evaluate(min(calls)).accuracy  # the lower edge is bracketed
+    lo, hi = res.weakest_on_target, res.strongest_fluent
+    assert lo is not None and hi is not None
+    # each edge is bracketed by a tried strength on its other side; the window is 8x within that precision
+    below = max(s for s in calls if s < 0.05)
+    above = min(s for s in calls if s > 0.4)
+    assert below < 0.05 <= lo.strength and hi.strength <= 0.4 < above
+    assert 8 * (below / lo.strength) * (hi.strength / above) <= res.window <= 8.0
+    assert res.window == pytest.approx(hi.strength / lo.strength) and res.window > 6
+    # the chosen point: the tried on-target fluent strength closest in log-space to the window's centre
+    centre = math.sqrt(lo.strength * hi.strength)
+    on = [s for s in calls if 0.05 <= s <= 0.4]
+    best = min(on, key=lambda s: abs(math.log(s / centre)))
+    assert res.chosen is not None and res.chosen.strength == pytest.approx(best) and not res.chosen_at_edge
+    assert lo.strength < res.chosen.strength < hi.strength
+    # at most max_down_target steps down, then it stops (still on target)
+    short = search_strength(lambda s: Probe(s, 1.0, s <= 0.4), start=0.25, cap=2.0, refine=0, refine_target=0,
+                            max_down_target=2)
+    assert short.strengths == pytest.approx([0.0625, 0.125, 0.25, 0.5, 1.0])
+    # a weakest strength that is on target but not fluent is not stepped below
+    assert search_strength(lambda s: Probe(s, 1.0, s <= 0.1), start=0.25, cap=2.0, refine=0, refine_target=0,
+                           max_down=1).strengths == pytest.approx([0.125, 0.25])
 
 
 def test_recipes_parse_and_name():

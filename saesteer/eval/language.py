@@ -6,16 +6,18 @@ Per target language and recipe (:mod:`saesteer.eval.recipes`: SAE features, Diff
 - **prompts**: the first half of held-out English sentence i of the bundled parallel corpus
   (:mod:`saesteer.eval.parallel`); plain prompt strings work too (then there is no chrF);
 - **strength search** per vector (:func:`saesteer.steer.calibrate.search_strength`): geometric from the
-  recipe's start until fluency breaks (or the cap), refined by bisection between the strongest fluent and
-  the first broken strength, and below the weakest strength that reaches the target accuracy. A fixed
-  grid (``strengths=``) replaces the search when given;
+  recipe's start until fluency breaks (or the cap), down from the weakest strength tried while it already
+  reaches the target accuracy (so the window's lower edge is measured), refined by bisection between the
+  strongest fluent and the first broken strength, and below the weakest strength that reaches the target
+  accuracy. A fixed grid (``strengths=``) replaces the search when given;
 - per cell (language, recipe, strength): **accuracy** (offline language ID of the continuation),
   **fluency** (:mod:`saesteer.steer.fluency`: perplexity of the continuation on its own under the unsteered
   model AND repetition within the unsteered range, both calibrated on the unsteered continuations of
   the same prompts), **chrF** against the target language's sentence i;
 - per (language, recipe): the **window** (weakest fluent strength reaching the target accuracy, strongest
-  fluent strength, their ratio) and the **chosen point** (best accuracy among the fluent strengths,
-  the weaker on a tie), with a check that it is not at the edge of the strengths tried.
+  fluent strength, their ratio) and the **chosen point** (the window's geometric centre: the fluent
+  on-target strength closest in log-space to the centre; without a window, the best accuracy among the
+  fluent strengths, the weaker on a tie), with a check that it is not at the edge of the strengths tried.
 
 Every continuation is appended to ``samples_path`` as soon as its cell is done; a rerun with the same
 settings reads those back instead of generating again (resumable).
@@ -69,6 +71,7 @@ class LanguageEvalConfig:
     refine: int = 2  # bisections between the strongest fluent and the first broken strength
     refine_target: int = 1  # bisections below the weakest strength on target
     patience: int = 1  # broken strengths in a row the coarse search steps past before it stops
+    max_down_target: int = 4  # steps down while the weakest strength tried is already on target
     batch_size: int = 12
     seed: int = 0
     random_max_freq: float | None = None  # LangFIR filter threshold; None = the search default
@@ -219,7 +222,8 @@ def evaluate_language_steering(
         else:
             start, cap = search_range(recipe)
             search_strength(evaluate, start=start, cap=cap, factor=cfg.search_factor, refine=cfg.refine,
-                            refine_target=cfg.refine_target, target=cfg.target_accuracy, patience=cfg.patience)
+                            refine_target=cfg.refine_target, target=cfg.target_accuracy, patience=cfg.patience,
+                            max_down_target=cfg.max_down_target)
     samples = pd.concat(list(done.values()), ignore_index=True)
     return result_from_samples(samples, cfg)
 
@@ -300,9 +304,10 @@ def summarize(samples: pd.DataFrame, criteria: FluencyCriteria) -> pd.DataFrame:
 
 def windows(curves: pd.DataFrame, target: float = 0.8) -> pd.DataFrame:
     """Per (language, method): the strengths tried, the window (weakest fluent strength reaching ``target``,
-    strongest fluent strength, ratio) and the chosen point (best accuracy among the fluent strengths, the
-    weaker on a tie), with ``at_edge``: the chosen point is the weakest or strongest strength tried, or none
-    is fluent (prompting has a single point and no edge)."""
+    strongest fluent strength, ratio) and the chosen point (:attr:`~saesteer.steer.calibrate.StrengthSearch.chosen`:
+    the window's geometric centre; without a window the best accuracy among the fluent strengths, the weaker
+    on a tie), with ``at_edge``: the chosen point is the weakest or strongest strength tried, or none
+    is fluent (prompting has a single point and no edge), and ``edge``: why (a key of :data:`EDGE_REASONS`)."""
     import pandas as pd
 
     from saesteer.steer.calibrate import Probe, StrengthSearch
@@ -324,12 +329,37 @@ def windows(curves: pd.DataFrame, target: float = 0.8) -> pd.DataFrame:
                      "accuracy": float(pick["accuracy"]), "accuracy_se": float(pick["accuracy_se"]),
                      "ppl_median": float(pick["ppl_median"]), "repetitive_share": float(pick["repetitive_share"]),
                      "chrf": float(pick["chrf"]), "chrf_se": float(pick["chrf_se"]),
-                     "at_edge": False if single else res.chosen_at_edge, "n": int(pick["n"])})
+                     "at_edge": False if single else res.chosen_at_edge,
+                     "edge": "" if single else edge_reason(res), "n": int(pick["n"])})
     out = pd.DataFrame(rows)
     if len(out):
         # an unfluent point reports accuracy 0: it does not count as steering at fluency
         out.loc[~out["fluent"], "accuracy"] = 0.0
     return out
+
+
+EDGE_REASONS = {
+    "none fluent": "not fluent at any strength tried",
+    "no window": "the target is never reached fluently and every fluent strength has the same (best) accuracy, "
+                 "so the tie goes to the weakest strength tried; the stronger ones were tried (see the curves)",
+    "weakest": "on target already at the weakest strength tried (the search stepped down its maximum number of "
+               "times), so the window's lower edge is not bracketed",
+    "strongest": "fluent at the strongest strength tried (the search's cap), so the window's upper edge is not "
+                 "bracketed",
+}
+
+
+def edge_reason(res: Any) -> str:
+    """Why a search's chosen point is at the edge of the strengths tried (a key of :data:`EDGE_REASONS`),
+    or ``""`` when it is not."""
+    if not res.chosen_at_edge:
+        return ""
+    c = res.chosen
+    if c is None:
+        return "none fluent"
+    if res.weakest_on_target is None and c.strength == res.probes[0].strength:
+        return "no window"
+    return "weakest" if c.strength == res.probes[0].strength else "strongest"
 
 
 def method_table(win: pd.DataFrame, column: str) -> pd.DataFrame:

@@ -37,9 +37,11 @@ def add_evaluation(rep: Report, ev: LanguageEvalResult, *, command: str | None =
         f"{crit.describe()}; perplexity is that of the continuation on its own (after BOS) under the unsteered "
         "model, repetition is measured on its tokens (distinct-token share, repeated 3-gram rate); both ranges "
         "come from the unsteered continuations of the same prompts. Each vector's strength is searched "
-        "(geometric until two strengths in a row are not fluent, then bisection between the strongest fluent and "
-        "the first broken strength, and below the weakest strength on target); the chosen point is the best accuracy among the "
-        "fluent strengths (accuracy 0 when none is fluent). Window = strongest fluent strength / weakest fluent "
+        "(geometric until two strengths in a row are not fluent, down while the weakest strength tried is already "
+        "on target, then bisection between the strongest fluent and the first broken strength, and below the "
+        "weakest strength on target); the chosen point is the window's geometric centre (the fluent on-target "
+        "strength closest in log-space to sqrt(weakest on target x strongest fluent)) and, where the target is "
+        "not reached fluently, the best accuracy among the fluent strengths (accuracy 0 when none is fluent). Window = strongest fluent strength / weakest fluent "
         "strength with accuracy >= the target. chrF (sacrebleu, 0-100): the continuation against the target "
         f"language's sentence i; the unsteered continuation against the English sentence i scores "
         f"{ev.baseline['chrf_vs_english']:.1f}. Spread: binomial standard error of the accuracy, standard "
@@ -49,13 +51,7 @@ def add_evaluation(rep: Report, ev: LanguageEvalResult, *, command: str | None =
         rep.code(command)
     rep.table(targets_table(w), caption="per method: languages at accuracy >= 0.8 while fluent, windows >= 2x, "
               "mean chrF, chosen points at the edge of the strengths tried", floatfmt=".3g")
-    edge = w[w["at_edge"]]
-    rep.text("Edge check: " + ("no chosen point sits at the edge of the strengths tried." if not len(edge) else
-             f"{len(edge)} chosen point(s) at the edge of the strengths tried (or not fluent anywhere): "
-             + ", ".join(f"{r.language}/{r.method}" for r in edge.itertuples())
-             + ". Where every fluent strength has the same accuracy (0: the language never switched while fluent) "
-               "the tie goes to the weakest strength tried, which is the edge; the strengths above it were tried "
-               "and broke (see the curves)."))
+    rep.text(edge_check(w))
     for col, cap, fmt in (("accuracy", "accuracy at the chosen point", ".2f"),
                           ("chrf", "chrF at the chosen point (vs the target sentence)", ".1f"),
                           ("window", "window (strongest fluent / weakest on target; nan: target not reached "
@@ -79,6 +75,22 @@ def add_evaluation(rep: Report, ev: LanguageEvalResult, *, command: str | None =
     rep.figure(accuracy_vs_strength(ev.curves), "accuracy vs strength per method (thin: languages, bold: mean)")
     rep.figure(fluency_vs_accuracy(ev.curves, ev.baseline_ppl, crit.budget), "fluency vs accuracy")
     rep.table(ev.curves, caption="every (language, method, strength) tried", floatfmt=".3g")
+
+
+def edge_check(w: pd.DataFrame) -> str:
+    """The report's edge check: how many chosen points sit at the edge of the strengths tried, and why."""
+    from saesteer.eval.language import EDGE_REASONS
+
+    edge = w[w["at_edge"]]
+    if not len(edge):
+        return "Edge check: no chosen point sits at the edge of the strengths tried."
+    reasons = edge["edge"] if "edge" in edge else ["" for _ in range(len(edge))]
+    groups: dict[str, list[str]] = {}
+    for r, why in zip(edge.itertuples(), reasons, strict=True):
+        groups.setdefault(str(why), []).append(f"{r.language}/{r.method}")
+    parts = [f"{', '.join(items)} ({EDGE_REASONS.get(why, 'at the edge')})" for why, items in groups.items()]
+    return (f"Edge check: {len(edge)} chosen point(s) at the edge of the strengths tried (or not fluent anywhere): "
+            + "; ".join(parts) + ".")
 
 
 def add_ablation(rep: Report, ablation: pd.DataFrame) -> None:

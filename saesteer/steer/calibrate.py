@@ -10,7 +10,9 @@ range; low perplexity alone would call "wird wird wird ..." fluent). The chosen 
 largest absolute value among those within budget (strength 0 excluded).
 
 :func:`search_strength` replaces a fixed grid: per vector, a geometric search up to where fluency breaks,
-refined by bisection, reporting the vector's working window (weakest strength on target, strongest fluent).
+refined by bisection, and down from the weakest strength tried while that one is already on target,
+reporting the vector's working window (weakest strength on target, strongest fluent) and choosing its
+geometric centre.
 
 The metric is any callable ``(prompts, continuations) -> float``, e.g. :func:`language_accuracy`.
 """
@@ -101,8 +103,10 @@ def sweep(
     """Run the sweep (see the module docstring); the unsteered baseline is measured once.
 
     ``search=(start, cap)``: instead of ``strengths``, search the strength (:func:`search_strength`: geometric
-    from ``start`` until fluency breaks or ``cap``, then bisection); the chosen row is then the best metric
-    among the fluent strengths, and ``result.search`` holds the window (``target``: the metric to reach)."""
+    from ``start`` until fluency breaks or ``cap``, then bisection); the chosen row is then
+    :attr:`StrengthSearch.chosen` (the window's geometric centre when the target is reached fluently, else the
+    best metric among the fluent strengths), and ``result.search`` holds the window (``target``: the metric
+    to reach)."""
     if not prompts:
         raise SteeringVectorError("the sweep needs at least one prompt")
     if not strengths and search is None:
@@ -209,7 +213,16 @@ class StrengthSearch:
 
     @property
     def chosen(self) -> Probe | None:
-        """The best accuracy among the fluent strengths (the weaker one on a tie); None if none is fluent."""
+        """The point to use. With a window (the target reached fluently): its geometric centre, i.e. the
+        fluent on-target strength closest in log-space to ``sqrt(weakest_on_target * strongest_fluent)``
+        (on a tie the better accuracy, then the weaker strength), so a strength a little off either way
+        still works. Without one: the best accuracy among the fluent strengths (the weaker one on a tie).
+        None if none is fluent."""
+        lo, hi = self.weakest_on_target, self.strongest_fluent
+        if lo is not None and hi is not None:
+            centre = (math.log(lo.strength) + math.log(hi.strength)) / 2
+            on = [p for p in self.probes if p.fluent and p.accuracy >= self.target]
+            return min(on, key=lambda p: (round(abs(math.log(p.strength) - centre), 9), -p.accuracy, p.strength))
         ok = [p for p in self.probes if p.fluent]
         return min(ok, key=lambda p: (-p.accuracy, p.strength)) if ok else None
 
@@ -234,14 +247,19 @@ def search_strength(
     target: float = 0.8,
     max_down: int = 3,
     patience: int = 1,
+    max_down_target: int = 4,
 ) -> StrengthSearch:
-    """Search one vector's strength until fluency breaks (see :class:`StrengthSearch`).
+    """Search one vector's strength until fluency breaks, bracketing both edges of its window (see
+    :class:`StrengthSearch`).
 
     1. coarse, geometric: ``start, start*factor, ...`` until ``patience + 1`` strengths in a row are not
        fluent (one noisy cell does not end the search) or the cap is reached (if ``start`` itself is not
        fluent, first down by ``factor`` up to ``max_down`` times);
-    2. ``refine`` bisections (geometric midpoints) between the strongest fluent and the first broken strength;
-    3. ``refine_target`` bisections between the weakest fluent strength reaching ``target`` and the strongest
+    2. the lower edge: while the weakest strength tried is fluent and already reaches ``target``, down by
+       ``factor`` (up to ``max_down_target`` times) until a strength misses the target or is not fluent, so
+       the weakest strength on target is measured, not assumed to be where the search happened to start;
+    3. ``refine`` bisections (geometric midpoints) between the strongest fluent and the first broken strength;
+    4. ``refine_target`` bisections between the weakest fluent strength reaching ``target`` and the strongest
        strength below it.
 
     ``evaluate(strength)`` runs the vector at that strength; each strength is evaluated once.
@@ -278,6 +296,11 @@ def search_strength(
     def ordered() -> list[Probe]:
         return sorted(seen.values(), key=lambda q: q.strength)
 
+    for _ in range(max_down_target):
+        weakest = ordered()[0]
+        if not (weakest.fluent and weakest.accuracy >= target):
+            break
+        probe(weakest.strength / factor)
     for _ in range(refine):
         pts = ordered()
         fluent = [q.strength for q in pts if q.fluent]
