@@ -44,12 +44,23 @@ def language(
     strengths: Annotated[
         str | None, typer.Option(help="A fixed comma-separated strength grid instead of the per-vector search.")
     ] = None,
+    corpus: Annotated[
+        str,
+        typer.Option(help="The shipped parallel corpus: prompts and references from its held-out split, DiffMean "
+                     "means from its train split; --db must be an index built from it (saesteer index build "
+                     "--corpus NAME): bundled | udhr."),
+    ] = _D.corpus,
     n_prompts: Annotated[int, typer.Option(help="Prompts per cell (held-out parallel sentences).")] = _D.n_prompts,
     calibration_prompts: Annotated[
         int, typer.Option(help="Unsteered continuations the fluency ranges are calibrated on (at least --n-prompts).")
     ] = _D.calibration_prompts,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per continuation.")] = _D.max_new_tokens,
     fluency_budget: Annotated[float, typer.Option(help="Max median perplexity, as a multiple of the unsteered one.")] = _D.fluency_budget,
+    fluency_reference: Annotated[
+        str,
+        typer.Option(help="The primary fluency criterion (the search uses it): native (calibrated per target language "
+                     "on its own unsteered continuations) or english (on the English ones). The report shows both."),
+    ] = _D.fluency_reference,
     max_repetitive: Annotated[
         float, typer.Option(help="Max share of continuations outside the unsteered repetition range.")
     ] = _D.max_repetitive_share,
@@ -74,12 +85,17 @@ def language(
 
     import pandas as pd
 
-    from saesteer.corpus import bundled_languages, bundled_texts
-    from saesteer.errors import SteeringVectorError
+    from saesteer.corpus.parallel import corpus_languages, corpus_texts, get_corpus
+    from saesteer.errors import CorpusError, SteeringVectorError
     from saesteer.eval.ablation import ablation_matrix, feature_ablation
-    from saesteer.eval.language import accuracy_table, evaluate_language_steering, result_from_samples
-    from saesteer.eval.parallel import bundled_parallel_prompts
-    from saesteer.eval.recipes import RecipeVectors, parse_recipe
+    from saesteer.eval.language import (
+        accuracy_table,
+        check_samples_corpus,
+        evaluate_language_steering,
+        result_from_samples,
+    )
+    from saesteer.eval.parallel import corpus_parallel_prompts
+    from saesteer.eval.recipes import RecipeVectors, check_index_corpus, parse_recipe
     from saesteer.eval.report import Report
     from saesteer.eval.summary import add_ablation, add_evaluation
     from saesteer.models import load_model
@@ -92,12 +108,24 @@ def language(
         parse_recipe(spec)  # refuse a bad recipe before loading anything
     if n_prompts < 1:
         raise SteeringVectorError("--n-prompts must be at least 1")
+    heldout = len(get_corpus(corpus).texts("en", "heldout"))
+    if n_prompts > heldout:
+        raise CorpusError(f"--n-prompts {n_prompts} exceeds the {heldout} held-out sentences of the {corpus} corpus")
     cfg = LanguageEvalConfig(
         languages=tuple(x.strip() for x in languages.split(",") if x.strip()), recipes=specs,
         strengths=_floats(strengths) if strengths else None, n_prompts=n_prompts, max_new_tokens=max_new_tokens,
         fluency_budget=fluency_budget, max_repetitive_share=max_repetitive, refine=refine, batch_size=n_prompts,
-        recipe_major=recipe_major, calibration_prompts=calibration_prompts,
+        recipe_major=recipe_major, calibration_prompts=calibration_prompts, corpus=corpus,
+        fluency_reference=fluency_reference,
     )
+    prompts = corpus_parallel_prompts(corpus)
+    if (samples is None and any(parse_recipe(r).kind != "prompting" for r in specs)) or ablation_texts > 0:
+        # before anything is loaded or written: features from one corpus, prompts from another would mix them
+        check_index_corpus(db_path, corpus, sorted({*cfg.languages, "en", *corpus_languages(corpus)}))
+    old = None
+    if samples is not None:
+        old = pd.read_csv(samples, keep_default_na=False, na_values=[""])
+        check_samples_corpus(old, prompts, corpus)
     on_ray = check_engine(engine) == "ray" and samples is None
     if on_ray:
         require_ray()
@@ -111,24 +139,25 @@ def language(
                 s = load_sae(sae, model=m)
         with stages.stage("evaluation", info=f"{len(cfg.languages)} languages x {len(cfg.recipes)} recipes") as st:
             if samples is not None:
-                res = result_from_samples(pd.read_csv(samples, keep_default_na=False, na_values=[""]), cfg)
+                assert old is not None
+                res = result_from_samples(old, cfg)
             elif on_ray:
                 from saesteer.eval.ray_eval import evaluate_language_ray
 
                 ray = RaySettings(address=address, workers=workers, cpus_per_worker=cpus_per_worker)
-                res = evaluate_language_ray(model, sae, db_path, bundled_parallel_prompts(), cfg, ray,
+                res = evaluate_language_ray(model, sae, db_path, prompts, cfg, ray,
                                             progress=lambda lang, k, n: st.update(k, n, info=f"{lang} done"))
             else:
                 assert m is not None and s is not None
-                res = evaluate_language_steering(m, make_backend(model), s, db_path, bundled_parallel_prompts(), cfg,
+                res = evaluate_language_steering(m, make_backend(model), s, db_path, prompts, cfg,
                                                  progress=st.messages(), samples_path=out / "samples.csv")
             st.done(f"{len(res.samples):,} continuations")
         ablation = None
         if ablation_texts > 0:
             assert m is not None and s is not None
-            langs = bundled_languages()
+            langs = corpus_languages(corpus)
             with stages.stage("ablation", total=len(langs)) as st:
-                factory = RecipeVectors(m, s, db_path)
+                factory = RecipeVectors(m, s, db_path, corpus=corpus)
                 # LangFIR: each language's random-token-filtered features set to 0 (see saesteer.eval.ablation)
                 vecs = {}
                 for i, lang in enumerate(langs):
@@ -137,7 +166,8 @@ def language(
                     st.update(i + 1, info=f"feature sets: {lang}")
                 st.update(info="matrix")
                 ablation = ablation_matrix(m, vecs,
-                                           {lang: bundled_texts(lang, "heldout")[:ablation_texts] for lang in langs},
+                                           {lang: corpus_texts(corpus, lang, "heldout")[:ablation_texts]
+                                            for lang in langs},
                                            sae=s)
                 st.done(f"{len(langs)} x {len(langs)} matrix")
     if samples is None:
@@ -145,12 +175,13 @@ def language(
     res.curves.to_csv(out / "curves.csv", index=False)
     res.windows.to_csv(out / "windows.csv", index=False)
     rep = Report("saesteer: language steering evaluation")
-    rep.text(f"Model {model}, SAE {sae}, index {portable_path(db_path, out)}."
+    rep.text(f"Model {model}, SAE {sae}, corpus {corpus} ({get_corpus(corpus).description}), "
+             f"index {portable_path(db_path, out)}."
              + (f" Generations reused from {portable_path(samples, out)} (no new generation)."
                 if samples is not None else ""))
     argv = [portable_path(a) if a.startswith("/") else a for a in sys.argv[1:]]
     add_evaluation(rep, res, command="saesteer " + shlex.join(argv),
-                   main=[parse_recipe(r).name for r in cfg.recipes])
+                   main=[parse_recipe(r).name for r in cfg.recipes], corpus=corpus)
     if ablation is not None:
         ablation.to_csv(out / "ablation.csv")
         add_ablation(rep, ablation)

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 DEFAULT_RECIPE = "sae"
 RECIPES = (DEFAULT_RECIPE, "diffmean", "prompting")
+REFERENCES = ("native", "english")  # what a steered cell's fluency is judged against
+BASELINE_METHODS = ("unsteered", "native")  # the unsteered cells fluency is calibrated on
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,9 @@ class LanguageEvalConfig:
     batch_size: int = 12
     seed: int = 0
     random_max_freq: float | None = None  # LangFIR filter threshold; None = the search default
-    diffmean_texts: int = 200  # bundled train sentences per language for the DiffMean means
+    diffmean_texts: int = 200  # train texts per language of the corpus for the DiffMean means
+    corpus: str = "bundled"  # the shipped parallel corpus: prompts/references (held out), DiffMean means (train)
+    fluency_reference: str = "native"  # the primary `fluent`: "native" (per target language) or "english"
     recipe_major: bool = False  # loop recipes outside languages (a cut-short run then has every language of the first recipes)
     prompted_ppl: bool = False  # also score each continuation after its prompt (one more forward pass per cell)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -86,14 +90,22 @@ class LanguageEvalConfig:
         if self.strengths is not None:
             object.__setattr__(self, "strengths",
                                tuple(check_strength(s, what="--strengths value") for s in self.strengths))
+        if self.fluency_reference not in REFERENCES:
+            from saesteer.errors import SteeringVectorError
+
+            raise SteeringVectorError(
+                f"fluency reference must be one of {', '.join(REFERENCES)}, not {self.fluency_reference!r}")
 
 
 class LanguageEvalResult(NamedTuple):
     curves: pd.DataFrame  # one row per (language, recipe, strength)
-    windows: pd.DataFrame  # one row per (language, recipe): window and chosen point
+    windows: pd.DataFrame  # one row per (language, recipe): window and chosen point (primary reference)
     samples: pd.DataFrame  # every continuation
-    criteria: FluencyCriteria  # what fluent meant (calibrated on the unsteered continuations)
+    criteria: FluencyCriteria  # English fluency (calibrated on the unsteered continuations of the English prompts)
     baseline: dict[str, float]  # unsteered: median perplexity, chrF vs the English sentence
+    native: dict[str, FluencyCriteria]  # per target language: calibrated on its own unsteered continuations
+    reference: str  # the primary `fluent` ("native" falls back to English where `native` lacks L)
+    by_reference: dict[str, pd.DataFrame]  # windows under each reference ("native", "english")
 
     @property
     def baseline_ppl(self) -> float:
@@ -143,11 +155,11 @@ def evaluate_language_steering(
     means (the Ray engine runs one language per call on each worker)."""
     import pandas as pd
 
-    from saesteer.eval.parallel import chrf
-    from saesteer.eval.recipes import RecipeVectors, parse_recipe, search_range
+    from saesteer.eval.parallel import ParallelPrompt, chrf, cut_prompt
+    from saesteer.eval.recipes import RecipeVectors, check_index_corpus, parse_recipe, search_range
     from saesteer.steer.baselines import PromptPrefix
     from saesteer.steer.calibrate import Probe, search_strength
-    from saesteer.steer.fluency import FluencyCriteria, repetition
+    from saesteer.steer.fluency import repetition
     from saesteer.steer.generate import GenerationConfig
 
     ident = identify or Py3LangId()
@@ -188,17 +200,36 @@ def evaluate_language_steering(
         done[key] = df
         return df
 
+    if any(r.kind != "prompting" for r in recipes):
+        check_index_corpus(db, cfg.corpus, [*cfg.languages, "en"])
     say(f"unsteered baseline ({len(calib)} prompts: the fluency ranges)")
     base = cell("none", "unsteered", 0.0, lambda: backend.generate([p.prompt for p in calib], gcfg), "en", calib)
-    criteria = FluencyCriteria.calibrate(base["ppl"].tolist(), [_ids(x) for x in base["ids"]],
-                                         budget=cfg.fluency_budget, quantile=cfg.repetition_quantile,
-                                         max_repetitive_share=cfg.max_repetitive_share)
-    say(f"fluent = {criteria.describe()}")
+    english = _calibrate(base, cfg)
+    say(f"fluent (English reference) = {english.describe()}")
+    natives: dict[str, FluencyCriteria | None] = {}
+
+    def criteria_for(lang: str) -> FluencyCriteria:
+        """The primary criteria for target ``lang``: its native baseline (its cell is made on first use, under
+        either reference: the report shows both) or English."""
+        if lang not in natives:
+            native_items = [ParallelPrompt(p.index, cut_prompt(p.references[lang]), p.references)
+                            for p in calib if lang in p.references]
+            if len(native_items) < len(calib):
+                log.warning("no %s sentences in the prompts: %s is judged against English fluency", lang, lang)
+                natives[lang] = None
+            else:
+                say(f"{lang}: unsteered native baseline ({len(native_items)} prompts)")
+                df = cell(lang, "native", 0.0, lambda: backend.generate([p.prompt for p in native_items], gcfg),
+                          lang, native_items)
+                natives[lang] = _calibrate(df, cfg)
+        return (natives[lang] if cfg.fluency_reference == "native" else None) or english
+
     factory = factory or RecipeVectors(model, sae, db, diffmean_texts=cfg.diffmean_texts,
-                                       random_max_freq=cfg.random_max_freq)
+                                       random_max_freq=cfg.random_max_freq, corpus=cfg.corpus)
     order = ([(lang, r) for r in recipes for lang in cfg.languages] if cfg.recipe_major
              else [(lang, r) for lang in cfg.languages for r in recipes])
     for lang, recipe in order:
+        criteria = criteria_for(lang)
         if recipe.kind == "prompting":
             say(f"{lang}: prompting")
             prefixed = PromptPrefix.for_target(f"language={lang}")(texts)
@@ -208,8 +239,8 @@ def evaluate_language_steering(
         vec = factory.vector(recipe, lang)
         clamp_sae = sae if recipe.op == "swap" else None
 
-        def evaluate(s: float, lang: str = lang, recipe: Any = recipe, vec: Any = vec, clamp_sae: Any = clamp_sae
-                     ) -> Probe:
+        def evaluate(s: float, lang: str = lang, recipe: Any = recipe, vec: Any = vec, clamp_sae: Any = clamp_sae,
+                     criteria: FluencyCriteria = criteria) -> Probe:
             say(f"{lang}: {recipe.name} x {s:g}")
             df = cell(lang, recipe.name, s, lambda: backend.generate(texts, gcfg, steer=(vec, s), sae=clamp_sae),
                       lang)
@@ -228,6 +259,15 @@ def evaluate_language_steering(
     return result_from_samples(samples, cfg)
 
 
+def _calibrate(base: pd.DataFrame, cfg: LanguageEvalConfig) -> FluencyCriteria:
+    """Fluency criteria from one unsteered cell's continuations (the config's budget and repetition rule)."""
+    from saesteer.steer.fluency import FluencyCriteria
+
+    return FluencyCriteria.calibrate(base["ppl"].tolist(), [_ids(x) for x in base["ids"]],
+                                     budget=cfg.fluency_budget, quantile=cfg.repetition_quantile,
+                                     max_repetitive_share=cfg.max_repetitive_share)
+
+
 def _ids(x: Any) -> list[int]:
     """Token ids from their ``samples.csv`` form (space-separated; empty or missing: none)."""
     return [int(t) for t in x.split()] if isinstance(x, str) else []
@@ -244,7 +284,7 @@ def _read_samples(path: Path | None, n: int, n_unsteered: int) -> dict[tuple[str
     df["text"] = df["text"].fillna("")
     out = {}
     for (lang, method, s), grp in df.groupby(["language", "method", "strength"], sort=False):
-        if len(grp) == (n_unsteered if method == "unsteered" else n):
+        if len(grp) == (n_unsteered if method in BASELINE_METHODS else n):
             out[(str(lang), str(method), _key(float(s)))] = grp.reset_index(drop=True)
     log.info("resuming: %d cells read from %s", len(out), path)
     return out
@@ -252,9 +292,9 @@ def _read_samples(path: Path | None, n: int, n_unsteered: int) -> dict[tuple[str
 
 def result_from_samples(samples: pd.DataFrame, cfg: LanguageEvalConfig = LanguageEvalConfig()) -> LanguageEvalResult:
     """Summarise the continuations of a run (also an earlier run's ``samples.csv``: other fluency settings,
-    no generation)."""
+    no generation). English fluency is calibrated on the ``unsteered`` cell, each target language's native
+    fluency on its ``native`` cell; an older table without native cells is judged against English (logged)."""
     from saesteer.errors import CorpusError
-    from saesteer.steer.fluency import FluencyCriteria
 
     need = {"language", "method", "strength", "correct", "ppl", "ids"}
     if not need <= set(samples.columns) or not (samples["method"] == "unsteered").any():
@@ -262,14 +302,62 @@ def result_from_samples(samples: pd.DataFrame, cfg: LanguageEvalConfig = Languag
     samples = samples.copy()
     samples["ids"] = samples["ids"].fillna("").astype(str)
     base = samples[samples["method"] == "unsteered"]
-    criteria = FluencyCriteria.calibrate(base["ppl"].tolist(), [_ids(x) for x in base["ids"]],
-                                         budget=cfg.fluency_budget, quantile=cfg.repetition_quantile,
-                                         max_repetitive_share=cfg.max_repetitive_share)
+    criteria = _calibrate(base, cfg)
+    natives = {str(lang): _calibrate(g, cfg)
+               for lang, g in samples[samples["method"] == "native"].groupby("language", sort=False)}
+    steered = samples[~samples["method"].isin(BASELINE_METHODS)]
+    missing = sorted(set(map(str, steered["language"])) - set(natives))
+    reference = cfg.fluency_reference
+    if missing and reference == "native":
+        log.warning("no native baseline for %s (samples from an older run?): judged against English fluency",
+                    ", ".join(missing))
+        if not natives:
+            reference = "english"
     samples["repetitive"] = [criteria.is_repetitive(_ids(x)) for x in samples["ids"]]
-    curves = summarize(samples, criteria)
+    samples["repetitive_native"] = [natives.get(str(lang), criteria).is_repetitive(_ids(x))
+                                    for lang, x in zip(samples["language"], samples["ids"], strict=True)]
+    curves = summarize(samples, criteria, natives, reference)
     baseline = {"ppl_median": criteria.baseline_ppl, "chrf_vs_english": float(base["chrf"].mean()),
                 "distinct_min": criteria.min_distinct, "repeat_max": criteria.max_repeat}
-    return LanguageEvalResult(curves, windows(curves, cfg.target_accuracy), samples, criteria, baseline)
+    target = cfg.target_accuracy
+    by_reference = {"native": windows(curves, target, fluent="fluent_native"),
+                    "english": windows(curves, target, fluent="fluent_en")}
+    return LanguageEvalResult(curves, windows(curves, target), samples, criteria, baseline, natives, reference,
+                              by_reference)
+
+
+def check_samples_corpus(samples: pd.DataFrame, prompts: Sequence[ParallelPrompt], corpus: str) -> None:
+    """Refuse a samples table whose unsteered prompts are not ``prompts`` (the corpus's held-out prompts):
+    re-summarising it under another corpus's name would mislabel the report."""
+    from saesteer.errors import CorpusError
+
+    if "prompt" not in samples.columns:
+        return
+    got = samples.loc[samples["method"] == "unsteered", "prompt"].fillna("").astype(str).tolist()
+    want = [p.prompt for p in prompts[: len(got)]]
+    if got != want:
+        raise CorpusError(f"the samples' prompts are not the held-out prompts of the {corpus} corpus; "
+                          "pass the --corpus they were made with")
+
+
+def native_baselines(res: LanguageEvalResult) -> pd.DataFrame:
+    """Per language, the unsteered baseline each fluency reference is calibrated on: English (its own
+    prompts) and every target language's native cell (the first half of its own sentence i): continuations,
+    median perplexity, the perplexity limit, the repetition range, chrF against the language's sentence i."""
+    import pandas as pd
+
+    rows = []
+    for lang, method, crit in [("en", "unsteered", res.criteria),
+                               *[(lang, "native", c) for lang, c in res.native.items()]]:
+        s = res.samples
+        g = s[s["method"] == method]
+        if method == "native":
+            g = g[g["language"] == lang]
+        rows.append({"language": lang, "baseline": "English prompts" if method == "unsteered" else "native prompts",
+                     "n": len(g), "ppl_median": crit.baseline_ppl, "max_ppl": crit.max_ppl,
+                     "distinct_min": crit.min_distinct, "repeat_max": crit.max_repeat,
+                     "chrf": float(g["chrf"].mean()) if "chrf" in g and len(g) else float("nan")})
+    return pd.DataFrame(rows)
 
 
 def _se(x: Any) -> float:
@@ -278,15 +366,24 @@ def _se(x: Any) -> float:
     return float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")
 
 
-def summarize(samples: pd.DataFrame, criteria: FluencyCriteria) -> pd.DataFrame:
+def summarize(samples: pd.DataFrame, criteria: FluencyCriteria, native: dict[str, FluencyCriteria] | None = None,
+              reference: str = "english") -> pd.DataFrame:
     """Per (language, method, strength): accuracy (mean, binomial standard error), perplexity (median, IQR),
-    repetition (medians, share outside the unsteered range), fluent or not, chrF (mean, standard error)."""
+    repetition (medians, share outside the unsteered range), fluent or not, chrF (mean, standard error).
+
+    ``fluent_en`` / ``repetitive_share_en``: judged by ``criteria`` (English); ``fluent_native`` /
+    ``repetitive_share_native``: by ``native[language]`` (English where it has none); ``fluent`` and the
+    other fluency columns: by the ``reference`` one."""
     import pandas as pd
 
+    native = native or {}
     rows = []
-    for (lang, method, s), g in samples[samples["method"] != "unsteered"].groupby(
+    for (lang, method, s), g in samples[~samples["method"].isin(BASELINE_METHODS)].groupby(
             ["language", "method", "strength"], sort=False):
-        judged = criteria.judge(g["ppl"].tolist(), [_ids(x) for x in g["ids"]])
+        ids = [_ids(x) for x in g["ids"]]
+        en = criteria.judge(g["ppl"].tolist(), ids)
+        nat = native[lang].judge(g["ppl"].tolist(), ids) if lang in native else en
+        judged = nat if reference == "native" else en
         acc, n = float(g["correct"].mean()), len(g)
         p = g["ppl"].to_numpy(dtype=float)
         rows.append({"language": lang, "method": method, "strength": float(s), "n": n, "accuracy": acc,
@@ -297,25 +394,32 @@ def summarize(samples: pd.DataFrame, criteria: FluencyCriteria) -> pd.DataFrame:
                      "distinct_median": judged.distinct_median, "repeat_median": judged.repeat_median,
                      "repetitive_share": judged.repetitive_share, "ppl_ok": judged.ppl_ok,
                      "repetition_ok": judged.repetition_ok, "fluent": judged.fluent,
+                     "fluent_en": en.fluent, "fluent_native": nat.fluent,
+                     "repetitive_share_en": en.repetitive_share, "repetitive_share_native": nat.repetitive_share,
                      "chrf": float(g["chrf"].mean()) if "chrf" in g else float("nan"),
                      "chrf_se": _se(g["chrf"]) if "chrf" in g else float("nan")})
     return pd.DataFrame(rows)
 
 
-def windows(curves: pd.DataFrame, target: float = 0.8) -> pd.DataFrame:
+def windows(curves: pd.DataFrame, target: float = 0.8, *, fluent: str = "fluent") -> pd.DataFrame:
     """Per (language, method): the strengths tried, the window (weakest fluent strength reaching ``target``,
     strongest fluent strength, ratio) and the chosen point (:attr:`~saesteer.steer.calibrate.StrengthSearch.chosen`:
     the window's geometric centre; without a window the best accuracy among the fluent strengths, the weaker
     on a tie), with ``at_edge``: the chosen point is the weakest or strongest strength tried, or none
-    is fluent (prompting has a single point and no edge), and ``edge``: why (a key of :data:`EDGE_REASONS`)."""
+    is fluent (prompting has a single point and no edge), and ``edge``: why (a key of :data:`EDGE_REASONS`).
+    ``fluent``: the column of ``curves`` that says which strengths are fluent (``fluent_en``, ``fluent_native``:
+    the window under that reference, with that reference's ``repetitive_share``)."""
     import pandas as pd
 
     from saesteer.steer.calibrate import Probe, StrengthSearch
 
+    suffix = fluent.removeprefix("fluent")
+    share = f"repetitive_share{suffix}" if f"repetitive_share{suffix}" in curves else "repetitive_share"
     rows = []
     for (lang, method), grp in curves.groupby(["language", "method"], sort=False):
         grp = grp.sort_values("strength")
-        probes = tuple(Probe(float(r.strength), float(r.accuracy), bool(r.fluent)) for r in grp.itertuples())
+        probes = tuple(Probe(float(st), float(acc), bool(ok))
+                       for st, acc, ok in zip(grp["strength"], grp["accuracy"], grp[fluent], strict=True))
         res = StrengthSearch(probes, target, capped=False)
         c = res.chosen
         pick = grp[grp["strength"] == c.strength].iloc[0] if c is not None else grp.iloc[0]
@@ -327,7 +431,7 @@ def windows(curves: pd.DataFrame, target: float = 0.8) -> pd.DataFrame:
                      "fluent_up_to": hi.strength if hi else float("nan"),
                      "window": res.window, "strength": float(pick["strength"]), "fluent": c is not None,
                      "accuracy": float(pick["accuracy"]), "accuracy_se": float(pick["accuracy_se"]),
-                     "ppl_median": float(pick["ppl_median"]), "repetitive_share": float(pick["repetitive_share"]),
+                     "ppl_median": float(pick["ppl_median"]), "repetitive_share": float(pick[share]),
                      "chrf": float(pick["chrf"]), "chrf_se": float(pick["chrf_se"]),
                      "at_edge": False if single else res.chosen_at_edge,
                      "edge": "" if single else edge_reason(res), "n": int(pick["n"])})

@@ -1,7 +1,8 @@
 """Meaning kept: prompts cut from parallel sentences, and chrF of a continuation against a reference.
 
-The bundled corpus is parallel (line i is the same sentence in every language). For held-out sentence i,
-the prompt is the first part of the English sentence; a continuation steered into language L is scored
+The shipped corpora (:mod:`saesteer.corpus.parallel`: ``bundled``, ``udhr``) are parallel (line i is the
+same sentence in every language). For held-out sentence i, the prompt is the first part of the English
+sentence; a continuation steered into language L is scored
 with chrF (sacrebleu) against L's sentence i, and the unsteered continuation against the English
 sentence i. The reference is the whole sentence (where the continuation should pick up in L's word order
 is unknown), so absolute chrF values are low; what matters is the comparison between methods on the same
@@ -15,6 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from saesteer.corpus.parallel import Split
 
 
 @dataclass(frozen=True)
@@ -27,8 +32,12 @@ class ParallelPrompt:
 
 
 def cut_prompt(sentence: str, share: float = 0.5, min_words: int = 3) -> str:
-    """The first ``share`` of the words of ``sentence`` (at least ``min_words``, never all of them)."""
+    """The first ``share`` of the words of ``sentence`` (at least ``min_words``, never all of them). Text
+    written without spaces (Chinese: words averaging over 12 characters) is cut by characters instead."""
     words = sentence.split()
+    if words and len("".join(words)) / len(words) > 12:
+        text = sentence.strip()
+        return text[: max(1, min(round(len(text) * share), len(text) - 1))]
     k = max(min_words, round(len(words) * share))
     return " ".join(words[: max(1, min(k, len(words) - 1))])
 
@@ -52,11 +61,18 @@ def parallel_prompts(
     ]
 
 
-def bundled_parallel_prompts(n: int | None = None, split: str = "heldout") -> list[ParallelPrompt]:
-    """:func:`parallel_prompts` on the bundled corpus (default: the held-out split, 50 sentences)."""
-    from saesteer.corpus import bundled_languages, bundled_texts
+def corpus_parallel_prompts(corpus: str = "bundled", n: int | None = None, split: Split = "heldout"
+                            ) -> list[ParallelPrompt]:
+    """:func:`parallel_prompts` on a shipped parallel corpus (:mod:`saesteer.corpus.parallel`; default: its
+    held-out split: 50 bundled sentences, 21 UDHR paragraphs)."""
+    from saesteer.corpus.parallel import corpus_languages, corpus_texts
 
-    return parallel_prompts({lang: bundled_texts(lang, split) for lang in bundled_languages()}, n=n)  # type: ignore[arg-type]
+    return parallel_prompts({lang: corpus_texts(corpus, lang, split) for lang in corpus_languages(corpus)}, n=n)
+
+
+def bundled_parallel_prompts(n: int | None = None, split: Split = "heldout") -> list[ParallelPrompt]:
+    """:func:`parallel_prompts` on the bundled corpus (default: the held-out split, 50 sentences)."""
+    return corpus_parallel_prompts("bundled", n, split)
 
 
 def chrf(hypothesis: str, reference: str) -> float:

@@ -72,10 +72,10 @@ class EvalActor:
         from saesteer.eval.language import evaluate_language_steering
         from saesteer.eval.recipes import RecipeVectors
 
-        key = (db, cfg.diffmean_texts, cfg.random_max_freq)
+        key = (db, cfg.diffmean_texts, cfg.random_max_freq, cfg.corpus)
         if key not in self.factories:
             self.factories[key] = RecipeVectors(self.model, self.sae, db, diffmean_texts=cfg.diffmean_texts,
-                                                random_max_freq=cfg.random_max_freq)
+                                                random_max_freq=cfg.random_max_freq, corpus=cfg.corpus)
         res = evaluate_language_steering(self.model, self.backend, self.sae, db, prompts,
                                          replace(cfg, languages=(lang,)), factory=self.factories[key])
         return lang, res.samples

@@ -20,6 +20,7 @@ activation for ``swap``; :func:`search_range` gives where the strength search st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,10 +107,10 @@ class RecipeVectors:
     norm (once) and the per-language mean residuals that DiffMean needs (once per language)."""
 
     def __init__(self, model: HookedTransformer, sae: SAE, db: str | Path, *, diffmean_texts: int = 200,
-                 random_max_freq: float | None = None) -> None:
+                 random_max_freq: float | None = None, corpus: str = "bundled") -> None:
         from saesteer.steer.residuals import typical_residual_norm
 
-        self.model, self.sae, self.db = model, sae, db
+        self.model, self.sae, self.db, self.corpus = model, sae, db, corpus
         self.diffmean_texts, self.random_max_freq = diffmean_texts, random_max_freq
         self.hook = str(sae.cfg.metadata.hook_name)
         self.norm = typical_residual_norm(model, self.hook)
@@ -117,22 +118,24 @@ class RecipeVectors:
 
     def _language_means(self) -> dict[str, Any]:
         if not self._means:
-            from saesteer.corpus import bundled_languages
-            from saesteer.steer.residuals import bundled_mean_residual
+            from saesteer.corpus.parallel import corpus_languages
+            from saesteer.steer.residuals import corpus_mean_residual
 
-            for lang in bundled_languages():  # shipped / cached per model and hook (saesteer.steer.residual_stats)
-                self._means[lang] = bundled_mean_residual(self.model, self.hook, lang, n_texts=self.diffmean_texts)
+            for lang in corpus_languages(self.corpus):  # cached per model, hook, corpus (saesteer.steer.residual_stats)
+                self._means[lang] = corpus_mean_residual(self.model, self.hook, lang, corpus=self.corpus,
+                                                         n_texts=self.diffmean_texts)
         return self._means
 
     def diffmean(self, lang: str) -> SteeringVector:
-        """Mean residual of ``lang`` minus the mean over the other bundled languages (each weighs the same)."""
+        """Mean residual of ``lang`` minus the mean over the corpus's other languages (each weighs the same),
+        over the train split of the corpus."""
         from saesteer.steer.build import from_direction
 
         means = self._language_means()
         others = [m for other, m in means.items() if other != lang]
         direction = means[lang] - sum(others) / len(others)
         prov = {"method": "diffmean", "target": f"language={lang}", "others": sorted(o for o in means if o != lang),
-                "corpus": "bundled", "split": "train"}
+                "corpus": self.corpus, "split": "train"}
         return from_direction(direction.float(), self.hook, self.model, typical_norm=self.norm, provenance=prov,
                               name=f"diffmean-{lang}")
 
@@ -184,6 +187,41 @@ class RecipeVectors:
         return from_feature_set(both, self.sae, self.model, weighting="uniform", unit_rows=True, operator="clamp",
                                 clamp_values=values, typical_norm=self.norm, positions=recipe.pos,  # type: ignore[arg-type]
                                 name=name)
+
+
+def check_index_corpus(db: str | Path, corpus: str, languages: Sequence[str]) -> None:
+    """Refuse an index whose (default) build's ``language=<L>`` conditions for ``languages`` were not built
+    from the shipped parallel corpus ``corpus`` (``saesteer index build --corpus NAME``): features selected on
+    one corpus and scored on another would mix two evaluations. For ``bundled`` (the default) an index built
+    from other text is accepted unless it was built from another shipped corpus."""
+    import json
+
+    from saesteer.corpus.parallel import CORPORA, get_corpus
+    from saesteer.errors import CorpusError
+    from saesteer.index.db import IndexDb
+    from saesteer.select.catalog import load_catalog
+
+    get_corpus(corpus)
+    with IndexDb(Path(db), read_only=True) as con:
+        build = load_catalog(con).build.build_id
+        rows = con.query("eval_condition_sources", [build]).fetchall()
+    names: dict[str, str] = {}
+    for cond, src in rows:
+        try:
+            names[str(cond)] = str(json.loads(src).get("name", ""))
+        except (ValueError, AttributeError):
+            names[str(cond)] = ""
+    for lang in languages:
+        name = names.get(f"language={lang}")
+        if name is None:
+            continue  # a missing condition is reported where the features are searched
+        origin = name.split(":", 1)[0] if ":" in name else ""
+        if origin == corpus or (corpus == "bundled" and origin not in CORPORA):
+            continue
+        raise CorpusError(
+            f"the index {db} (build {build}) has language={lang} from {name or 'another source'!r}, not the {corpus} "
+            f"corpus; build one with `saesteer index build --corpus {corpus} --db ...` and pass it with --db"
+        )
 
 
 def replace_features(fs: FeatureSet, features: list[int]) -> FeatureSet:

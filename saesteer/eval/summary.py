@@ -18,30 +18,38 @@ if TYPE_CHECKING:
 
 
 def add_evaluation(rep: Report, ev: LanguageEvalResult, *, command: str | None = None,
-                   main: Sequence[str] | None = None) -> None:
-    """The evaluation: targets per method, per-language tables at the chosen points, the windows, the edge
-    check, the curves and every cell. ``main``: the methods of the per-language tables (default: all); the
-    others (recipe variants measured on a subset of the languages, e.g. by an earlier run into the same
-    samples) are compared on the languages every method was measured on."""
-    from saesteer.eval.language import method_table, targets_table
+                   main: Sequence[str] | None = None, corpus: str = "bundled") -> None:
+    """The evaluation: targets per method (under both fluency references), the unsteered baselines fluency
+    is calibrated on, per-language tables at the chosen points, the windows, the edge check, the curves and
+    every cell. ``main``: the methods of the per-language tables (default: all); the others (recipe variants
+    measured on a subset of the languages, e.g. by an earlier run into the same samples) are compared on the
+    languages every method was measured on. ``corpus``: the shipped parallel corpus the prompts came from."""
+    from saesteer.eval.language import method_table, native_baselines, targets_table
     from saesteer.eval.plots import accuracy_vs_strength, fluency_vs_accuracy
 
     crit, every = ev.criteria, ev.windows
     main = [m for m in (main or list(dict.fromkeys(every["method"]))) if m in set(every["method"])]
     w = every[every["method"].isin(main)]
     n = int(w["n"].max()) if len(w) else 0
+    primary = "native (per target language)" if ev.reference == "native" else "English"
     rep.heading("Language steering at fluency")
     rep.text(
-        f"{n} prompts per cell, greedy decoding: the first half of held-out English sentence i of the bundled "
-        "parallel corpus (a plain prompt list has no chrF). Fluent = "
-        f"{crit.describe()}; perplexity is that of the continuation on its own (after BOS) under the unsteered "
-        "model, repetition is measured on its tokens (distinct-token share, repeated 3-gram rate); both ranges "
-        "come from the unsteered continuations of the same prompts. Each vector's strength is searched "
+        f"{n} prompts per cell, greedy decoding: the first half of held-out English sentence i of the {corpus} "
+        "parallel corpus (a plain prompt list has no chrF). Fluent = median perplexity within the budget and "
+        "few continuations outside the unsteered repetition range; perplexity is that of the continuation on "
+        "its own (after BOS) under the unsteered model, repetition is measured on its tokens (distinct-token "
+        "share, repeated 3-gram rate). Two references: **English** = "
+        f"{crit.describe()}, calibrated on the unsteered continuations of the English prompts; **native** = the "
+        "same rule for each target language L, calibrated on the unsteered continuations of the first half of "
+        "L's own held-out sentence i (same number of prompts and tokens; table below). The primary reference "
+        f"(the strength search, the chosen points and every per-language table) is {primary}. "
+        "Each vector's strength is searched "
         "(geometric until two strengths in a row are not fluent, down while the weakest strength tried is already "
         "on target, then bisection between the strongest fluent and the first broken strength, and below the "
         "weakest strength on target); the chosen point is the window's geometric centre (the fluent on-target "
         "strength closest in log-space to sqrt(weakest on target x strongest fluent)) and, where the target is "
-        "not reached fluently, the best accuracy among the fluent strengths (accuracy 0 when none is fluent). Window = strongest fluent strength / weakest fluent "
+        "not reached fluently, the best accuracy among the fluent strengths (accuracy 0 when none is fluent). "
+        "Window = strongest fluent strength / weakest fluent "
         "strength with accuracy >= the target. chrF (sacrebleu, 0-100): the continuation against the target "
         f"language's sentence i; the unsteered continuation against the English sentence i scores "
         f"{ev.baseline['chrf_vs_english']:.1f}. Spread: binomial standard error of the accuracy, standard "
@@ -49,8 +57,21 @@ def add_evaluation(rep: Report, ev: LanguageEvalResult, *, command: str | None =
     )
     if command:
         rep.code(command)
-    rep.table(targets_table(w), caption="per method: languages at accuracy >= 0.8 while fluent, windows >= 2x, "
-              "mean chrF, chosen points at the edge of the strengths tried", floatfmt=".3g")
+    refs = [ev.reference, *[r for r in ("native", "english") if r != ev.reference]]
+    for ref in refs:
+        name = "native" if ref == "native" else "English"
+        if ref == "native" and not ev.native:
+            rep.text("No native baselines in these samples (an older run): fluency is judged against English only.")
+            continue
+        by_ref = ev.by_reference.get(ref, every)
+        rep.table(targets_table(by_ref[by_ref["method"].isin(main)]),
+                  caption=f"per method, fluent by the {name} reference{' (primary)' if ref == ev.reference else ''}: "
+                  "languages at accuracy >= 0.8 while fluent, windows >= 2x, mean chrF, chosen points at the edge "
+                  "of the strengths tried", floatfmt=".3g")
+    if ev.native:
+        rep.table(native_baselines(ev), caption="the unsteered baselines fluency is calibrated on (en: the English "
+                  "prompts; native: each language's own prompts): median perplexity, its limit, the repetition "
+                  "range, chrF against the language's sentence i", floatfmt=".3g")
     rep.text(edge_check(w))
     for col, cap, fmt in (("accuracy", "accuracy at the chosen point", ".2f"),
                           ("chrf", "chrF at the chosen point (vs the target sentence)", ".1f"),

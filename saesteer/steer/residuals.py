@@ -64,9 +64,11 @@ def norm_settings(n_texts: int = 48, batch_size: int = 32, max_len: int = 64) ->
     return {"sample": "bundled:en:train", "n_texts": n_texts, "batch_size": batch_size, "max_len": max_len}
 
 
-def mean_settings(lang: str, n_texts: int = 200, batch_size: int = 32, max_len: int = 64) -> dict[str, Any]:
-    """What a bundled language's mean residual depends on besides the model and hook."""
-    return {"lang": lang, "corpus": "bundled", "split": "train", "n_texts": n_texts, "batch_size": batch_size,
+def mean_settings(lang: str, n_texts: int = 200, batch_size: int = 32, max_len: int = 64,
+                  corpus: str = "bundled") -> dict[str, Any]:
+    """What a language's mean residual over a shipped corpus's train split depends on besides the model and
+    hook (the shipped prebuilt statistics are for ``corpus="bundled"``)."""
+    return {"lang": lang, "corpus": corpus, "split": "train", "n_texts": n_texts, "batch_size": batch_size,
             "max_len": max_len}
 
 
@@ -126,18 +128,29 @@ def mean_residual(
     return {h: s / n for h, s in sums.items()}, n
 
 
-def bundled_mean_residual(
-    model: HookedTransformer, hook_name: str, lang: str, *, n_texts: int = 200, batch_size: int = 32, max_len: int = 64
+def corpus_mean_residual(
+    model: HookedTransformer, hook_name: str, lang: str, *, corpus: str = "bundled", n_texts: int = 200,
+    batch_size: int = 32, max_len: int = 64,
 ) -> torch.Tensor:
-    """The mean residual (float64) of the first ``n_texts`` bundled train sentences of ``lang``: computed
-    once per model and hook (shipped for the default model: :mod:`saesteer.steer.residual_stats`)."""
+    """The mean residual (float64) of the first ``n_texts`` train texts of ``lang`` in the shipped parallel
+    corpus ``corpus`` (:mod:`saesteer.corpus.parallel`): computed once per model, hook and corpus (shipped for
+    the default model and the bundled corpus: :mod:`saesteer.steer.residual_stats`)."""
+    from saesteer.corpus.parallel import corpus_texts
     from saesteer.steer import residual_stats
 
-    settings = mean_settings(lang, n_texts, batch_size, max_len)
+    settings = mean_settings(lang, n_texts, batch_size, max_len, corpus=corpus)
     known = residual_stats.lookup(model, hook_name, "mean", settings)
     if known is not None:
         return torch.tensor(known, dtype=torch.float64)
-    means, _ = mean_residual(model, [hook_name], bundled_texts(lang, "train")[:n_texts], batch_size=batch_size,
-                             max_len=max_len)
+    means, _ = mean_residual(model, [hook_name], corpus_texts(corpus, lang, "train")[:n_texts],
+                             batch_size=batch_size, max_len=max_len)
     residual_stats.store(model, hook_name, "mean", settings, [float(x) for x in means[hook_name].tolist()])
     return means[hook_name]
+
+
+def bundled_mean_residual(
+    model: HookedTransformer, hook_name: str, lang: str, *, n_texts: int = 200, batch_size: int = 32, max_len: int = 64
+) -> torch.Tensor:
+    """:func:`corpus_mean_residual` on the bundled corpus."""
+    return corpus_mean_residual(model, hook_name, lang, corpus="bundled", n_texts=n_texts, batch_size=batch_size,
+                                max_len=max_len)
