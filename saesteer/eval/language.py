@@ -3,8 +3,10 @@ its strength move before the text breaks, and is the meaning kept?
 
 Per target language and recipe (:mod:`saesteer.eval.recipes`: SAE features, DiffMean, prompting):
 
-- **prompts**: the first half of held-out English sentence i of the bundled parallel corpus
-  (:mod:`saesteer.eval.parallel`); plain prompt strings work too (then there is no chrF);
+- **prompts**: the first half of held-out English sentence i of a shipped parallel corpus (``cfg.corpus``:
+  ``bundled`` or ``udhr``; :func:`saesteer.eval.parallel.corpus_parallel_prompts`), whose train split also
+  gives DiffMean's means and whose index build ``db`` must be; plain prompt strings work too (then there is
+  no chrF and no native fluency);
 - **strength search** per vector (:func:`saesteer.steer.calibrate.search_strength`): geometric from the
   recipe's start until fluency breaks (or the cap), down from the weakest strength tried while it already
   reaches the target accuracy (so the window's lower edge is measured), refined by bisection between the
@@ -12,8 +14,11 @@ Per target language and recipe (:mod:`saesteer.eval.recipes`: SAE features, Diff
   accuracy. A fixed grid (``strengths=``) replaces the search when given;
 - per cell (language, recipe, strength): **accuracy** (offline language ID of the continuation),
   **fluency** (:mod:`saesteer.steer.fluency`: perplexity of the continuation on its own under the unsteered
-  model AND repetition within the unsteered range, both calibrated on the unsteered continuations of
-  the same prompts), **chrF** against the target language's sentence i;
+  model AND repetition within the unsteered range) against two references: ``fluent_en``, calibrated on the
+  unsteered continuations of the English prompts (cell ``none/unsteered``), and ``fluent_native``,
+  calibrated per target language L on the unsteered continuations of the first half of L's own sentence i
+  (cell ``L/native``); ``cfg.fluency_reference`` makes one of them ``fluent`` (the search uses it);
+  **chrF** against the target language's sentence i;
 - per (language, recipe): the **window** (weakest fluent strength reaching the target accuracy, strongest
   fluent strength, their ratio) and the **chosen point** (the window's geometric centre: the fluent
   on-target strength closest in log-space to the centre; without a window, the best accuracy among the
