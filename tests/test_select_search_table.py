@@ -4,6 +4,7 @@ feature_stats, in one scan; it follows the build's conditions."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from saesteer.index.db import IndexDb
@@ -54,7 +55,43 @@ def test_search_table_gives_the_group_by_results(index, name, target, against):
     a, b = wide.run(allow_empty=True), rows.run(allow_empty=True)
     assert a.features == b.features
     np.testing.assert_allclose(a.sql_scores, b.sql_scores, rtol=1e-9, atol=1e-12)
+    if a.rank_by in ("log_odds_z", "log_odds", "freq_diff", "freq_ratio"):  # counts only: the same bits
+        np.testing.assert_array_equal(a.sql_scores, b.sql_scores)
     assert a.dropped == b.dropped and a.n_universe == b.n_universe == N and a.n_kept == b.n_kept
+    # the detail (read from the rows table vs feature_stats) and so every displayed column: identical
+    for field in ("features", "n_active", "n_docs_active", "sum_act", "sum_sq", "max_act", "n_bos_active", "hist"):
+        np.testing.assert_array_equal(getattr(a.detail, field), getattr(b.detail, field), err_msg=field)
+    pd.testing.assert_frame_equal(a.df, b.df)
+
+
+@pytest.mark.parametrize("target", ["fr", "de", "en"])
+def test_default_search_reads_the_stored_score(index, target):
+    """The default search (log_odds_z against the rest) reads the score stored at build time (z{i}) and no
+    per-condition count columns: the same features and the same bits as computing it over feature_stats."""
+    wide = Search(index, target).drop_random().top(30)
+    sql = wide.compile().sql
+    assert "AS stored_score" in sql and " + n" not in sql.split("empty AS")[0]
+    rows = Search(index, target).drop_random().top(30)
+    rows.search_table = False
+    a, b = wide.run(), rows.run()
+    assert a.features == b.features and a.dropped == b.dropped
+    np.testing.assert_array_equal(a.sql_scores, b.sql_scores)
+    np.testing.assert_allclose(a.sql_scores, a.df["log_odds_z"].to_numpy(), rtol=1e-12)  # the numpy formula
+    # another smoothing, or another contrast, is computed per search (not the stored column)
+    assert "stored_score" not in Search(index, target).rank_by("log_odds_z", alpha=1.0).compile().sql
+    assert "stored_score" not in Search(index, target, against=["language=es"]).compile().sql
+
+
+def test_tables_of_an_older_layout_are_stale(index, monkeypatch):
+    """Tables written by another layout version are not read (feature_stats is, until a build rewrites them)."""
+    import saesteer.index.search_table as st
+
+    with IndexDb(index, read_only=True) as con:
+        build = con.execute("SELECT build_id FROM builds").fetchall()[0][0]
+        assert current_search_table(con, build) is not None
+        monkeypatch.setattr(st, "LAYOUT", st.LAYOUT + 1)
+        assert current_search_table(con, build) is None
+    assert "FROM search_" not in Search(index, "fr").drop_random().compile().sql
 
 
 def test_auroc_without_refinement_reads_feature_stats(index):
@@ -74,14 +111,14 @@ def test_search_table_follows_the_conditions(tmp_path, tiny_model, tiny_sae):
     res = build_index(db, tiny_model, tiny_sae, [fr, de], cfg)
     with IndexDb(db, read_only=True) as con:
         first = current_search_table(con, res.build_id)
-    assert first is not None and first[1] == ["language=de", "language=fr"]
+    assert first is not None and first.conditions == ("language=de", "language=fr")
     build_index(db, tiny_model, tiny_sae, [fr, de, zh], cfg)
     with IndexDb(db) as con:
         second = current_search_table(con, res.build_id)
-        assert second is not None and second[0] != first[0] and len(second[1]) == 3
+        assert second is not None and second.name != first.name and len(second.conditions) == 3
         tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, 'search_')").fetchall()
-        assert [t for (t,) in tables] == [second[0]]  # the stale table was dropped
-        assert refresh_search_table(con, res.build_id) == second[0]  # current: nothing rewritten
+        assert sorted(t for (t,) in tables) == [second.name, second.rows]  # the stale tables were dropped
+        assert refresh_search_table(con, res.build_id) == second.name  # current: nothing rewritten
     a = Search(db, "fr").top(10).run(allow_empty=True)
     plain = Search(db, "fr").top(10)
     plain.search_table = False

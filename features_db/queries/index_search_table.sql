@@ -1,15 +1,24 @@
 -- The search table of one build (saesteer.index.search_table): one row per feature that has a
--- feature_stats row in the build, one group of columns per condition i (conditions ordered by name):
+-- feature_stats row in the build, sorted by feature, one group of columns per condition i (conditions
+-- ordered by name):
 --   n{i} n_active, s{i} sum_act, q{i} sum_sq, b{i} n_bos_active (0 where the feature has no row there),
---   p{i} whether the feature has a row in condition i.
+--   p{i} whether the feature has a row in condition i;
+-- and the derived columns every search would otherwise recompute from them (the derived slot):
+--   g{j}_n / nr_n / a_n the sum of n{i} over the non-random conditions of label key j / over every
+--   non-random condition / over every condition, bos_n the sum of b{i}, nr_rows the number of non-random
+--   conditions with a row, nr_min_freq the drop_dense input (saesteer.index.search_table.derived_columns).
 -- A search reads it in one scan without GROUP BY (select_search_agg_wide.sql). Written at build / merge
 -- time. Slots (filled by saesteer.index.search_table): the table slot is a validated name
 -- (search_<hash of the build id>_<hash of the conditions>), the columns slot the per-condition
--- aggregates, with the condition names bound as $c0, $c1, ...
+-- aggregates, with the condition names bound as $c0, $c1, ..., and 1 / n_tokens as $inv0, $inv1, ...
 CREATE OR REPLACE TABLE {{table}} AS
-SELECT s.feature,
-    {{columns}}
-FROM feature_stats s
-WHERE s.build_id = $build
-GROUP BY s.feature
-ORDER BY s.feature
+SELECT *,
+    {{derived}}
+FROM (
+    SELECT s.feature,
+        {{columns}}
+    FROM feature_stats s
+    WHERE s.build_id = $build
+    GROUP BY s.feature
+)
+ORDER BY feature

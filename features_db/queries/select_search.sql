@@ -16,28 +16,29 @@ WITH cond AS (
 ),
 agg AS {{stream}}(
     -- one row per feature with a row in the build: select_search_agg_rows.sql (GROUP BY over feature_stats)
-    -- or select_search_agg_wide.sql (one scan of the build's search table; then agg and universe stream
-    -- into scored, NOT MATERIALIZED, and the number of features with a row is the table's row count)
+    -- or select_search_agg_wide.sql (one scan of the build's search table; then agg streams into scored,
+    -- NOT MATERIALIZED, and the number of features with a row is the table's row count)
     {{agg}}
 ),
-universe AS {{stream}}(
-    -- features with no row at all (never active anywhere) are one pseudo-row, weighted by their number
-    SELECT * FROM agg
-    UNION ALL BY NAME
-    SELECT NULL::INTEGER AS feature, greatest($d_sae - (SELECT count(*) FROM {{agg_rows}}), 0) AS w, {{empty}}
+empty AS (
+    -- the features with no row at all (never active anywhere): one pseudo-row of empty aggregates,
+    -- weighted by their number w, counted apart (the real rows are counted with count(*))
+    SELECT greatest($d_sae - (SELECT count(*) FROM {{agg_rows}}), 0) AS w, {{predicates}}
+    FROM (SELECT NULL::INTEGER AS feature, {{empty}})
 ),
 scored AS (
-    SELECT feature, w, {{helpers}}{{score}} AS score, {{predicates}}
-    FROM universe
+    SELECT feature, {{helpers}}{{score}} AS score, {{predicates}}
+    FROM agg
 ),
 counts AS (
-    SELECT {{counts}} FROM scored
+    SELECT {{counts}}
+    FROM (SELECT {{row_counts}} FROM scored) r, empty e
 ),
 top AS (
     SELECT feature, score, row_number() OVER (ORDER BY score {{order}} NULLS LAST, feature) AS rank
     FROM (
         SELECT feature, score FROM scored
-        WHERE feature IS NOT NULL AND {{keep}}
+        WHERE {{keep}}
         ORDER BY score {{order}} NULLS LAST, feature
         LIMIT $top_k
     )

@@ -2,6 +2,6 @@
 -- (saesteer.index.search_table): one scan, no GROUP BY. The aggregates slot holds sums / maxima over
 -- that table's per-condition columns (saesteer.select.sqlbuild.wide_aggregate_sql), the table slot its
 -- validated name.
-SELECT feature, 1 AS w,
+SELECT feature,
         {{aggregates}}
     FROM {{table}}

@@ -1,14 +1,24 @@
-"""The search table of a build: what a feature search reads, in the shape it reads it.
+"""The search tables of a build: what a feature search reads, in the shape it reads it.
 
-``feature_stats`` holds one row per (feature, condition); a search needs, per feature, sums and maxima
-over the conditions, i.e. a GROUP BY over millions of rows at 1M features. The search table holds one
-row per feature with one group of columns per condition (``n{i}``, ``s{i}``, ``q{i}``, ``b{i}``,
-``p{i}``: see ``features_db/queries/index_search_table.sql``), written once at build / merge time, so a
-search is one scan (``select_search_agg_wide.sql``) with the same results.
+``feature_stats`` holds one row per (feature, condition), written condition by condition; a search needs,
+per feature, sums and maxima over the conditions, i.e. a GROUP BY over millions of rows at 1M features,
+and then every row of the few features it returns, scattered over the whole table. Written once at
+build / merge time, two tables make both cheap with the same results:
 
-Its name, ``search_<hash of the build id>_<hash of the conditions>``, carries a hash of the build's conditions (names, source hashes, completion times): a build that
-gained a condition since has no current table, and searches read ``feature_stats`` as before until the
-next build / merge writes one. Stale tables of the build are dropped when a new one is written.
+- the *search table* ``search_<b>_<k>``: one row per feature (that has a row in the build), sorted by
+  feature, one group of columns per condition (``n{i}``, ``s{i}``, ``q{i}``, ``b{i}``, ``p{i}``; see
+  ``features_db/queries/index_search_table.sql``) plus what every search would otherwise recompute from
+  them (:data:`DERIVED`: the active-token count summed over each label's non-random conditions, over all
+  non-random ones and over every condition, the BOS count, the dense-filter inputs). A search is one scan
+  of a few of its columns (``select_search_agg_wide.sql``);
+- its *rows table* ``search_<b>_<k>_rows``: the build's ``feature_stats`` rows clustered by feature
+  (``index_search_rows.sql``), so the detail of the returned features (``select_detail_rows.sql``) reads a
+  few row groups instead of the whole of ``feature_stats``.
+
+Their name carries a hash of the build id and of the build's conditions (names, source hashes, completion
+times, token counts) and of :data:`LAYOUT`: a build that gained a condition since (or tables written by
+an older saesteer) has no current tables, and searches read ``feature_stats`` as before until the next
+build / merge writes them. Stale tables of the build are dropped when new ones are written.
 """
 
 from __future__ import annotations
@@ -17,11 +27,13 @@ import hashlib
 import json
 import logging
 import re
+from dataclasses import dataclass
 
 from saesteer.index.db import IndexDb, load_query
 
 log = logging.getLogger(__name__)
-_NAME = re.compile(r"search_[0-9a-f]{16}_[0-9a-f]{12}")
+LAYOUT = 2  # bump when the tables' columns change: older tables become stale (rewritten by the next build)
+_NAME = re.compile(r"search_[0-9a-f]{16}_[0-9a-f]{12}(_rows)?")
 _ROW = "FILTER (WHERE s.condition = $c{i})"  # the condition's row (at most one per feature)
 COLUMNS = (  # name, value (0 / FALSE where the feature has no row in the condition)
     ("n{i}", f"coalesce(sum(s.n_active) {_ROW}, 0)::BIGINT"),
@@ -30,6 +42,64 @@ COLUMNS = (  # name, value (0 / FALSE where the feature has no row in the condit
     ("b{i}", f"coalesce(sum(s.n_bos_active) {_ROW}, 0)::BIGINT"),
     ("p{i}", f"count(*) {_ROW} > 0"),
 )
+DERIVED = ("g{j}_n", "nr_n", "a_n", "bos_n", "nr_rows", "nr_min_freq", "z{i}")  # see derived_columns
+STORED_ALPHA = 0.5  # the z{i} columns hold the default ranking, log_odds_z with this smoothing
+
+
+def log_odds_z_sql(t_n: str, c_n: str, tok_t: str, tok_c: str, alpha: str) -> str:
+    """The SQL of the smoothed log-odds over its standard error (the default ranking,
+    :class:`saesteer.select.ranking.LogOddsZ`), over these operands: the one text the search compiles and the
+    search table's stored ``z{i}`` columns are computed with, so both give the same bits."""
+    a = alpha
+    lo = f"(ln(({t_n} + {a}) / ({tok_t} - {t_n} + {a})) - ln(({c_n} + {a}) / ({tok_c} - {c_n} + {a})))"
+    var = (f"(1.0 / ({t_n} + {a}) + 1.0 / ({tok_t} - {t_n} + {a}) + 1.0 / ({c_n} + {a}) + "
+           f"1.0 / ({tok_c} - {c_n} + {a}))")
+    return f"{lo} / sqrt({var})"
+
+
+@dataclass(frozen=True)
+class SearchTable:
+    """A build's current search tables and the conditions of their columns (column group ``i`` is
+    ``conditions[i]``, ordered by name), with what the derived columns sum over."""
+
+    name: str
+    conditions: tuple[str, ...]
+    n_tokens: tuple[int, ...]
+    is_random: tuple[bool, ...]
+    label_keys: tuple[str, ...]
+
+    @property
+    def rows(self) -> str:
+        """The rows table (``feature_stats`` of the build clustered by feature)."""
+        return self.name + "_rows"
+
+    @property
+    def nonrandom(self) -> tuple[int, ...]:
+        return tuple(i for i, r in enumerate(self.is_random) if not r)
+
+    def count_sums(self) -> dict[frozenset[int], str]:
+        """``{condition indices: column}``: the stored sums of ``n{i}`` (exact integers, so a search's sum over
+        a set, or that sum minus the target's count, reads one column instead of one per condition)."""
+        out: dict[frozenset[int], str] = {}
+        keys = sorted({self.label_keys[i] for i in self.nonrandom})
+        for j, key in enumerate(keys):
+            out.setdefault(frozenset(i for i in self.nonrandom if self.label_keys[i] == key), f"g{j}_n")
+        out.setdefault(frozenset(self.nonrandom), "nr_n")
+        out.setdefault(frozenset(range(len(self.conditions))), "a_n")
+        return {k: v for k, v in out.items() if k}
+
+    def rest(self, i: int) -> tuple[int, ...]:
+        """The conditions ``against="rest"`` contrasts condition ``i`` with: the other non-random ones of its label."""
+        return tuple(j for j in self.nonrandom if j != i and self.label_keys[j] == self.label_keys[i])
+
+    def stored_scores(self) -> dict[int, str]:
+        """``{i: column}``: the conditions whose default score against the rest of their label is stored
+        (``z{i}``: log_odds_z with alpha :data:`STORED_ALPHA`), i.e. every non-random one with a rest."""
+        return {i: f"z{i}" for i in self.nonrandom if self.rest(i)}
+
+    def inv_n(self, i: int) -> float:
+        """``1 / n_tokens`` of condition ``i`` (the bound value every frequency is computed with)."""
+        return 1.0 / max(self.n_tokens[i], 1)
 
 
 def _prefix(build_id: str) -> str:
@@ -37,47 +107,89 @@ def _prefix(build_id: str) -> str:
     return f"search_{hashlib.sha256(build_id.encode()).hexdigest()[:16]}_"
 
 
-def search_table_state(db: IndexDb, build_id: str) -> tuple[str, list[str]]:
-    """The name the build's current search table has (or would have) and its condition order."""
+def search_table_state(db: IndexDb, build_id: str) -> SearchTable:
+    """The build's current search table (present or not) as its conditions define it."""
     rows = db.query("index_search_table_key", {"build": build_id}).fetchall()
-    key = hashlib.sha256(json.dumps([list(r) for r in rows]).encode()).hexdigest()[:12]
-    return _prefix(build_id) + key, [str(r[0]) for r in rows]
+    key = hashlib.sha256(json.dumps([LAYOUT, *[list(r) for r in rows]]).encode()).hexdigest()[:12]
+    return SearchTable(
+        _prefix(build_id) + key,
+        tuple(str(r[0]) for r in rows),
+        tuple(int(r[3]) for r in rows),
+        tuple(bool(r[4]) for r in rows),
+        tuple(str(r[5]) for r in rows),
+    )
+
+
+def _present(db: IndexDb, build_id: str) -> list[str]:
+    return [str(r[0]) for r in db.query("index_search_tables", {"prefix": _prefix(build_id)}).fetchall()]
 
 
 def drop_search_tables(db: IndexDb, build_id: str) -> list[str]:
     """Drop every search table of the build (``saesteer index rm``); returns their names."""
-    have = [str(r[0]) for r in db.query("index_search_tables", {"prefix": _prefix(build_id)}).fetchall()]
+    have = _present(db, build_id)
     for name in have:
         if _NAME.fullmatch(name):
             db.execute(f"DROP TABLE {name}")
     return have
 
 
-def current_search_table(db: IndexDb, build_id: str) -> tuple[str, list[str]] | None:
-    """``(table, conditions in column order)`` when the build has a current search table, else None."""
-    name, conds = search_table_state(db, build_id)
-    have = {str(r[0]) for r in db.query("index_search_tables", {"prefix": _prefix(build_id)}).fetchall()}
-    return (name, conds) if name in have else None
+def current_search_table(db: IndexDb, build_id: str) -> SearchTable | None:
+    """The build's search tables when they are current, else None."""
+    table = search_table_state(db, build_id)
+    have = set(_present(db, build_id))
+    return table if table.name in have and table.rows in have else None
+
+
+def derived_columns(table: SearchTable) -> tuple[str, dict[str, float]]:
+    """The SQL of the derived columns (:data:`DERIVED`) over the per-condition columns, and its parameters.
+
+    Each is the very expression :func:`saesteer.select.sqlbuild.wide_aggregate_sql` would evaluate per
+    search (same operands, same bound ``1 / n_tokens``), so reading it gives the same bits."""
+    every = range(len(table.conditions))
+    nr = set(table.nonrandom)
+    params = {f"inv{i}": table.inv_n(i) for i in every}
+    cols = [f"({' + '.join(f'n{i}' for i in sorted(idx))})::BIGINT AS {name}"
+            for idx, name in table.count_sums().items()]
+    cols.append(f"({' + '.join(f'b{i}' for i in every)})::BIGINT AS bos_n")
+    cols.append(f"({' + '.join(f'p{i}::INTEGER' for i in sorted(nr)) or '0'})::INTEGER AS nr_rows")
+    least = ", ".join(f"CASE WHEN p{i} THEN n{i} * $inv{i}{'' if i in nr else ' + 2.0'} END" for i in every)
+    cols.append(f"least({least})::DOUBLE AS nr_min_freq")
+    sums = table.count_sums()
+    for i, col in table.stored_scores().items():
+        params["zalpha"] = STORED_ALPHA
+        rest = table.rest(i)
+        params[f"ztt{i}"] = float(table.n_tokens[i])
+        params[f"ztc{i}"] = float(max(sum(table.n_tokens[j] for j in rest), 1))
+        c_n = f"({sums[frozenset((*rest, i))]} - n{i})::DOUBLE"
+        cols.append(f"{log_odds_z_sql(f'n{i}::DOUBLE', c_n, f'$ztt{i}', f'$ztc{i}', '$zalpha')} AS {col}")
+    return ",\n    ".join(cols), params
+
 
 
 def refresh_search_table(db: IndexDb, build_id: str) -> str | None:
-    """Write the build's search table unless it is current; drop its stale ones. Returns its name
-    (None for a build without conditions). Runs in one transaction."""
-    name, conds = search_table_state(db, build_id)
-    if not conds:
+    """Write the build's search tables unless they are current; drop its stale ones. Returns the search
+    table's name (None for a build without conditions). Runs in one transaction."""
+    table = search_table_state(db, build_id)
+    if not table.conditions:
         return None
-    assert _NAME.fullmatch(name)
+    assert _NAME.fullmatch(table.name)
     with db.transaction():
-        have = [str(r[0]) for r in db.query("index_search_tables", {"prefix": _prefix(build_id)}).fetchall()]
+        have = _present(db, build_id)
         for old in have:
-            if old != name and _NAME.fullmatch(old):
+            if old not in (table.name, table.rows) and _NAME.fullmatch(old):
                 db.execute(f"DROP TABLE {old}")
-        if name in have:
-            return name
-        cols = ",\n    ".join(
-            f"{expr.format(i=i)} AS {col.format(i=i)}" for i in range(len(conds)) for col, expr in COLUMNS
+        if table.name in have and table.rows in have:
+            return table.name
+        conds = {f"c{i}": c for i, c in enumerate(table.conditions)}
+        cols = ",\n        ".join(
+            f"{expr.format(i=i)} AS {col.format(i=i)}" for i in range(len(table.conditions)) for col, expr in COLUMNS
         )
-        sql = load_query("index_search_table").replace("{{table}}", name).replace("{{columns}}", cols)
-        db.execute(sql, {"build": build_id, **{f"c{i}": c for i, c in enumerate(conds)}})
-    log.info("wrote the search table %s (%d conditions)", name, len(conds))
-    return name
+        db.quiet()
+        derived, inv = derived_columns(table)
+        sql = (load_query("index_search_table").replace("{{table}}", table.name)
+               .replace("{{columns}}", cols).replace("{{derived}}", derived))
+        db.execute(sql, {"build": build_id, **conds, **inv})
+        sql = load_query("index_search_rows").replace("{{table}}", table.rows)
+        db.execute(sql, {"build": build_id, "conditions": list(table.conditions)})
+    log.info("wrote the search tables %s (%d conditions)", table.name, len(table.conditions))
+    return table.name

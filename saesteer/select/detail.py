@@ -6,12 +6,14 @@ small query (``select_detail.sql``) to show the frequency per condition and ever
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from saesteer.index.db import IndexDb, load_query
+from saesteer.index.search_table import SearchTable
 
 
 @dataclass
@@ -73,8 +75,11 @@ def fetch_detail(
     n_tokens: Sequence[int],
     n_bos: Sequence[int],
     n_bins: int,
+    rows: SearchTable | None = None,
 ) -> DetailStats:
-    """Read every ``feature_stats`` row of ``features`` in ``build_id`` into a :class:`DetailStats`."""
+    """Read every ``feature_stats`` row of ``features`` in ``build_id`` into a :class:`DetailStats`: from the
+    build's rows table (clustered by feature: a few row groups) when ``rows`` is its current search table,
+    else from ``feature_stats``. The same values either way."""
     feats = np.asarray(list(features), dtype=np.int64)
     f_idx = {int(f): i for i, f in enumerate(feats)}
     c_idx = {c: i for i, c in enumerate(conditions)}
@@ -85,11 +90,16 @@ def fetch_detail(
     }
     hist = np.zeros((*shape, n_bins))
     if len(feats):
-        tbl = db.fetch_arrow(
-            load_query("select_detail"), {"build": build_id, "features": [int(f) for f in feats]}
-        )
-        cond_col = tbl.column("condition").to_pylist()
-        j = np.array([c_idx.get(c, -1) for c in cond_col], dtype=np.int64)
+        params = {"features": [int(f) for f in feats]}
+        if rows is not None:
+            if not re.fullmatch(r"search_[0-9a-f]{16}_[0-9a-f]{12}_rows", rows.rows):
+                raise ValueError(f"not a rows table name: {rows.rows!r}")
+            tbl = db.fetch_arrow(load_query("select_detail_rows").replace("{{table}}", rows.rows), params)
+            to_here = np.array([c_idx.get(c, -1) for c in rows.conditions], dtype=np.int64)
+            j = to_here[tbl.column("ci").to_numpy(zero_copy_only=False).astype(np.int64)]
+        else:
+            tbl = db.fetch_arrow(load_query("select_detail"), {"build": build_id, **params})
+            j = np.array([c_idx.get(c, -1) for c in tbl.column("condition").to_pylist()], dtype=np.int64)
         i = np.array([f_idx[int(f)] for f in tbl.column("feature").to_pylist()], dtype=np.int64)
         ok = j >= 0
         for k, arr in arrays.items():

@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 
 from saesteer.errors import SaesteerError
+from saesteer.index.search_table import log_odds_z_sql
 from saesteer.select import scores as S
 from saesteer.select.detail import DetailStats
 from saesteer.select.sqlbuild import SqlContext
@@ -104,10 +105,7 @@ class LogOddsZ(Score):
     _needs: ClassVar[tuple[str, ...]] = ("t_n", "c_n")
 
     def sql(self, ctx: SqlContext) -> str:
-        a = ctx.bind(float(self.alpha), "alpha")
-        lo = f"(ln((t_n + {a}) / ($tok_t - t_n + {a})) - ln((c_n + {a}) / ($tok_c - c_n + {a})))"
-        var = f"(1.0 / (t_n + {a}) + 1.0 / ($tok_t - t_n + {a}) + 1.0 / (c_n + {a}) + 1.0 / ($tok_c - c_n + {a}))"
-        return f"{lo} / sqrt({var})"
+        return log_odds_z_sql("t_n", "c_n", "$tok_t", "$tok_c", ctx.bind(float(self.alpha), "alpha"))
 
     def numpy(self, d: DetailStats) -> np.ndarray:
         return S.log_odds_z(d.t("n_active"), d.t_tokens, d.pooled("n_active"), d.tokens(), self.alpha)

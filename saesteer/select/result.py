@@ -45,6 +45,7 @@ class SearchResult:
     domain_warning: str | None = None  # target and contrast differ in domain signals (saesteer.select.domain)
     dropped_random: int = 0  # features removed by the random-token (LangFIR) filter steps
     db: IndexRef | None = None  # the index the result was read from (for index-derived weights)
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage of the search
 
     @property
     def features(self) -> list[int]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import numpy as np
 
 from saesteer.errors import CorpusError, EmptyResultError, SaesteerError
 from saesteer.index.db import IndexDb, load_query
-from saesteer.index.search_table import current_search_table
+from saesteer.index.search_table import SearchTable, current_search_table
 from saesteer.select.catalog import Catalog, load_catalog
 from saesteer.select.detail import DetailStats, fetch_detail
 from saesteer.select.domain import domain_warning
@@ -178,7 +179,9 @@ class Search:
         with IndexDb(self.db, read_only=True) as db:
             yield db
 
-    def _plan(self, cat: Catalog, db: IndexDb) -> tuple[str, list[str], list[str], CompiledSearch]:
+    def _plan(
+        self, cat: Catalog, db: IndexDb
+    ) -> tuple[str, list[str], list[str], CompiledSearch, SearchTable | None]:
         target = cat.resolve(self.target)
         contrast = cat.contrast(target, self.against)
         needs_random = any(isinstance(f, DropRandom) for f in self.filters)
@@ -207,10 +210,10 @@ class Search:
         limit = max(self.k, self.output.pool) if self.output else self.k
         wide = None
         table = current_search_table(db, cat.build.build_id) if self.search_table else None
-        if table is not None and set(table[1]) == set(info):
-            wide = WideLayout.of(table[0], table[1], target, contrast, random,
-                                 [c.name for c in info.values() if not c.is_random],
-                                 {c.name: c.n_tokens for c in info.values()})
+        if table is not None and set(table.conditions) != set(info):
+            table = None
+        if table is not None:
+            wide = WideLayout.of(table, target, contrast, random)
         compiled = compile_search(
             filters=self.filters,
             implicit=implicit,
@@ -221,7 +224,7 @@ class Search:
             refine=self.refine and cat.build.threshold == 0.0,
             wide=wide,
         )
-        return target, contrast, random, compiled
+        return target, contrast, random, compiled, table
 
     def compile(self) -> CompiledSearch:
         """The SQL statement and parameters :meth:`run` would execute (for inspection)."""
@@ -231,16 +234,20 @@ class Search:
     def run(self, *, allow_empty: bool = False) -> SearchResult:
         """Execute the search. An empty result raises :class:`EmptyResultError` naming the filter that
         emptied it, unless ``allow_empty``."""
+        lap = _Laps()
         with self._open() as db:
+            lap("open")
             cat = load_catalog(db, self.build_id)
-            target, contrast, random, compiled = self._plan(cat, db)
+            target, contrast, random, compiled, table = self._plan(cat, db)
+            lap("plan")
             log.info(
                 "search %s vs %s on build %s (%s)", target, ",".join(contrast), cat.build.build_id, cat.chosen
             )
             confound = domain_warning(db, cat, target, contrast)
             if confound:
                 log.warning(confound)
-            with _tuned(db, cat.build.d_sae):
+            lap("domain check")
+            with _tuned(db, None if compiled.wide else cat.build.d_sae):
                 raw = db.fetch_df(compiled.sql, compiled.params)
             dropped, per_step, n_universe, n_kept = bookkeeping(raw, compiled.steps)
             dropped_random = sum(
@@ -250,6 +257,7 @@ class Search:
             hits = raw[raw["feature"].notna()]
             feats = [int(f) for f in hits["feature"]]
             sql_scores = hits["score"].to_numpy(dtype=np.float64)
+            lap("scan (filters, score, top-k)")
             conds = cat.names
             detail = fetch_detail(
                 db,
@@ -259,11 +267,14 @@ class Search:
                 [cat.conditions[c].n_tokens for c in conds],
                 [cat.conditions[c].n_bos for c in conds],
                 cat.build.n_bins,
+                rows=table,
             )
             detail.target = conds.index(target)
             detail.contrast = tuple(conds.index(c) for c in contrast)
             detail.random = tuple(conds.index(c) for c in random)
+            lap("detail")
             tokens = _stored_tokens(db, cat.build.build_id, feats)
+            lap("top tokens")
             out_cols: dict[str, Any] = {}
             if self.output is not None and feats:
                 feats, detail, sql_scores, out_cols, n_out = self._output_step(
@@ -274,12 +285,14 @@ class Search:
                         f"output: target-token mass < {self.output.min_mass:g} (best {self.output.pool})"
                     ] = n_out
                     n_kept = min(n_kept, len(feats))
+                lap("output score")
             feats, detail, sql_scores = feats[: self.k], _take(detail, slice(0, self.k)), sql_scores[: self.k]
             out_cols = {k: v[: self.k] for k, v in out_cols.items()}
         if not feats and not allow_empty:
             raise EmptyResultError(empty_message(target, n_universe, dropped))
         df = build_frame(feats, detail, self.rank, self.display, tokens, out_cols)
         filters = [f.describe() for f in self.filters]
+        lap("frame")
         return SearchResult(
             df=df,
             target=target,
@@ -303,6 +316,7 @@ class Search:
             domain_warning=confound,
             dropped_random=dropped_random,
             db=self.db,
+            timings=lap.laps,
         )
 
     def _output_step(
@@ -333,15 +347,31 @@ class Search:
         return [int(f) for f in detail.features[keep]], _take(detail, keep), sql_scores[keep], cols, n_out
 
 
+class _Laps:
+    """Wall seconds per stage of a search (:attr:`SearchResult.timings`): each call closes a stage."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = self.laps.get(stage, 0.0) + now - self._t
+        self._t = now
+
+
 @contextmanager
-def _tuned(db: IndexDb, d_sae: int) -> Iterator[None]:
-    """For the search scan only: a perfect-hash GROUP BY over the dense feature ids (several times faster
-    than a hash table at 1M features, but costly for small queries, so the old value is restored), and
-    no progress bar on stdout."""
+def _tuned(db: IndexDb, d_sae: int | None) -> Iterator[None]:
+    """For the search scan only: no progress bar on stdout, and for a GROUP BY over ``feature_stats``
+    (``d_sae`` given) a perfect-hash aggregate over the dense feature ids (several times faster than a
+    hash table at 1M features, but costly for small queries, so the old value is restored)."""
+    db.quiet()
+    if d_sae is None:  # one scan of the search table: no GROUP BY to tune
+        yield
+        return
     bits = min(max(12, math.ceil(math.log2(max(d_sae, 2))) + 1), 24)
     old = db.execute("SELECT current_setting('perfect_ht_threshold')").fetchall()[0][0]
     db.execute(f"SET perfect_ht_threshold = {int(bits)}")
-    db.quiet()
     try:
         yield
     finally:

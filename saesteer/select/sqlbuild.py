@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from saesteer.index.db import load_query
+from saesteer.index.search_table import STORED_ALPHA, SearchTable
 
 # name -> (aggregate over the rows of one feature, joined with their condition's weights; value for a
 # feature with no row at all). ``s`` is feature_stats, ``c`` the weighted conditions of the search:
@@ -75,73 +76,94 @@ def aggregate_sql(name: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class WideLayout:
-    """A build's search table (:mod:`saesteer.index.search_table`) and the search's weights over its
-    conditions: indices (into ``conditions``, the table's column order) of the target, the contrast, the
-    random-token conditions in use and the non-random ones; ``n_tokens`` per condition."""
+    """A build's search table (:class:`saesteer.index.search_table.SearchTable`) and the search's conditions
+    as indices into its column groups: the target, the contrast, the random-token conditions in use and
+    the non-random ones."""
 
-    table: str
-    conditions: tuple[str, ...]
+    table: SearchTable
     target: int
     contrast: tuple[int, ...]
     random: tuple[int, ...]
     nonrandom: tuple[int, ...]
-    n_tokens: tuple[int, ...]
 
     @classmethod
-    def of(cls, table: str, order: Sequence[str], target: str, contrast: Sequence[str], random: Sequence[str],
-           nonrandom: Sequence[str], n_tokens: dict[str, int]) -> WideLayout:
-        ix = {c: i for i, c in enumerate(order)}
-        return cls(table, tuple(order), ix[target], tuple(ix[c] for c in contrast), tuple(ix[c] for c in random),
-                   tuple(ix[c] for c in nonrandom), tuple(int(n_tokens[c]) for c in order))
+    def of(cls, table: SearchTable, target: str, contrast: Sequence[str], random: Sequence[str]) -> WideLayout:
+        ix = {c: i for i, c in enumerate(table.conditions)}
+        return cls(table, ix[target], tuple(ix[c] for c in contrast), tuple(ix[c] for c in random),
+                   table.nonrandom)
+
+
+    def stored_score(self, score: RankScore) -> str | None:
+        """The search table's column holding ``score`` for this search, if it stores it: the default
+        log_odds_z (its smoothing as stored) of the target against the rest of its label."""
+        if getattr(score, "name", None) != "log_odds_z" or getattr(score, "alpha", None) != STORED_ALPHA:
+            return None
+        if set(self.contrast) != set(self.table.rest(self.target)):
+            return None
+        return self.table.stored_scores().get(self.target)
 
 
 def wide_aggregate_sql(name: str, lay: WideLayout, ctx: SqlContext) -> str | None:
     """The aggregate ``name`` of :data:`AGGREGATES` over the search table's columns: the value the GROUP BY
     computes (a missing row counts 0, and every stored quantity is >= 0, so a maximum over the rows equals
-    the maximum over the conditions with 0 added). None for the histogram columns, which the search table
-    does not hold (such searches read ``feature_stats``)."""
+    the maximum over the conditions with 0 added). A count summed over a set of conditions reads the stored
+    sum (``count_sums``, minus the target's count for "the rest of its label"): exact integers, the same
+    value. None for the histogram columns, which the search table does not hold (such searches read
+    ``feature_stats``)."""
     inv: dict[int, str] = {}
 
     def inv_n(i: int) -> str:  # 1 / n_tokens of condition i, bound once per condition
         if i not in inv:
-            inv[i] = ctx.bind(1.0 / max(lay.n_tokens[i], 1), f"inv{i}")
+            inv[i] = ctx.bind(lay.table.inv_n(i), f"inv{i}")
         return inv[i]
 
     def plus(terms: Sequence[str]) -> str:
         return "(" + " + ".join(terms) + ")::DOUBLE" if terms else "0.0::DOUBLE"
 
-    def biggest(terms: Sequence[str]) -> str:
+    def biggest(terms: Sequence[str], nonneg: bool = False) -> str:
+        # ``nonneg``: every term is >= 0 (a count times 1 / n_tokens), so 0 adds nothing; one term is then
+        # its own maximum (greatest() costs several times a product per row)
+        if nonneg and len(terms) == 1:
+            return terms[0]
+        if nonneg and terms:
+            return "greatest(" + ", ".join(terms) + ")"
         return "greatest(0.0::DOUBLE, " + ", ".join(terms) + ")" if terms else "0.0::DOUBLE"
 
     def fln(i: int) -> str:
         f = f"n{i} * {inv_n(i)}"
         return f"CASE WHEN n{i} > 0 THEN {f} * ln({f}) ELSE 0.0 END"
 
-    def nr_freq(i: int) -> str:  # the frequency where the feature has a row; random rows pushed above 1
-        return f"CASE WHEN p{i} THEN n{i} * {inv_n(i)}{'' if i in nr else ' + 2.0'} END"
+    sums = lay.table.count_sums()
 
-    every = list(range(len(lay.conditions)))
+    def count(idx: Sequence[int]) -> str:  # the sum of n{i} over idx, from a stored sum where one fits
+        s = frozenset(idx)
+        if s in sums:
+            return f"{sums[s]}::DOUBLE"
+        t = lay.target
+        if t not in s and s | {t} in sums:
+            return f"({sums[s | {t}]} - n{t})::DOUBLE"
+        return plus([f"n{i}" for i in idx])
+
     t, c, r = [lay.target], list(lay.contrast), list(lay.random)
     e = list(dict.fromkeys([*t, *c]))
-    nr = sorted(set(lay.nonrandom))
     exprs = {
         "t_n": lambda: plus([f"n{i}" for i in t]),
         "t_sum": lambda: plus([f"s{i}" for i in t]),
         "t_sq": lambda: plus([f"q{i}" for i in t]),
-        "c_n": lambda: plus([f"n{i}" for i in c]),
+        "c_n": lambda: count(c),
         "c_sum": lambda: plus([f"s{i}" for i in c]),
         "c_sq": lambda: plus([f"q{i}" for i in c]),
         "c_mean_sum": lambda: plus([f"s{i} * {inv_n(i)}" for i in c]),
-        "c_max_freq": lambda: biggest([f"n{i} * {inv_n(i)}" for i in c]),
+        "c_max_freq": lambda: biggest([f"n{i} * {inv_n(i)}" for i in c], nonneg=True),
         "e_fsum": lambda: plus([f"n{i} * {inv_n(i)}" for i in e]),
         "e_fln": lambda: plus([fln(i) for i in e]),
-        "r_n": lambda: plus([f"n{i}" for i in r]),
-        "r_max_freq": lambda: biggest([f"n{i} * {inv_n(i)}" for i in r]),
+        "r_n": lambda: count(r),
+        "r_max_freq": lambda: biggest([f"n{i} * {inv_n(i)}" for i in r], nonneg=True),
         "r_max_mean": lambda: biggest([f"s{i} * {inv_n(i)}" for i in r]),
-        "a_n": lambda: plus([f"n{i}" for i in every]),
-        "bos_n": lambda: plus([f"b{i}" for i in every]),
-        "nr_min_freq": lambda: "least(" + ", ".join(nr_freq(i) for i in every) + ")::DOUBLE",
-        "nr_rows": lambda: plus([f"p{i}::INTEGER" for i in nr]),
+        "a_n": lambda: "a_n::DOUBLE",
+        "bos_n": lambda: "bos_n::DOUBLE",
+        "nr_min_freq": lambda: "nr_min_freq",
+        "nr_rows": lambda: "nr_rows::DOUBLE",
     }
     make = exprs.get(name)
     return make() if make is not None else None
@@ -209,6 +231,7 @@ class CompiledSearch:
     steps: list[str] = field(default_factory=list)
     aggregates: list[str] = field(default_factory=list)
     owners: list[int | None] = field(default_factory=list)
+    wide: bool = False  # reads the build's search table (no GROUP BY over feature_stats)
 
 
 def compile_search(
@@ -235,7 +258,8 @@ def compile_search(
 
     With ``wide`` (the build's current search table) the per-feature aggregates are read in one scan of
     that table instead of a GROUP BY over ``feature_stats`` (same values), unless the search needs the
-    histograms in that phase.
+    histograms in that phase; the default score against the rest of the target's label is read from its
+    stored column (the same expression, computed at build time: the same bits).
     """
     binder = Binder()
     ctx = SqlContext(binder, n_bins)
@@ -260,21 +284,35 @@ def compile_search(
         exact = list(dict.fromkeys(score.needs(n_bins)))
         slots["exact_aggregates"] = ",\n        ".join(f"{aggregate_sql(a)[0]} AS {a}" for a in exact)
         slots["lower"], slots["upper"] = lower, upper
-    else:
+    stored = None
+    if wide is not None and not two_phase:
+        stored = wide.stored_score(score)
+        if stored is not None and any(wide_aggregate_sql(a, wide, ctx) is None for a in needed):
+            stored = None
+    if not two_phase and stored is None:
         needed += score.needs(n_bins)
     aggs = list(dict.fromkeys(needed))
     preds = ", ".join(f"({p}) AS p{i}" for i, (_, p) in enumerate(steps)) or "TRUE AS p_none"
-    counts = ["sum(w) AS n_universe"]
+    # counts: the real rows with count(*) (a NULL predicate drops the row, as FALSE would), plus the
+    # pseudo-row e of the features without rows (weight e.w) where its predicates hold
+    row_counts = ["count(*) AS n_universe"]
+    counts = ["r.n_universe + e.w AS n_universe"]
     for i in range(len(steps)):
-        cond = " AND ".join(f"coalesce(p{j}, FALSE)" for j in range(i + 1))
-        counts.append(f"coalesce(sum(w) FILTER (WHERE {cond}), 0) AS n_step{i}")
+        cond = " AND ".join(f"p{j}" for j in range(i + 1))
+        row_counts.append(f"count(*) FILTER (WHERE {cond}) AS n_step{i}")
+        e_cond = " AND ".join(f"e.p{j}" for j in range(i + 1))
+        counts.append(f"r.n_step{i} + CASE WHEN ({e_cond}) IS TRUE THEN e.w ELSE 0 END AS n_step{i}")
     wide_sql = {a: wide_aggregate_sql(a, wide, ctx) for a in aggs} if wide is not None else {}
-    if wide is not None and all(v is not None for v in wide_sql.values()):
-        if not re.fullmatch(r"search_[0-9a-f]{16}_[0-9a-f]{12}", wide.table):
-            raise ValueError(f"not a search table name: {wide.table!r}")
-        slots["agg"] = load_query("select_search_agg_wide").replace("{{table}}", wide.table)
-        slots["stream"], slots["agg_rows"] = "NOT MATERIALIZED ", wide.table
+    use_wide = wide is not None and all(v is not None for v in wide_sql.values())
+    if wide is not None and use_wide:
+        name = wide.table.name
+        if not re.fullmatch(r"search_[0-9a-f]{16}_[0-9a-f]{12}", name):
+            raise ValueError(f"not a search table name: {name!r}")
+        slots["agg"] = load_query("select_search_agg_wide").replace("{{table}}", name)
+        slots["stream"], slots["agg_rows"] = "NOT MATERIALIZED ", name
         agg_columns = ",\n        ".join(f"{v} AS {a}" for a, v in wide_sql.items())
+        if stored is not None:
+            agg_columns += f",\n        {stored} AS stored_score"
     else:
         slots["agg"] = load_query("select_search_agg_rows")
         slots["stream"], slots["agg_rows"] = "", "agg"
@@ -282,12 +320,14 @@ def compile_search(
     slots.update(
         {
             "aggregates": agg_columns,
-            "empty": ", ".join(f"{aggregate_sql(a)[1]} AS {a}" for a in aggs),
-            "helpers": "".join(f"{expr} AS {name}, " for name, expr in score.helpers(ctx)),
-            "score": score.sql(ctx),
+            "empty": ", ".join([*(f"{aggregate_sql(a)[1]} AS {a}" for a in aggs),
+                                *(["NULL::DOUBLE AS stored_score"] if stored is not None else [])]),
+            "helpers": "" if stored else "".join(f"{expr} AS {name}, " for name, expr in score.helpers(ctx)),
+            "score": "stored_score" if stored else score.sql(ctx),
             "predicates": preds,
             "counts": ", ".join(counts),
-            "keep": " AND ".join(f"coalesce(p{i}, FALSE)" for i in range(len(steps))) or "TRUE",
+            "row_counts": ", ".join(row_counts),
+            "keep": " AND ".join(f"p{i}" for i in range(len(steps))) or "TRUE",
             "order": "DESC" if score.higher_is_better else "ASC",
         }
     )
@@ -296,7 +336,7 @@ def compile_search(
     for slot, text in slots.items():
         sql = sql.replace("{{" + slot + "}}", text)
     params = {**constants, **binder.params, "top_k": int(limit)}
-    return CompiledSearch(sql, prune_params(sql, params), [d for d, _ in steps], aggs, owners)
+    return CompiledSearch(sql, prune_params(sql, params), [d for d, _ in steps], aggs, owners, use_wide)
 
 
 def prune_params(sql: str, params: dict[str, Any]) -> dict[str, Any]:
