@@ -1,12 +1,25 @@
-"""Steered vs unsteered generation throughput, measured side by side in one run.
+"""Generation throughput: saesteer against plain transformers ``generate``, steered against unsteered, and
+where the time goes, measured side by side in one run.
 
-Same prompts, same seeds, same number of new tokens (EOS suppressed until ``max_new_tokens``), runs
-interleaved (unsteered, steered, unsteered, ...) so that machine load hits both alike; the ratio is
-median steered throughput / median unsteered throughput (target: >= 0.97).
+Same prompts (the evaluation's: the held-out English half-sentences of the bundled parallel corpus), greedy
+decoding, the same number of new tokens for every row (EOS suppressed until ``max_new_tokens``); the
+variants run interleaved, in a rotating order, so that machine load hits all of them alike:
 
-    .venv/bin/python benchmarks/bench_steer.py            # the tiny transformers model
-    .venv/bin/python benchmarks/bench_steer.py --gemma    # also Gemma 3 270M (transformers backend)
-    .venv/bin/python benchmarks/bench_steer.py --gemma --threads 1   # steadier on a shared machine
+- ``plain HF``: ``tokenizer(..., padding=True)`` (left padding) + ``model.generate`` in the given order, no
+  saesteer code;
+- ``unsteered``: :meth:`saesteer.steer.generate.HFBackend.generate` without steering;
+- ``add``: the same with an additive vector at the default SAE's hook (``blocks.9.hook_resid_post`` on Gemma);
+- ``swap``: the SAE clamp operator (``op=swap``: 50 features clamped, the SAE encoded/decoded per position).
+
+Ratios: steered / unsteered (target >= 0.97) and saesteer unsteered / plain HF (target >= 1.0), from the
+medians of the interleaved runs, with the best-run ratios beside them. The breakdown then says where a
+generate call spends its time: the prefill against the decode steps, the decoder layers against the
+unembedding (``lm_head``: 262k-token vocabulary on Gemma) against the rest (sampling, cache, Python), the
+prompt padding of given-order against length-sorted batches, throughput by batch size, and the fluency
+scoring (``continuation_nll``) against a naive full-logits forward.
+
+    .venv/bin/python benchmarks/bench_steer.py                              # the tiny transformers model
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_steer.py --gemma --no-tiny --threads 1  # Gemma 3 270M
 """
 
 from __future__ import annotations
@@ -14,97 +27,214 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from saesteer.steer.generate import GenerationConfig, HFBackend
-from saesteer.steer.vector import Component, SteeringVector
+from saesteer.models.forward import pad_batch, token_nll
+from saesteer.steer.generate import GenerationConfig, HFBackend, length_order
+from saesteer.steer.vector import ClampSpec, Component, SteeringVector
 
 
-def _vector(backend: HFBackend, operator: str, positions: str) -> SteeringVector:
-    info = backend.info
-    layer = (info.n_layers or 2) // 2
-    v = torch.randn(info.d_model, generator=torch.Generator().manual_seed(0))
-    return SteeringVector(
-        components=(Component(f"blocks.{layer}.hook_resid_post", v / v.norm()),),
-        model=info,
-        operator=operator,
-        positions=positions,
-    )  # type: ignore[arg-type]
+def _add_vector(backend: HFBackend, hook: str) -> SteeringVector:
+    v = torch.randn(backend.info.d_model, generator=torch.Generator().manual_seed(0))
+    return SteeringVector(components=(Component(hook, v / v.norm()),), model=backend.info)
 
 
-def hook_share(backend: HFBackend, prompts: list[str], cfg: GenerationConfig, vec: SteeringVector) -> float:
-    """Fraction of a steered run's wall time spent inside saesteer's hooks (tracker + intervention).
+def _swap_vector(backend: HFBackend, hook: str, sae: Any, sae_id: str, k: int = 50) -> SteeringVector:
+    feats = torch.randperm(int(sae.cfg.d_sae), generator=torch.Generator().manual_seed(0))[:k]
+    w = sae.W_dec.detach()[feats].float()
+    return SteeringVector(components=(Component(hook, w.sum(0)),), model=backend.info, operator="clamp",
+                          clamp=ClampSpec(feats, torch.ones(k), sae_id))
 
-    Load on a shared machine slows hooks and model alike, so this share is stable where wall-clock
-    ratios are noisy; ``1 - share`` is the throughput ratio the hooks alone imply.
-    """
-    from saesteer.steer.hooks import SteeringHandle
-    from saesteer.steer.positions import PositionTracker
 
-    spent = [0.0]
-    originals = (SteeringHandle._intervene, PositionTracker.begin_call)
+def plain_generate(hf: Any, tok: Any, prompts: list[str], cfg: GenerationConfig) -> list[list[int]]:
+    """What a user writes with transformers alone: tokenise, left-pad, generate, in the given order."""
+    tok.padding_side = "left"
+    out: list[list[int]] = []
+    with torch.no_grad():
+        for i in range(0, len(prompts), cfg.batch_size):
+            enc = tok(prompts[i : i + cfg.batch_size], return_tensors="pt", padding=True)
+            seq = hf.generate(**enc, max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.min_new_tokens,
+                              do_sample=False, pad_token_id=tok.pad_token_id, temperature=None, top_p=None,
+                              top_k=None)
+            out += seq[:, enc["input_ids"].shape[1] :].tolist()
+    return out
 
-    def timed(fn: Any) -> Any:
-        def wrapper(*a: Any, **k: Any) -> Any:
+
+def compare(
+    backend: HFBackend, prompts: list[str], cfg: GenerationConfig, repeats: int,
+    steers: dict[str, tuple[Any, Any]],
+) -> dict[str, Any]:
+    """Interleaved wall times of plain HF, saesteer unsteered and each steered variant."""
+    runs: dict[str, Callable[[], Any]] = {
+        "plain HF": lambda: plain_generate(backend.model, backend.tokenizer, prompts, cfg),
+        "unsteered": lambda: backend.generate(prompts, cfg),
+    }
+    for name, (steer, sae) in steers.items():
+        runs[name] = lambda steer=steer, sae=sae: backend.generate(prompts, cfg, steer=steer, sae=sae)
+    warm = GenerationConfig(max_new_tokens=2, batch_size=cfg.batch_size)
+    plain_generate(backend.model, backend.tokenizer, prompts[:2], warm)
+    for steer, sae in steers.values():
+        backend.generate(prompts[:2], warm, steer=steer, sae=sae)
+    names = list(runs)
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    for i in range(repeats):
+        for n in names[i % len(names) :] + names[: i % len(names)]:  # rotate the order
             t = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                spent[0] += time.perf_counter() - t
+            runs[n]()
+            wall[n].append(time.perf_counter() - t)
+    plain = plain_generate(backend.model, backend.tokenizer, prompts, cfg)
+    ours = [list(g.token_ids) for g in backend.generate(prompts, cfg)]
+    n_tokens = len(prompts) * cfg.max_new_tokens
+    return {"wall": wall, "tok_s": {n: n_tokens / statistics.median(w) for n, w in wall.items()},
+            "same_as_plain": sum(a == b for a, b in zip(plain, ours, strict=True)), "n": len(prompts)}
 
-        return wrapper
 
-    SteeringHandle._intervene = timed(originals[0])  # type: ignore[method-assign]
-    PositionTracker.begin_call = timed(originals[1])  # type: ignore[method-assign]
+class _Timer:
+    """Wall time inside a module's forward calls (pre/post hooks), split by the call's input length."""
+
+    def __init__(self, module: torch.nn.Module, length_of: Callable[[Any, Any], int] | None,
+                 follows: _Timer | None = None) -> None:
+        self.spent: dict[str, float] = {"prefill": 0.0, "decode": 0.0}
+        self._t = 0.0
+        self._kind = "decode"
+
+        def pre(_m: Any, args: Any, kwargs: Any) -> None:
+            if follows is not None:  # the head runs once after each call of the stack: the stack's kind
+                self._kind = follows._kind
+            else:
+                assert length_of is not None
+                self._kind = "prefill" if length_of(args, kwargs) > 1 else "decode"
+            self._t = time.perf_counter()
+
+        def post(_m: Any, _a: Any, _k: Any, _o: Any) -> None:
+            self.spent[self._kind] += time.perf_counter() - self._t
+
+        self.handles = [module.register_forward_pre_hook(pre, with_kwargs=True),
+                        module.register_forward_hook(post, with_kwargs=True)]
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def _len_of_stack(args: Any, kwargs: Any) -> int:
+    ref = kwargs.get("input_ids", args[0] if args else None)
+    ref = kwargs.get("inputs_embeds") if ref is None else ref
+    return int(ref.shape[1]) if isinstance(ref, torch.Tensor) else 1
+
+
+def breakdown(backend: HFBackend, prompts: list[str], cfg: GenerationConfig) -> dict[str, Any]:
+    """Where one unsteered generate call spends its time, and what padding and batch size cost."""
+    from saesteer.steer.hookpoints import decoder_stack
+
+    hf = backend.model
+    stack, _ = decoder_stack(hf)
+    head = hf.get_output_embeddings()
+    t_stack = _Timer(stack, _len_of_stack)
+    t_head = _Timer(head, None, follows=t_stack)
     try:
         t = time.perf_counter()
-        backend.generate(prompts, cfg, steer=(vec, 1.0))
+        backend.generate(prompts, cfg)
         total = time.perf_counter() - t
     finally:
-        SteeringHandle._intervene, PositionTracker.begin_call = originals  # type: ignore[method-assign]
-    return spent[0] / total
+        t_stack.remove()
+        t_head.remove()
+    # the decoder stack's hooks enclose its layers only; the head runs after the stack returns
+    out: dict[str, Any] = {"total": total, "stack": t_stack.spent, "head": t_head.spent}
+    out["rest"] = total - sum(t_stack.spent.values()) - sum(t_head.spent.values())
+    lengths = [len(backend.prompt_ids(p)) for p in prompts]
+
+    def pad_share(order: list[int]) -> float:
+        cells = real = 0
+        for i in range(0, len(order), cfg.batch_size):
+            lens = [lengths[j] for j in order[i : i + cfg.batch_size]]
+            cells += max(lens) * len(lens)
+            real += sum(lens)
+        return 1 - real / cells
+
+    out["pad_given"] = pad_share(list(range(len(prompts))))
+    out["pad_sorted"] = pad_share(length_order(lengths))
+    out["prompt_tokens"] = sum(lengths) / len(lengths)
+    return out
 
 
-def bench(
-    backend: HFBackend,
-    prompts: list[str],
-    cfg: GenerationConfig,
-    repeats: int,
-    variants: list[tuple[str, str]],
-) -> list[dict[str, Any]]:
-    n_tokens = len(prompts) * cfg.max_new_tokens
-    backend.generate(prompts[:1], GenerationConfig(max_new_tokens=2))  # warm-up, unsteered and steered
-    backend.generate(
-        prompts[:1], GenerationConfig(max_new_tokens=2), steer=(_vector(backend, "add", "all"), 1.0)
-    )
-    rows = []
-    for operator, positions in variants:
-        vec = _vector(backend, operator, positions)
-        wall: dict[bool, list[float]] = {False: [], True: []}
-        cpu: dict[bool, list[float]] = {False: [], True: []}
-        for i in range(repeats):
-            for steered in (False, True) if i % 2 == 0 else (True, False):  # alternate the order
-                t, c = time.perf_counter(), time.process_time()
-                backend.generate(prompts, cfg, steer=(vec, 1.0) if steered else None)
-                wall[steered].append(time.perf_counter() - t)
-                cpu[steered].append(time.process_time() - c)
-        b, s = statistics.median(wall[False]), statistics.median(wall[True])
-        rows.append(
-            {
-                "model": backend.info.id,
-                "operator": operator,
-                "positions": positions,
-                "unsteered_tok_s": n_tokens / b,
-                "steered_tok_s": n_tokens / s,
-                "ratio": b / s,
-                "best_ratio": min(wall[False]) / min(wall[True]),
-                "cpu_ratio": statistics.median(cpu[False]) / statistics.median(cpu[True]),
-                "hook_share": hook_share(backend, prompts, cfg, vec),
-            }
-        )
-    return rows
+def batch_scan(backend: HFBackend, prompts: list[str], cfg: GenerationConfig, sizes: list[int]) -> dict[int, float]:
+    out = {}
+    for b in sizes:
+        c = GenerationConfig(max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.min_new_tokens, batch_size=b)
+        t = time.perf_counter()
+        backend.generate(prompts, c)
+        out[b] = len(prompts) * cfg.max_new_tokens / (time.perf_counter() - t)
+    return out
+
+
+def naive_nll(backend: HFBackend, prompts: list[str], conts: list[list[int]], batch_size: int) -> list[float]:
+    """The reference scoring: full logits at every position of right-padded batches in the given order."""
+    seqs = [(backend.prompt_ids(p), c) for p, c in zip(prompts, conts, strict=True)]
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(seqs), batch_size):
+            chunk = seqs[i : i + batch_size]
+            ids, mask = pad_batch([p + c for p, c in chunk], int(backend.tokenizer.pad_token_id))
+            nll = token_nll(backend.model(input_ids=ids, attention_mask=mask).logits, ids)
+            out += [float(nll[j, len(p) - 1 : len(p) + len(c) - 1].double().sum()) for j, (p, c) in enumerate(chunk)]
+    return out
+
+
+def nll_compare(backend: HFBackend, prompts: list[str], cfg: GenerationConfig, repeats: int) -> dict[str, Any]:
+    conts = [list(g.token_ids) for g in backend.generate(prompts, cfg)]
+    alone = [""] * len(prompts)
+    wall: dict[str, list[float]] = {"naive": [], "saesteer": []}
+    for _ in range(repeats):
+        for name in ("naive", "saesteer"):
+            t = time.perf_counter()
+            if name == "naive":
+                ref = naive_nll(backend, alone, conts, cfg.batch_size)
+            else:
+                got = backend.continuation_nll(alone, conts, batch_size=cfg.batch_size)
+            wall[name].append(time.perf_counter() - t)
+    diff = max(abs(a - s) / max(abs(a), 1e-9) for a, (s, _) in zip(ref, got, strict=True))
+    return {"naive_s": statistics.median(wall["naive"]), "ours_s": statistics.median(wall["saesteer"]),
+            "max_rel_diff": diff, "tokens": sum(map(len, conts)),
+            "path": "unembedding at scored positions" if backend._fast_nll else "full forward"}
+
+
+def report(label: str, backend: HFBackend, prompts: list[str], cfg: GenerationConfig, repeats: int,
+           steers: dict[str, tuple[Any, Any]], sizes: list[int]) -> None:
+    print(f"\n== {label}: {len(prompts)} prompts x {cfg.max_new_tokens} new tokens, batch {cfg.batch_size}, "
+          f"{torch.get_num_threads()} thread(s), {repeats} interleaved repeats", flush=True)
+    res = compare(backend, prompts, cfg, repeats, steers)
+    tok = res["tok_s"]
+    print(f"{'variant':<12} {'tok/s (median)':>15} {'tok/s (best)':>13}")
+    for n, w in res["wall"].items():
+        print(f"{n:<12} {tok[n]:>15.2f} {len(prompts) * cfg.max_new_tokens / min(w):>13.2f}")
+    best = {n: min(w) for n, w in res["wall"].items()}
+    for n in steers:
+        print(f"ratio {n} / unsteered: {tok[n] / tok['unsteered']:.3f} (best runs {best['unsteered'] / best[n]:.3f}; "
+              "target >= 0.97)")
+    print(f"ratio saesteer unsteered / plain HF: {tok['unsteered'] / tok['plain HF']:.3f} "
+          f"(best runs {best['plain HF'] / best['unsteered']:.3f}; target >= 1.0)")
+    print(f"greedy continuations identical to plain HF: {res['same_as_plain']}/{res['n']}", flush=True)
+
+    b = breakdown(backend, prompts, cfg)
+    tot = b["total"]
+    pre = b["stack"]["prefill"] + b["head"]["prefill"]
+    dec = b["stack"]["decode"] + b["head"]["decode"]
+    print(f"breakdown of one unsteered call ({tot:.2f} s): prefill {pre / tot:.1%} "
+          f"(layers {b['stack']['prefill'] / tot:.1%}, lm_head {b['head']['prefill'] / tot:.1%}); "
+          f"decode {dec / tot:.1%} (layers {b['stack']['decode'] / tot:.1%}, lm_head {b['head']['decode'] / tot:.1%}); "
+          f"rest (sampling, cache, Python) {b['rest'] / tot:.1%}")
+    print(f"prompt padding (prefill positions that are pads): given order {b['pad_given']:.1%}, "
+          f"length-sorted {b['pad_sorted']:.1%} (mean prompt {b['prompt_tokens']:.1f} tokens)")
+    scan = batch_scan(backend, prompts, cfg, sizes)
+    print("tok/s by batch size: " + ", ".join(f"{k}: {v:.2f}" for k, v in scan.items()), flush=True)
+    nll = nll_compare(backend, prompts, cfg, max(1, repeats // 2))
+    print(f"fluency scoring ({nll['tokens']} continuation tokens, alone after BOS): saesteer {nll['ours_s']:.3f} s, "
+          f"naive full logits {nll['naive_s']:.3f} s, ratio naive / saesteer {nll['naive_s'] / nll['ours_s']:.2f}; "
+          f"max relative NLL difference {nll['max_rel_diff']:.1e} (saesteer path: {nll['path']})", flush=True)
 
 
 def main() -> None:
@@ -113,68 +243,49 @@ def main() -> None:
     ap.add_argument("--no-tiny", action="store_true", help="skip the tiny model")
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--gemma-repeats", type=int, default=3)
-    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--prompts", type=int, default=12)
     ap.add_argument("--tokens", type=int, default=32)
-    ap.add_argument("--gemma-tokens", type=int, default=20)
-    ap.add_argument("--gemma-prompts", type=int, default=4)
-    ap.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch threads (1 makes CPU time robust on a shared machine)",
-    )
+    ap.add_argument("--gemma-tokens", type=int, default=16)
+    ap.add_argument("--gemma-prompts", type=int, default=12)
+    ap.add_argument("--batch-size", type=int, default=None, help="default: every prompt in one batch")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (1: steadier on a shared machine)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from saesteer.paths import package_data
-    from saesteer.testing.tiny_hf import TINY_HF_ID, make_tiny_hf_model
+    from saesteer.eval.parallel import bundled_parallel_prompts
 
-    prompts = [
-        ln.strip()
-        for ln in package_data("corpus", "data", "prompts_en.txt").read_text().splitlines()
-        if ln.strip()
-    ]
-    prompts = prompts[: args.prompts]
-    variants = [("add", "all"), ("add", "generated"), ("norm_preserving_add", "all")]
-    hf, tok = make_tiny_hf_model()
-    rows = (
-        []
-        if args.no_tiny
-        else bench(
-            HFBackend(hf, tok, TINY_HF_ID),
-            prompts,
-            GenerationConfig(max_new_tokens=args.tokens, min_new_tokens=args.tokens, batch_size=len(prompts)),
-            args.repeats,
-            variants,
-        )
-    )
+    prompts = [p.prompt for p in bundled_parallel_prompts()]
+    if not args.no_tiny:
+        from saesteer.testing.tiny import make_tiny_sae
+        from saesteer.testing.tiny_hf import TINY_HF_ID, make_tiny_hf_model
+
+        hf, tok = make_tiny_hf_model()
+        be = HFBackend(hf, tok, TINY_HF_ID)
+        hook = "blocks.1.hook_resid_post"
+        sae = make_tiny_sae(d_in=be.info.d_model, hook_name=hook, model_name=TINY_HF_ID)
+        from saesteer.saes.loading import sae_source
+
+        steers = {"add": ((_add_vector(be, hook), 1.0), None),
+                  "swap": ((_swap_vector(be, hook, sae, sae_source(sae).id, k=8), 1.0), sae)}
+        ps = prompts[: args.prompts]
+        cfg = GenerationConfig(max_new_tokens=args.tokens, min_new_tokens=args.tokens,
+                               batch_size=args.batch_size or len(ps))
+        report("tiny transformers model", be, ps, cfg, args.repeats, steers, sorted({1, 4, len(ps)}))
     if args.gemma:
-        gemma = HFBackend.load("gemma-3-270m")
-        rows += bench(
-            gemma,
-            prompts[: args.gemma_prompts],
-            GenerationConfig(
-                max_new_tokens=args.gemma_tokens, min_new_tokens=args.gemma_tokens, batch_size=4
-            ),
-            args.gemma_repeats,
-            [("add", "all")],
-        )
-    print(
-        f"{'model':<16} {'operator':<20} {'positions':<10} {'unsteered tok/s':>16} {'steered tok/s':>14} "
-        f"{'ratio':>7} {'best-run ratio':>15} {'cpu-time ratio':>15} {'hook share':>11}"
-    )
-    for r in rows:
-        print(
-            f"{r['model']:<16} {r['operator']:<20} {r['positions']:<10} {r['unsteered_tok_s']:>16.1f} "
-            f"{r['steered_tok_s']:>14.1f} {r['ratio']:>7.3f} {r['best_ratio']:>15.3f} {r['cpu_ratio']:>15.3f} "
-            f"{r['hook_share']:>11.2%}"
-        )
-    print(
-        "ratio = steered / unsteered throughput (wall clock, medians of interleaved runs); best-run ratio uses the "
-        "fastest run of each (robust to load spikes); cpu-time ratio uses process CPU time; hook share = time inside "
-        "saesteer's hooks / steered wall time (1 - share = the ratio the hooks imply)"
-    )
+        from saesteer.saes import load_sae
+
+        t = time.perf_counter()
+        be = HFBackend.load("gemma-3-270m")
+        sae = load_sae("default")
+        print(f"\nGemma 3 270M + default SAE loaded in {time.perf_counter() - t:.1f} s", flush=True)
+        hook = str(sae.cfg.metadata.hook_name)
+        steers = {"add": ((_add_vector(be, hook), 0.06 * 6618.0), None),
+                  "swap": ((_swap_vector(be, hook, sae, "default"), 1.0), sae)}
+        ps = prompts[: args.gemma_prompts]
+        cfg = GenerationConfig(max_new_tokens=args.gemma_tokens, min_new_tokens=args.gemma_tokens,
+                               batch_size=args.batch_size or len(ps))
+        report("Gemma 3 270M", be, ps, cfg, args.gemma_repeats, steers, sorted({1, 4, len(ps)}))
 
 
 if __name__ == "__main__":

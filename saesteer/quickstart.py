@@ -3,10 +3,18 @@
 1. build the index (bundled train split, 12 languages, + uniform random-token baseline), resumable;
 2. select language features per language with random-token (LangFIR) and density filtering;
 3. build the steering vectors;
-4. generate English-prompt continuations side by side, steered into three languages;
+4. generate English-prompt continuations side by side, steered into three languages (one generate call:
+   the unsteered rows and every language's rows together, each row with its own vector);
 5. export the vectors (native, llama.cpp GGUF, Neuronpedia JSON, numpy);
-6. write a report (Markdown + HTML with plots): feature sets, side-by-side samples, a small
-   evaluation against the baselines, and the ablation matrix.
+6. write a report (Markdown + HTML with plots): feature sets, side-by-side samples, a quick evaluation
+   against the baselines and the ablation matrix.
+
+The quick evaluation is a smoke view sized to keep the whole job within a few minutes (by default the
+first two shown languages, 4 prompts, 16 tokens, a coarse strength search); ``saesteer eval language``
+gives the real numbers (docs/results/language_eval), and the ``--eval-*`` flags enlarge the quick one.
+
+The recipe the quickstart steers with and its strength are set in one place, :class:`QuickstartConfig`
+(``recipe`` and ``strength``).
 
 ``run_quickstart`` is the library entry point; ``saesteer quickstart`` wraps it with progress (bars on a terminal, plain lines elsewhere)
 and prints the stage timings at the end (they are also in the report).
@@ -25,11 +33,13 @@ from saesteer.progress import Listener, Stage, Stages
 
 if TYPE_CHECKING:
     import pandas as pd
+    from transformer_lens import HookedTransformer
 
     from saesteer.eval.language import LanguageEvalResult
+    from saesteer.eval.recipes import Recipe
     from saesteer.featureset import FeatureSet
     from saesteer.index.build import BuildProgress
-    from saesteer.steer.generate import SideBySide
+    from saesteer.steer.generate import Backend, SideBySide
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +57,22 @@ class QuickstartConfig:
     n_random: int = 256
     random_len: int = 64  # n_random and random_len match `saesteer index build`, so both share one build
     max_docs: int | None = None  # per language (None: the whole train split)
-    top_k: int = 50
-    weighting: str = "mean_diff"  # feature weights (saesteer.steer.build / select.weights); mean_diff: raw rows
-    strength: float = 0.06  # x typical residual norm; measured on Gemma 3 270M + default SAE: 0.04-0.08
-    n_prompts: int = 4
-    max_new_tokens: int = 24
-    eval_prompts: int = 6
+    top_k: int = 50  # features per language (the selection, and the recipe's k unless it names one)
+    # The recipe the side by side, the exports and the evaluation's first row use, and its strength
+    # (saesteer.eval.recipes syntax; x typical residual norm for additive operators, x typical activation
+    # for swap). Issue 15 re-decides the default: change these two lines together.
+    recipe: str = "sae"
+    strength: float = 0.06  # measured on Gemma 3 270M + default SAE (sae recipe): 0.04-0.08
+    n_prompts: int = 3  # English prompts in the side by side
+    max_new_tokens: int = 20  # tokens per side-by-side continuation
+    # the quick evaluation: a smoke view (`saesteer eval language` for the real numbers)
+    eval_languages: int = 2  # the first N shown languages
+    eval_prompts: int = 4  # prompts per cell (0: no evaluation)
+    eval_calibration: int = 8  # unsteered continuations the fluency ranges are calibrated on
+    eval_max_new_tokens: int = 16
     eval_strengths: tuple[float, ...] | None = None  # None: each vector's strength is searched until fluency breaks
-    eval_refine: int = 1  # bisections of that search between the strongest fluent and the first broken strength
-    ablation_texts: int = 10  # held-out sentences per language; rows = the `show` languages
+    eval_refine: int = 0  # bisections of that search between the strongest fluent and the first broken strength
+    ablation_texts: int = 5  # held-out sentences per language; rows = the `show` languages
     fluency_budget: float = 3.0  # matched fluency: median ppl <= budget x unsteered
     export_formats: tuple[str, ...] = ("native", "gguf", "neuronpedia", "npy")
     rebuild: bool = False  # compute the index instead of importing the shipped one (saesteer.index.prebuilt)
@@ -67,6 +84,18 @@ class QuickstartConfig:
         check_strength(self.strength, what="--strength")
         for s in self.eval_strengths or ():
             check_strength(s, what="evaluation strength")
+        self.steer_recipe()  # a bad recipe fails here, before anything runs
+
+    def steer_recipe(self) -> Recipe:
+        """:attr:`recipe` parsed; an SAE recipe that names no ``k`` takes :attr:`top_k`."""
+        from saesteer.errors import SteeringVectorError
+        from saesteer.eval.recipes import parse_recipe
+
+        r = parse_recipe(self.recipe)
+        if r.kind == "prompting":
+            raise SteeringVectorError("the quickstart needs a recipe with a vector (sae or diffmean), not prompting")
+        named_k = any(part.strip().startswith("k=") for part in self.recipe.split(":")[1:])
+        return replace(r, k=self.top_k) if r.kind == "sae" and not named_k else r
 
 
 class QuickstartResult(NamedTuple):
@@ -101,29 +130,27 @@ def run_quickstart(
     from saesteer.eval.ablation import ablation_matrix, feature_ablation
     from saesteer.eval.language import LanguageEvalConfig, evaluate_language_steering
     from saesteer.eval.parallel import bundled_parallel_prompts
+    from saesteer.eval.recipes import RecipeVectors
     from saesteer.eval.summary import write_quickstart_report
     from saesteer.index.build import BuildConfig, build_index
     from saesteer.index.prebuilt import shipped_exports
-    from saesteer.models import load_model
     from saesteer.paths import default_db_path
     from saesteer.saes import load_sae
     from saesteer.select.search import Search
-    from saesteer.select.weights import weigh
-    from saesteer.steer.build import from_feature_set
     from saesteer.steer.export import export_vector
-    from saesteer.steer.generate import GenerationConfig, make_backend, side_by_side
-    from saesteer.steer.residuals import typical_residual_norm
+    from saesteer.steer.generate import GenerationConfig, side_by_side_many
 
     stages = Stages(progress)
     out = Path(cfg.out)
     db = Path(cfg.db) if cfg.db is not None else default_db_path()
     langs = list(cfg.languages or bundled_languages())
     show = [lang for lang in cfg.show if lang in langs]
+    recipe = cfg.steer_recipe()
 
     with stages.stage("model load", info=f"{cfg.model} + SAE {cfg.sae}"):
-        model = load_model(cfg.model)
+        model, backend = _load_models(cfg.model)
         sae = load_sae(cfg.sae, model=model)
-        hook = str(sae.cfg.metadata.hook_name)
+        clamp_sae = sae if recipe.op == "swap" else None
 
     conds: list[Any] = [replace(c, max_docs=cfg.max_docs) for c in bundled_conditions("train", langs)]
     conds.append(RandomTokens("uniform", n_seqs=cfg.n_random, seq_len=cfg.random_len, seed=0))
@@ -145,21 +172,24 @@ def run_quickstart(
             st.update(i + 1, info=lang)
         st.done(f"{sum(len(f) for f in featuresets.values())} features for {len(langs)} languages")
 
-    with stages.stage("vectors", total=len(featuresets)) as st:
-        norm = typical_residual_norm(model, hook)
-        vectors = {lang: from_feature_set(weigh(fs, cfg.weighting, db), sae, model, weighting=cfg.weighting,
-                                          typical_norm=norm, name=f"language-{lang}")
-                   for lang, fs in featuresets.items()}
-        st.done(f"{len(vectors)} vectors, typical norm {norm:.1f}")
+    with stages.stage("vectors", total=len(show), info=f"recipe {recipe.name}") as st:
+        factory = RecipeVectors(model, sae, db, diffmean_texts=cfg.max_docs or 200, build_id=built.build_id)
+        vectors = {}
+        for i, lang in enumerate(show):
+            vec = factory.vector(recipe, lang)
+            assert vec is not None  # steer_recipe refuses prompting
+            vectors[lang] = vec.with_(name=f"language-{lang}")
+            st.update(i + 1, info=lang)
+        st.done(f"{len(vectors)} vectors ({recipe.name}), typical norm {factory.norm:.1f}")
 
     prompts = bundled_prompts()[: cfg.n_prompts]
-    with stages.stage("side by side", total=len(show) * len(prompts), info=", ".join(show)) as st:
-        backend = make_backend(cfg.model)
-        gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, batch_size=max(cfg.n_prompts, 1))
-        sbs: dict[str, list[SideBySide]] = {}
-        for i, lang in enumerate(show):
-            sbs[lang] = side_by_side(backend, prompts, (vectors[lang], cfg.strength), gcfg)
-            st.update((i + 1) * len(prompts), info=lang)
+    n_rows = len(prompts) * (len(show) + 1)
+    with stages.stage("side by side", total=n_rows, info=f"{', '.join(show)}: {n_rows} rows in one batch") as st:
+        # the unsteered rows and every language's rows in one generate call (per-row steering): one decode loop
+        gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, batch_size=max(n_rows, 1))
+        sbs: dict[str, list[SideBySide]] = side_by_side_many(
+            backend, prompts, {lang: (vectors[lang], cfg.strength) for lang in show}, gcfg, sae=clamp_sae,
+            progress=lambda done, total: st.update(done, total)) if show and prompts else {}
         st.done(f"{len(show)} languages x {len(prompts)} prompts x {cfg.max_new_tokens} tokens")
     if on_side_by_side is not None:
         on_side_by_side(sbs)
@@ -183,19 +213,23 @@ def run_quickstart(
                                        evaluation=evaluation, ablation=ablation, timings=dict(stages.timings),
                                        pending=pending)
 
-    # the side by side is readable now: write it before the (long) evaluation, rewrite the report at the end
+    # the side by side is readable now: write it before the evaluation, rewrite the report at the end
     report(None, None, pending="evaluation and ablation matrix: running (this report is rewritten when they finish)")
 
     evaluation = None
-    if cfg.eval_prompts > 0 and show:
-        recipes = (f"sae:k={cfg.top_k}", "diffmean", "prompting")
-        with stages.stage("evaluation", info=f"{len(show)} languages x {len(recipes)} recipes, strength searched") as st:
-            ecfg = LanguageEvalConfig(languages=tuple(show), recipes=recipes, strengths=cfg.eval_strengths,
-                                      n_prompts=cfg.eval_prompts, refine=cfg.eval_refine,
-                                      max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_prompts,
+    eval_langs = tuple(show[: cfg.eval_languages])
+    if cfg.eval_prompts > 0 and eval_langs:
+        recipes = tuple(dict.fromkeys((recipe.name, "diffmean", "prompting")))
+        info = (f"smoke view: {len(eval_langs)} languages x {len(recipes)} recipes x {cfg.eval_prompts} prompts, "
+                f"strength searched; `saesteer eval language` for the real numbers")
+        with stages.stage("evaluation", info=info) as st:
+            ecfg = LanguageEvalConfig(languages=eval_langs, recipes=recipes, strengths=cfg.eval_strengths,
+                                      n_prompts=cfg.eval_prompts, calibration_prompts=cfg.eval_calibration,
+                                      refine=cfg.eval_refine, max_new_tokens=cfg.eval_max_new_tokens,
+                                      batch_size=max(cfg.eval_prompts, cfg.eval_calibration),
                                       fluency_budget=cfg.fluency_budget, diffmean_texts=cfg.max_docs or 200)
             evaluation = evaluate_language_steering(model, backend, sae, db, bundled_parallel_prompts(), ecfg,
-                                                    progress=st.messages())
+                                                    progress=st.messages(), factory=factory)
             st.done(f"{len(evaluation.samples):,} continuations")
     ablation = None
     if cfg.ablation_texts > 0:
@@ -203,13 +237,28 @@ def run_quickstart(
             # rows: the languages shown (each ablation costs a forward pass over every language's texts);
             # `saesteer eval language` computes the full matrix
             texts = {lang: bundled_texts(lang, "heldout")[: cfg.ablation_texts] for lang in langs}
-            ablated = {lang: feature_ablation(featuresets[lang], sae, model, typical_norm=norm) for lang in show}
+            ablated = {lang: feature_ablation(featuresets[lang], sae, model, typical_norm=factory.norm)
+                       for lang in show}
             ablation = ablation_matrix(model, ablated, texts, sae=sae)
             st.done(f"{len(show)} x {len(langs)} matrix")
     with stages.stage("report"):
         paths = report(evaluation, ablation)
     return QuickstartResult(db, built.build_id, featuresets, dropped_random, sbs, exports, evaluation, ablation,
                             paths, dict(stages.timings))
+
+
+def _load_models(name: str) -> tuple[HookedTransformer, Backend]:
+    """The transformer-lens model (index, vectors, ablation) and the generation backend, reading the weights
+    once: the transformers model generates and the transformer-lens model is built from it."""
+    from saesteer.models.loading import load_hf_model, load_model, resolve_model
+    from saesteer.steer.generate import HFBackend, TLBackend
+
+    source = resolve_model(name)
+    if source.kind == "tiny":  # no transformers twin: the transformer-lens model generates
+        model = load_model(name)
+        return model, TLBackend(model)
+    hf, tok = load_hf_model(name)
+    return load_model(name, hf=(hf, tok)), HFBackend(hf, tok, source.id)
 
 
 def _build_updates(st: Stage) -> Callable[[BuildProgress], None]:

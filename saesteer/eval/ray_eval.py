@@ -32,10 +32,10 @@ class _MemoBackend:
         self._cache: dict[Any, list[Any]] = {}
 
     def generate(self, prompts: Sequence[str], cfg: Any = None, *, steer: Any = None, sae: Any = None,
-                 progress: Any = None) -> list[Any]:
+                 progress: Any = None, row_steer: Any = None) -> list[Any]:
         args = (list(prompts),) if cfg is None else (list(prompts), cfg)
-        if steer is not None or sae is not None:
-            return self._backend.generate(*args, steer=steer, sae=sae, progress=progress)
+        if steer is not None or sae is not None or row_steer is not None:
+            return self._backend.generate(*args, steer=steer, sae=sae, progress=progress, row_steer=row_steer)
         key = (tuple(prompts), cfg)
         if key not in self._cache:
             self._cache[key] = self._backend.generate(*args, progress=progress)

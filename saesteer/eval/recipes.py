@@ -107,14 +107,16 @@ class RecipeVectors:
     norm (once) and the per-language mean residuals that DiffMean needs (once per language)."""
 
     def __init__(self, model: HookedTransformer, sae: SAE, db: str | Path, *, diffmean_texts: int = 200,
-                 random_max_freq: float | None = None, corpus: str = "bundled") -> None:
+                 random_max_freq: float | None = None, corpus: str = "bundled",
+                 build_id: str | None = None) -> None:
         from saesteer.steer.residuals import typical_residual_norm
 
-        self.model, self.sae, self.db, self.corpus = model, sae, db, corpus
+        self.model, self.sae, self.db, self.corpus, self.build_id = model, sae, db, corpus, build_id
         self.diffmean_texts, self.random_max_freq = diffmean_texts, random_max_freq
         self.hook = str(sae.cfg.metadata.hook_name)
         self.norm = typical_residual_norm(model, self.hook)
         self._means: dict[str, Any] = {}
+        self._featuresets: dict[tuple[str, int, bool, bool], FeatureSet] = {}
 
     def _language_means(self) -> dict[str, Any]:
         if not self._means:
@@ -141,16 +143,22 @@ class RecipeVectors:
 
     def featureset(self, lang: str, *, k: int = 50, filtered: bool = True, output: bool = False) -> FeatureSet:
         """Top-``k`` contrastive SAE features for ``lang`` vs the rest (dead, dense and BOS-only features
-        dropped), with or without the random-token filter, optionally re-ranked by output score."""
+        dropped), with or without the random-token filter, optionally re-ranked by output score (searched
+        once per argument set: the swap recipe asks for English's for every language)."""
         from saesteer.select.search import Search
 
-        s = Search(self.db, target=f"language={lang}", against="rest").drop_dead().drop_dense().drop_bos_only()
+        key = (lang, k, filtered, output)
+        if key in self._featuresets:
+            return self._featuresets[key]
+        s = (Search(self.db, target=f"language={lang}", against="rest", build_id=self.build_id)
+             .drop_dead().drop_dense().drop_bos_only())
         if filtered:
             mf = self.random_max_freq
             s = s.drop_random() if mf is None else s.drop_random(max_freq=mf)
         if output:
             s = s.output_score(self.model, self.sae, rerank=True)
-        return s.top(k).run().to_featureset()
+        self._featuresets[key] = fs = s.top(k).run().to_featureset()
+        return fs
 
     def vector(self, recipe: Recipe, lang: str) -> SteeringVector | None:
         """The recipe's vector for target ``lang`` (None for prompting)."""

@@ -81,8 +81,13 @@ def load_model(
     device: str = "cpu",
     dtype: str = "float32",
     cache: str | os.PathLike[str] | None = None,
+    hf: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None,
 ) -> HookedTransformer:
     """Load a model as a transformer-lens ``HookedTransformer``.
+
+    ``hf``: the transformers model and tokenizer of ``name`` (:func:`load_hf_model`), already loaded for
+    generation: the transformer-lens model is built from it instead of reading the weights again (it copies
+    them; ``hf`` stays usable and unchanged).
 
     ``name`` is :data:`DEFAULT_MODEL` (the embedded default, offline), ``"tiny-random"`` (a 2-layer random
     model for tests and demos), a local Hugging Face directory, or any transformer-lens model name
@@ -98,9 +103,9 @@ def load_model(
         seed = int(name.split(":", 1)[1]) if ":" in name else 0
         model = make_tiny_model(seed=seed)
     else:
-        hf, tok = load_hf_model(name, device=device, dtype=dtype, cache=cache)
+        hf_model, tok = hf if hf is not None else load_hf_model(name, device=device, dtype=dtype, cache=cache)
         kwargs: dict[str, Any] = dict(
-            hf_model=hf, tokenizer=tok, device=device, dtype=getattr(torch, dtype),
+            hf_model=hf_model, tokenizer=tok, device=device, dtype=getattr(torch, dtype),
             fold_ln=False, center_writing_weights=False, center_unembed=False, fold_value_biases=False,
         )
         try:
@@ -113,7 +118,7 @@ def load_model(
                 f"transformer-lens cannot build {source.id!r}: {exc}. "
                 "Use a model name from transformer-lens' supported list (transformer_lens.loading.OFFICIAL_MODEL_NAMES)."
             ) from exc
-        del hf
+        del hf_model
     model.eval()
     model.saesteer_source = source  # type: ignore[assignment]
     return model

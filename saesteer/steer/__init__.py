@@ -16,7 +16,14 @@ from saesteer.steer.build import decoder_direction, from_direction, from_feature
 from saesteer.steer.calibrate import SweepResult, SweepRow, language_accuracy, sweep
 from saesteer.steer.compose import combine
 from saesteer.steer.export import export_vector, import_vector, load_vector, save_vector
-from saesteer.steer.generate import GenerationConfig, HFBackend, TLBackend, make_backend, side_by_side
+from saesteer.steer.generate import (
+    GenerationConfig,
+    HFBackend,
+    TLBackend,
+    make_backend,
+    side_by_side,
+    side_by_side_many,
+)
 from saesteer.steer.hooks import SteeringHandle, attach, steering
 from saesteer.steer.residuals import typical_residual_norm
 from saesteer.steer.vector import ClampSpec, Component, ModelInfo, SteeringVector
@@ -47,6 +54,7 @@ __all__ = [
     "make_backend",
     "save_vector",
     "side_by_side",
+    "side_by_side_many",
     "steering",
     "sweep",
     "typical_residual_norm",

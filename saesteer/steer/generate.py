@@ -5,14 +5,18 @@
 - :class:`TLBackend`: a transformer-lens model with saesteer's own KV-cache loop (same policy: left
   padding, a prefill then one position per step); used for the tiny model and exact tests.
 
-Both seed every batch with ``seed + batch_index`` so that steered and unsteered runs sample alike.
+Both sort the prompts by token length before batching (less padding; the results come back in the
+given order) and seed every batch with ``seed + batch_index``, so that steered and unsteered runs sample
+alike. Greedy continuations do not depend on the batching (up to float rounding: a pad changes no
+attention weight). ``row_steer=`` gives each prompt its own steering (or none) in one call: the
+side-by-side view generates unsteered and every shown language together, in as few batches as possible.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -79,6 +83,9 @@ class SideBySide:
     steered: str
 
 
+RowSteer = Sequence["Steer | None"]
+
+
 class Backend(Protocol):
     """What generation, calibration and the CLI need from a model."""
 
@@ -95,6 +102,7 @@ class Backend(Protocol):
         steer: Steer | Sequence[Steer] | None = None,
         sae: SaeArg = None,
         progress: Progress | None = None,
+        row_steer: RowSteer | None = None,
     ) -> list[Generation]: ...
 
     def continuation_nll(
@@ -112,6 +120,55 @@ def _steer_ctx(backend: Any, steer: Steer | Sequence[Steer] | None, sae: SaeArg)
 
 def _batches(n: int, size: int) -> list[range]:
     return [range(i, min(n, i + size)) for i in range(0, n, max(1, size))]
+
+
+def length_order(lengths: Sequence[int]) -> list[int]:
+    """Indices of ``lengths`` from the shortest to the longest (stable): batches of similar lengths pad less."""
+    return sorted(range(len(lengths)), key=lambda i: lengths[i])
+
+
+class _Rows:
+    """Per-row steering: the distinct steers of ``row_steer`` (attached together) and, per prompt, which one
+    (-1: none). Before each batch :meth:`select` tells every hook entry which rows of the batch it steers."""
+
+    def __init__(self, steer: Steer | Sequence[Steer] | None, row_steer: RowSteer | None, n: int) -> None:
+        self.groups: list[int] | None = None
+        self.n_groups = 0
+        self.steer = steer
+        if row_steer is None:
+            return
+        if steer is not None:
+            from saesteer.errors import SteeringVectorError
+
+            raise SteeringVectorError("give either steer= (every row) or row_steer= (one per row), not both")
+        if len(row_steer) != n:
+            raise ValueError(f"row_steer has {len(row_steer)} entries for {n} prompts")
+        distinct: list[Steer] = []
+        groups = []
+        for item in row_steer:
+            if item is None:
+                groups.append(-1)
+                continue
+            key = next((g for g, d in enumerate(distinct) if _same_steer(d, item)), None)
+            if key is None:
+                distinct.append(item)
+                key = len(distinct) - 1
+            groups.append(key)
+        self.groups = groups
+        self.n_groups = len(distinct)
+        self.steer = distinct or None
+
+    def select(self, handle: Any, rows: Sequence[int]) -> None:
+        if self.groups is None or handle is None:
+            return
+        which = torch.tensor([self.groups[i] for i in rows])
+        handle.set_rows({g: which == g for g in range(self.n_groups)})
+
+
+def _same_steer(a: Steer, b: Steer) -> bool:
+    va, sa = (a, None) if not isinstance(a, tuple) else a
+    vb, sb = (b, None) if not isinstance(b, tuple) else b
+    return va is vb and sa == sb
 
 
 def sample_next(logits: torch.Tensor, cfg: GenerationConfig) -> torch.Tensor:
@@ -152,6 +209,7 @@ class HFBackend:
             tokenizer.pad_token = tokenizer.eos_token
         hf.saesteer_model_id = model_id
         self.info = ModelInfo.from_hf(hf, model_id)
+        self._fast_nll: bool | None = None  # continuation_nll's path, decided on its first call
 
     @classmethod
     def load(cls, name: str, **kwargs: Any) -> HFBackend:
@@ -168,8 +226,11 @@ class HFBackend:
         steer: Steer | Sequence[Steer] | None = None,
         sae: SaeArg = None,
         progress: Progress | None = None,
+        row_steer: RowSteer | None = None,
     ) -> list[Generation]:
         tok = self.tokenizer
+        rows_plan = _Rows(steer, row_steer, len(prompts))
+        steer = rows_plan.steer
         kwargs: dict[str, Any] = dict(
             max_new_tokens=cfg.max_new_tokens,
             min_new_tokens=cfg.min_new_tokens,
@@ -183,20 +244,26 @@ class HFBackend:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if steer is not None:
             kwargs["logits_processor"] = _finite_logits_processor(steer)
-        out: list[Generation] = []
-        with _steer_ctx(self, steer, sae), torch.no_grad():
-            for bi, rows in enumerate(_batches(len(prompts), cfg.batch_size)):
-                batch = [prompts[i] for i in rows]
-                enc = tok(batch, return_tensors="pt", padding=True).to(self.model.device)
+        ids = [self.prompt_ids(p) for p in prompts]
+        order = length_order([len(x) for x in ids])
+        out: list[Generation | None] = [None] * len(prompts)
+        done = 0
+        with _steer_ctx(self, steer, sae) as handle, torch.no_grad():
+            for bi, pos in enumerate(_batches(len(order), cfg.batch_size)):
+                rows = [order[j] for j in pos]
+                tokens, mask = pad_batch([ids[i] for i in rows], int(tok.pad_token_id), side="left")
+                rows_plan.select(handle, rows)
                 torch.manual_seed(cfg.seed + bi)
-                seq = self.model.generate(**enc, **kwargs)
-                new = seq[:, enc["input_ids"].shape[1] :].tolist()
-                for p, ids in zip(batch, new, strict=True):
-                    kept = _cut(ids, tok.eos_token_id, tok.pad_token_id)
-                    out.append(Generation(p, tok.decode(list(kept), skip_special_tokens=True), kept))
+                seq = self.model.generate(
+                    input_ids=tokens.to(self.model.device), attention_mask=mask.to(self.model.device), **kwargs
+                )
+                for i, new in zip(rows, seq[:, tokens.shape[1] :].tolist(), strict=True):
+                    kept = _cut(new, tok.eos_token_id, tok.pad_token_id)
+                    out[i] = Generation(prompts[i], tok.decode(list(kept), skip_special_tokens=True), kept)
+                done += len(rows)
                 if progress is not None:
-                    progress(len(out), len(prompts))
-        return out
+                    progress(done, len(prompts))
+        return [g for g in out if g is not None]
 
     def prompt_ids(self, prompt: str) -> list[int]:
         return list(self.tokenizer(prompt)["input_ids"])
@@ -204,14 +271,63 @@ class HFBackend:
     def continuation_nll(
         self, prompts: Sequence[str], continuations: Sequence[Sequence[int]], *, batch_size: int = 8
     ) -> list[tuple[float, int]]:
+        """Scored in length-sorted, right-padded batches; the unembedding (262k tokens on Gemma) runs only at
+        the positions that predict a continuation token, not at prompt or pad positions (:meth:`_scored_nll`,
+        checked once against the model's own logits; models where it differs use the full forward)."""
         seqs = [(self.prompt_ids(p), list(c)) for p, c in zip(prompts, continuations, strict=True)]
-        return _batched_nll(
-            seqs,
-            lambda ids, mask: self.model(input_ids=ids, attention_mask=mask).logits,
-            pad=int(self.tokenizer.pad_token_id),
-            device=self.model.device,
-            batch_size=batch_size,
-        )
+        pad = int(self.tokenizer.pad_token_id)
+        if self._fast_nll is None and any(c for _, c in seqs):
+            self._fast_nll = self._check_fast_nll(seqs, pad)
+        if not self._fast_nll:
+            return _batched_nll(
+                seqs,
+                lambda ids, mask: self.model(input_ids=ids, attention_mask=mask).logits,
+                pad=pad,
+                device=self.model.device,
+                batch_size=batch_size,
+            )
+        out: list[tuple[float, int]] = [(0.0, 0)] * len(seqs)
+        order = length_order([len(p) + len(c) for p, c in seqs])
+        with torch.no_grad():
+            for pos in _batches(len(order), batch_size):
+                rows = [order[j] for j in pos if seqs[order[j]][1]]
+                if rows:
+                    for i, v in zip(rows, self._scored_nll([seqs[i] for i in rows], pad), strict=True):
+                        out[i] = (float(v.sum()), len(seqs[i][1]))
+        return out
+
+    def _scored_nll(self, chunk: Sequence[tuple[list[int], list[int]]], pad: int) -> list[torch.Tensor]:
+        """Per sequence, the float64 NLL of each continuation token: the decoder stack over the padded batch,
+        then the unembedding at the scoring positions only (``logits_to_keep`` semantics, per row)."""
+        ids, mask = pad_batch([p + c for p, c in chunk], pad)
+        dev = self.model.device
+        hidden = self.model.base_model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).last_hidden_state
+        rows = torch.cat([torch.full((len(c),), i) for i, (_, c) in enumerate(chunk)])
+        cols = torch.cat([torch.arange(len(p) - 1, len(p) + len(c) - 1) for p, c in chunk])
+        logits = self.model.get_output_embeddings()(hidden[rows.to(dev), cols.to(dev)]).float()
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        targets = torch.cat([torch.as_tensor(c, dtype=torch.long) for _, c in chunk]).to(dev)
+        nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none").double().cpu()
+        return list(nll.split([len(c) for _, c in chunk]))
+
+    def _check_fast_nll(self, seqs: Sequence[tuple[list[int], list[int]]], pad: int) -> bool:
+        """Whether :meth:`_scored_nll` reproduces the model's own logits (one small batch, once per backend)."""
+        chunk = [s for s in seqs if s[1]][:2]
+        try:
+            with torch.no_grad():
+                fast = self._scored_nll(chunk, pad)
+                ref = _batched_nll(chunk, lambda ids, mask: self.model(input_ids=ids, attention_mask=mask).logits,
+                                   pad=pad, device=self.model.device, batch_size=len(chunk))
+        except (AttributeError, TypeError, RuntimeError) as exc:
+            log.debug("continuation_nll: the unembedding-at-scored-positions path does not apply: %s", exc)
+            return False
+        ok = all(abs(float(f.sum()) - r) <= 1e-4 * max(1.0, abs(r)) for f, (r, _) in zip(fast, ref, strict=True))
+        if not ok:
+            log.debug("continuation_nll: %s post-processes its logits; scoring with the full forward",
+                      type(self.model).__name__)
+        return ok
 
 
 class TLBackend:
@@ -250,20 +366,28 @@ class TLBackend:
         steer: Steer | Sequence[Steer] | None = None,
         sae: SaeArg = None,
         progress: Progress | None = None,
+        row_steer: RowSteer | None = None,
     ) -> list[Generation]:
-        out: list[Generation] = []
-        with _steer_ctx(self, steer, sae), torch.no_grad():
-            for bi, rows in enumerate(_batches(len(prompts), cfg.batch_size)):
-                batch = [prompts[i] for i in rows]
+        rows_plan = _Rows(steer, row_steer, len(prompts))
+        steer = rows_plan.steer
+        order = length_order([len(self.prompt_ids(p)) for p in prompts])
+        out: list[Generation | None] = [None] * len(prompts)
+        done = 0
+        with _steer_ctx(self, steer, sae) as handle, torch.no_grad():
+            for bi, pos in enumerate(_batches(len(order), cfg.batch_size)):
+                rows = [order[j] for j in pos]
+                rows_plan.select(handle, rows)
                 torch.manual_seed(cfg.seed + bi)
-                for p, ids in zip(batch, self._generate_batch(batch, cfg, steer), strict=True):
+                batch = [prompts[i] for i in rows]
+                for i, ids in zip(rows, self._generate_batch(batch, cfg, steer), strict=True):
                     kept = _cut(ids, self.eos, self.pad)
-                    out.append(
-                        Generation(p, str(self.tokenizer.decode(list(kept), skip_special_tokens=True)), kept)
+                    out[i] = Generation(
+                        prompts[i], str(self.tokenizer.decode(list(kept), skip_special_tokens=True)), kept
                     )
+                done += len(rows)
                 if progress is not None:
-                    progress(len(out), len(prompts))
-        return out
+                    progress(done, len(prompts))
+        return [g for g in out if g is not None]
 
     def _generate_batch(
         self, batch: Sequence[str], cfg: GenerationConfig, steer: Steer | Sequence[Steer] | None = None
@@ -331,18 +455,18 @@ def _batched_nll(
     device: torch.device,
     batch_size: int,
 ) -> list[tuple[float, int]]:
-    """Right-padded batches; the logits at positions ``P-1 .. P+C-2`` score continuation tokens."""
-    out: list[tuple[float, int]] = []
+    """Length-sorted, right-padded batches; the logits at positions ``P-1 .. P+C-2`` score continuation tokens."""
+    out: list[tuple[float, int]] = [(0.0, 0)] * len(seqs)
+    order = length_order([len(p) + len(c) for p, c in seqs])
     with torch.no_grad():
-        for rows in _batches(len(seqs), batch_size):
+        for pos in _batches(len(order), batch_size):
+            rows = [order[j] for j in pos]
             chunk = [seqs[i] for i in rows]
             ids, mask = pad_batch([p + c for p, c in chunk], pad)
             nll = token_nll(forward(ids.to(device), mask.to(device)), ids)  # [batch, width - 1]
-            for i, (p, c) in enumerate(chunk):
-                if not c:
-                    out.append((0.0, 0))
-                    continue
-                out.append((float(nll[i, len(p) - 1 : len(p) + len(c) - 1].double().sum()), len(c)))
+            for j, (i, (p, c)) in enumerate(zip(rows, chunk, strict=True)):
+                if c:
+                    out[i] = (float(nll[j, len(p) - 1 : len(p) + len(c) - 1].double().sum()), len(c))
     return out
 
 
@@ -359,6 +483,30 @@ def side_by_side(
     base = backend.generate(prompts, cfg, progress=progress)
     steered = backend.generate(prompts, cfg, steer=steer, sae=sae, progress=progress)
     return [SideBySide(b.prompt, b.text, s.text) for b, s in zip(base, steered, strict=True)]
+
+
+def side_by_side_many(
+    backend: Backend,
+    prompts: Sequence[str],
+    steers: Mapping[str, Steer],
+    cfg: GenerationConfig = GenerationConfig(),
+    *,
+    sae: SaeArg = None,
+    progress: Progress | None = None,
+) -> dict[str, list[SideBySide]]:
+    """The side by side for several vectors at once (``{name: vector or (vector, strength)}``): the unsteered
+    continuations once, and every vector's, in one ``generate`` call with per-row steering (with
+    ``cfg.batch_size >= len(prompts) * (len(steers) + 1)``: one batch, one decode loop)."""
+    names = list(steers)
+    rows: list[Steer | None] = [None] * len(prompts)
+    for name in names:
+        rows += [steers[name]] * len(prompts)
+    gens = backend.generate(list(prompts) * (len(names) + 1), cfg, sae=sae, progress=progress, row_steer=rows)
+    n = len(prompts)
+    base = gens[:n]
+    return {name: [SideBySide(b.prompt, b.text, s.text) for b, s in zip(base, gens[(k + 1) * n : (k + 2) * n],
+                                                                         strict=True)]
+            for k, name in enumerate(names)}
 
 
 def make_backend(model: str, kind: str = "auto", **kwargs: Any) -> Backend:

@@ -69,12 +69,14 @@ class _Entry:
     """One component of one vector at one strength, with its tensors cached per dtype/device."""
 
     def __init__(
-        self, vector: SteeringVector, component: Component, strength: float, sae: SAE | None
+        self, vector: SteeringVector, component: Component, strength: float, sae: SAE | None, group: int = 0
     ) -> None:
         self.vector = vector
         self.component = component
         self.strength = float(strength)
         self.sae = sae
+        self.group = group  # which (vector, strength) of the attach call this entry belongs to
+        self.rows: torch.Tensor | None = None  # [batch] bool: the rows of the batch it steers (None: all)
         self._cache: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 
     def set_strength(self, strength: float) -> None:
@@ -135,6 +137,14 @@ class SteeringHandle:
                 if vector is None or e.vector is vector:
                     e.set_strength(strength)
 
+    def set_rows(self, rows: Mapping[int, torch.Tensor | None]) -> None:
+        """Per-row steering: ``{i: [batch] bool}`` restricts the ``i``-th vector of the :func:`attach` call
+        to those rows of the next forward calls (None: every row). Rows no vector selects stay untouched."""
+        for entries in self.entries.values():
+            for e in entries:
+                if e.group in rows:
+                    e.rows = rows[e.group]
+
     def remove(self) -> None:
         """Remove every hook this handle registered (safe to call twice)."""
         while self._hooks:
@@ -158,12 +168,18 @@ class SteeringHandle:
             sel = self.tracker.select(entry.vector.positions, batch, pos, resid.device)
             if sel.kind == "none":
                 continue
-            resid = entry.apply(resid, sel.mask)
+            mask = sel.mask
+            if entry.rows is not None:
+                if not bool(entry.rows.any()):
+                    continue
+                rows = entry.rows.to(resid.device)[:, None].expand(batch, pos)
+                mask = rows if mask is None else mask & rows
+            resid = entry.apply(resid, mask)
             applied.append(entry)
             if self.record:
                 m = (
-                    sel.mask
-                    if sel.mask is not None
+                    mask
+                    if mask is not None
                     else torch.ones(batch, pos, dtype=torch.bool, device=resid.device)
                 )
                 selected = m if selected is None else selected | m
@@ -223,11 +239,11 @@ def attach(
         info = ModelInfo.from_hf(model, model_id)
         check_id = check_model and bool(model_id or getattr(model, "saesteer_model_id", None))
     entries: dict[str, list[_Entry]] = {}
-    for vec, s in pairs:
+    for group, (vec, s) in enumerate(pairs):
         vec.check_model(info, check_id=check_id)
         clamp_sae = _sae_for(vec, sae, info) if vec.operator == "clamp" else None
         for comp in vec.components:
-            entries.setdefault(comp.hook_name, []).append(_Entry(vec, comp, s, clamp_sae))
+            entries.setdefault(comp.hook_name, []).append(_Entry(vec, comp, s, clamp_sae, group))
     handle = SteeringHandle(model, backend, entries, record)
     try:
         if backend == "tl":
