@@ -11,6 +11,7 @@ import numpy as np
 
 from saesteer.errors import IndexDbError, SaesteerError, UnknownFeatureError
 from saesteer.index.db import IndexDb, load_query
+from saesteer.index.search_table import current_search_table
 from saesteer.select.catalog import BuildInfo, load_catalog
 from saesteer.select.detail import fetch_detail
 
@@ -65,6 +66,7 @@ def feature_report(
             "interrupted before the first condition finished; rerun the same `saesteer index build` command to resume"
         )
     info = [cat.conditions[c] for c in conds]
+    table = current_search_table(db, cat.build.build_id)  # its rows table: the feature's rows in one row group
     d = fetch_detail(
         db,
         cat.build.build_id,
@@ -73,6 +75,7 @@ def feature_report(
         [c.n_tokens for c in info],
         [c.n_bos for c in info],
         cat.build.n_bins,
+        rows=table if table is not None and set(table.conditions) == set(conds) else None,
     )
     n_tok = np.maximum(d.n_tokens, 1)
     k = d.n_active[0]

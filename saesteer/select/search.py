@@ -212,6 +212,11 @@ class Search:
         table = current_search_table(db, cat.build.build_id) if self.search_table else None
         if table is not None and set(table.conditions) != set(info):
             table = None
+        if table is None and self.search_table:
+            log.info(
+                "build %s has no current search table (written by `saesteer index build` / `index merge`): "
+                "searching feature_stats with a GROUP BY, same results, slower", cat.build.build_id
+            )
         if table is not None:
             wide = WideLayout.of(table, target, contrast, random)
         compiled = compile_search(
