@@ -20,6 +20,9 @@ scoring (``continuation_nll``) against a naive full-logits forward.
 
     .venv/bin/python benchmarks/bench_steer.py                              # the tiny transformers model
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_steer.py --gemma --no-tiny --threads 1  # Gemma 3 270M
+
+It also times 1 thread against every core under the load of the run (torch's spinning OpenMP threads
+collapse when other processes share the cores: :mod:`saesteer.threads`).
 """
 
 from __future__ import annotations
@@ -171,6 +174,31 @@ def batch_scan(backend: HFBackend, prompts: list[str], cfg: GenerationConfig, si
     return out
 
 
+def thread_compare(backend: HFBackend, prompts: list[str], cfg: GenerationConfig, repeats: int) -> dict[str, Any]:
+    """Unsteered tok/s with 1 thread and with every core, interleaved, under this run's load, and what
+    :func:`saesteer.threads.adapt_threads` would pick now."""
+    import os
+
+    from saesteer.threads import choose_threads, others_busy
+
+    before = torch.get_num_threads()
+    cores = os.cpu_count() or 1
+    wall: dict[int, list[float]] = {1: [], cores: []}
+    try:
+        for i in range(repeats):
+            for n in (1, cores) if i % 2 == 0 else (cores, 1):
+                torch.set_num_threads(n)
+                t = time.perf_counter()
+                backend.generate(prompts, cfg)
+                wall[n].append(time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(before)
+    busy = others_busy()
+    return {"tok_s": {n: len(prompts) * cfg.max_new_tokens / statistics.median(w) for n, w in wall.items()},
+            "busy": busy, "pick": choose_threads(cores, busy) if busy is not None else None,
+            "load": os.getloadavg()[0]}
+
+
 def naive_nll(backend: HFBackend, prompts: list[str], conts: list[list[int]], batch_size: int) -> list[float]:
     """The reference scoring: full logits at every position of right-padded batches in the given order."""
     seqs = [(backend.prompt_ids(p), c) for p, c in zip(prompts, conts, strict=True)]
@@ -187,6 +215,7 @@ def naive_nll(backend: HFBackend, prompts: list[str], conts: list[list[int]], ba
 def nll_compare(backend: HFBackend, prompts: list[str], cfg: GenerationConfig, repeats: int) -> dict[str, Any]:
     conts = [list(g.token_ids) for g in backend.generate(prompts, cfg)]
     alone = [""] * len(prompts)
+    backend.continuation_nll(alone[:2], conts[:2])  # decides its path once (a small check against the logits)
     wall: dict[str, list[float]] = {"naive": [], "saesteer": []}
     for _ in range(repeats):
         for name in ("naive", "saesteer"):
@@ -231,6 +260,11 @@ def report(label: str, backend: HFBackend, prompts: list[str], cfg: GenerationCo
           f"length-sorted {b['pad_sorted']:.1%} (mean prompt {b['prompt_tokens']:.1f} tokens)")
     scan = batch_scan(backend, prompts, cfg, sizes)
     print("tok/s by batch size: " + ", ".join(f"{k}: {v:.2f}" for k, v in scan.items()), flush=True)
+    th = thread_compare(backend, prompts, cfg, 2)
+    print("tok/s by torch threads under this run's load: "
+          + ", ".join(f"{k}: {v:.2f}" for k, v in th["tok_s"].items())
+          + f" (load average {th['load']:.1f}; other processes keep {th['busy']:.1f} cores busy now: "
+            f"saesteer's CLI would use {th['pick']} thread(s))", flush=True)
     nll = nll_compare(backend, prompts, cfg, max(1, repeats // 2))
     print(f"fluency scoring ({nll['tokens']} continuation tokens, alone after BOS): saesteer {nll['ours_s']:.3f} s, "
           f"naive full logits {nll['naive_s']:.3f} s, ratio naive / saesteer {nll['naive_s'] / nll['ours_s']:.2f}; "

@@ -7,6 +7,10 @@ update line at most every ``interval`` seconds, so a working run can be told fro
     [   0.0s] index: started (13 conditions)
     [  30.2s] index: 4/13 language=fr: 3,412 tokens (30.2 s)
     [  61.9s] index: done in 61.9 s (13/13; 13 conditions, 45,678 tokens)
+
+Before each stage starts the view also sets torch's thread count from the current load
+(:func:`saesteer.threads.adapt_threads`: every core on a quiet machine, fewer when other processes keep them
+busy), so that every long command adapts without code of its own.
 """
 
 from __future__ import annotations
@@ -36,8 +40,10 @@ class ProgressView:
         plain: bool | None = None,
         interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        adapt_threads: bool = True,
     ) -> None:
         self.console = console or err_console
+        self.adapt_threads = adapt_threads
         self.plain = (not self.console.is_terminal) if plain is None else plain
         self.interval = interval
         self.clock = clock
@@ -76,6 +82,10 @@ class ProgressView:
             console.print(*objects, **kwargs)
 
     def __call__(self, ev: ProgressEvent) -> None:
+        if ev.kind == "start" and self.adapt_threads:
+            from saesteer.threads import adapt_threads
+
+            adapt_threads()
         if self.plain:
             self._line(ev)
         else:
