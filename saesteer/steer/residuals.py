@@ -139,11 +139,15 @@ def corpus_mean_residual(
     from saesteer.steer import residual_stats
 
     settings = mean_settings(lang, n_texts, batch_size, max_len, corpus=corpus)
-    known = residual_stats.lookup(model, hook_name, "mean", settings)
+    texts = corpus_texts(corpus, lang, "train")[:n_texts]
+    known = residual_stats.lookup(model, hook_name, "mean", settings)  # computed here before (float64)
     if known is not None:
         return torch.tensor(known, dtype=torch.float64)
-    means, _ = mean_residual(model, [hook_name], corpus_texts(corpus, lang, "train")[:n_texts],
-                             batch_size=batch_size, max_len=max_len)
+    shipped = residual_stats.shipped_mean(residual_stats.model_hash(model), hook_name, settings,
+                                          residual_stats.texts_sha256(texts))
+    if shipped is not None:
+        return shipped
+    means, _ = mean_residual(model, [hook_name], texts, batch_size=batch_size, max_len=max_len)
     residual_stats.store(model, hook_name, "mean", settings, [float(x) for x in means[hook_name].tolist()])
     return means[hook_name]
 
