@@ -174,3 +174,20 @@ def test_quickstart_uses_the_random_baseline_of_index_build():
     spec, qs = IndexSpec(bundled=True, random=["uniform"]), QuickstartConfig()
     (rt,) = [c for c in spec.conditions() if c.label.startswith("random=")]
     assert rt.source == RandomTokens("uniform", n_seqs=qs.n_random, seq_len=qs.random_len, seed=0).condition().source
+
+
+def test_cross_entropy_of_all_languages_in_sorted_batches_equals_one_text_at_a_time(tiny_model):
+    """The ablation matrix scores every language's texts together (length-sorted batches): the same mean CE
+    per language as scoring each text alone."""
+    from saesteer.eval.ablation import mean_token_ce_by_group
+    from saesteer.models.forward import token_nll
+
+    texts = {"en": ["a short one", "a much longer English sentence than that"], "fr": ["oui", "une phrase moyenne"]}
+    got = mean_token_ce_by_group(tiny_model, texts, batch_size=3)
+    for lang, ts in texts.items():
+        total = count = 0.0
+        for t in ts:
+            ids = tiny_model.to_tokens(t)
+            total += float(token_nll(tiny_model(ids), ids).double().sum())
+            count += ids.shape[1] - 1
+        assert got[lang] == pytest.approx(total / count, rel=1e-5)
