@@ -3,6 +3,8 @@ feature_stats, in one scan; it follows the build's conditions."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -70,16 +72,21 @@ def test_default_search_reads_the_stored_score(index, target):
     per-condition count columns: the same features and the same bits as computing it over feature_stats."""
     wide = Search(index, target).drop_random().top(30)
     sql = wide.compile().sql
-    assert "AS stored_score" in sql and " + n" not in sql.split("empty AS")[0]
+    scan = sql.split("empty AS")[0]
+    assert "AS stored_score" in scan and " + n" not in scan  # the stored score, no per-condition sums
+    assert re.search(r"\bk\d+ AS k\d+", scan) and "r_max_freq" not in scan  # the stored random-filter verdict
     rows = Search(index, target).drop_random().top(30)
     rows.search_table = False
     a, b = wide.run(), rows.run()
     assert a.features == b.features and a.dropped == b.dropped
     np.testing.assert_array_equal(a.sql_scores, b.sql_scores)
     np.testing.assert_allclose(a.sql_scores, a.df["log_odds_z"].to_numpy(), rtol=1e-12)  # the numpy formula
-    # another smoothing, or another contrast, is computed per search (not the stored column)
+    # another smoothing, or another contrast, is computed per search (not the stored column); so is a
+    # random-token filter with other settings
     assert "stored_score" not in Search(index, target).rank_by("log_odds_z", alpha=1.0).compile().sql
     assert "stored_score" not in Search(index, target, against=["language=es"]).compile().sql
+    other = Search(index, target).drop_random(relative_to_target=0.3).compile().sql.split("empty AS")[0]
+    assert "r_max_freq" in other and not re.search(r"\bk\d+ AS k\d+", other)
 
 
 def test_tables_of_an_older_layout_are_stale(index, monkeypatch):

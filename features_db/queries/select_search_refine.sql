@@ -22,7 +22,7 @@ agg AS {{stream}}(
 empty AS (
     -- the features with no row at all (never active anywhere): one pseudo-row of empty aggregates,
     -- weighted by their number w, counted apart (the real rows are counted with count(*))
-    SELECT greatest($d_sae - (SELECT count(*) FROM {{agg_rows}}), 0) AS w, {{predicates}}
+    SELECT greatest($d_sae - (SELECT count(*) FROM {{agg_rows}}), 0) AS w, {{empty_predicates}}
     FROM (SELECT NULL::INTEGER AS feature, {{empty}})
 ),
 scored AS (

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from saesteer.index.db import IndexDb, load_query
 
 log = logging.getLogger(__name__)
-LAYOUT = 2  # bump when the tables' columns change: older tables become stale (rewritten by the next build)
+LAYOUT = 3  # bump when the tables' columns change: older tables become stale (rewritten by the next build)
 _NAME = re.compile(r"search_[0-9a-f]{16}_[0-9a-f]{12}(_rows)?")
 _ROW = "FILTER (WHERE s.condition = $c{i})"  # the condition's row (at most one per feature)
 COLUMNS = (  # name, value (0 / FALSE where the feature has no row in the condition)
@@ -42,8 +42,16 @@ COLUMNS = (  # name, value (0 / FALSE where the feature has no row in the condit
     ("b{i}", f"coalesce(sum(s.n_bos_active) {_ROW}, 0)::BIGINT"),
     ("p{i}", f"count(*) {_ROW} > 0"),
 )
-DERIVED = ("g{j}_n", "nr_n", "a_n", "bos_n", "nr_rows", "nr_min_freq", "z{i}")  # see derived_columns
+DERIVED = ("g{j}_n", "nr_n", "a_n", "bos_n", "nr_rows", "nr_min_freq", "z{i}", "k{i}")  # see derived_columns
 STORED_ALPHA = 0.5  # the z{i} columns hold the default ranking, log_odds_z with this smoothing
+STORED_RANDOM_RELATIVE = 0.2  # the k{i} columns hold the default random-token filter, with this ratio
+
+
+def random_relative_sql(r_max_freq: str, t_n: str, tok_t: str, ratio: str) -> str:
+    """The SQL of LangFIR's relative random-token test (keep a feature whose frequency on every random
+    condition is at most ``ratio`` x its frequency on the target; :class:`saesteer.select.filters.DropRandom`):
+    the one text the search compiles and the stored ``k{i}`` columns are computed with."""
+    return f"{r_max_freq} <= {ratio} * {t_n} / {tok_t}"
 
 
 def log_odds_z_sql(t_n: str, c_n: str, tok_t: str, tok_c: str, alpha: str) -> str:
@@ -91,6 +99,15 @@ class SearchTable:
     def rest(self, i: int) -> tuple[int, ...]:
         """The conditions ``against="rest"`` contrasts condition ``i`` with: the other non-random ones of its label."""
         return tuple(j for j in self.nonrandom if j != i and self.label_keys[j] == self.label_keys[i])
+
+    @property
+    def random(self) -> tuple[int, ...]:
+        return tuple(i for i, r in enumerate(self.is_random) if r)
+
+    def stored_keeps(self) -> dict[int, str]:
+        """``{i: column}``: the conditions whose default random-token verdict is stored (``k{i}``, see
+        :data:`STORED_RANDOM_RELATIVE`): every non-random one, when the build has random conditions."""
+        return {i: f"k{i}" for i in self.nonrandom} if self.random else {}
 
     def stored_scores(self) -> dict[int, str]:
         """``{i: column}``: the conditions whose default score against the rest of their label is stored
@@ -162,6 +179,12 @@ def derived_columns(table: SearchTable) -> tuple[str, dict[str, float]]:
         params[f"ztc{i}"] = float(max(sum(table.n_tokens[j] for j in rest), 1))
         c_n = f"({sums[frozenset((*rest, i))]} - n{i})::DOUBLE"
         cols.append(f"{log_odds_z_sql(f'n{i}::DOUBLE', c_n, f'$ztt{i}', f'$ztc{i}', '$zalpha')} AS {col}")
+    r_max = [f"n{j} * $inv{j}" for j in table.random]  # >= 0 each: their maximum, as the search computes it
+    r_max_freq = r_max[0] if len(r_max) == 1 else f"greatest({', '.join(r_max)})"
+    for i, col in table.stored_keeps().items():
+        params["krel"] = STORED_RANDOM_RELATIVE
+        params[f"ztt{i}"] = float(table.n_tokens[i])
+        cols.append(f"({random_relative_sql(f'({r_max_freq})', f'(n{i})::DOUBLE', f'$ztt{i}', '$krel')}) AS {col}")
     return ",\n    ".join(cols), params
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from saesteer.errors import SaesteerError
-from saesteer.select.sqlbuild import SqlContext
+from saesteer.index.search_table import STORED_RANDOM_RELATIVE, random_relative_sql
+from saesteer.select.sqlbuild import SqlContext, WideLayout
 
 DEFAULT_RANDOM_RELATIVE = 0.2
 
@@ -81,7 +82,7 @@ class DropRandom:
             out.append(
                 (
                     f"random: frequency on random tokens > {rel:g} x target frequency",
-                    f"r_max_freq <= {p} * t_n / $tok_t",
+                    random_relative_sql("r_max_freq", "t_n", "$tok_t", p),
                 )
             )
             if self.max_mean is not None:
@@ -92,6 +93,17 @@ class DropRandom:
                     )
                 )
         return out
+
+    def stored_predicates(self, lay: WideLayout) -> list[tuple[str, str]] | None:
+        """On a search table that stores this filter's verdict (the defaults: the relative test alone, on
+        every random condition), its step reads the stored column (the same expression at build time)."""
+        rel = self.resolved_relative
+        if self.max_freq is not None or self.max_mean is not None or rel != STORED_RANDOM_RELATIVE:
+            return None
+        col = lay.stored_random_keep()
+        if col is None:
+            return None
+        return [(f"random: frequency on random tokens > {rel:g} x target frequency", col)]
 
     def describe(self) -> str:
         parts = []

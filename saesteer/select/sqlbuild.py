@@ -93,6 +93,14 @@ class WideLayout:
                    table.nonrandom)
 
 
+    def stored_random_keep(self) -> str | None:
+        """The column holding the default random-token filter's verdict for the target (``k{i}``: LangFIR's
+        frequency on every random condition <= :data:`~saesteer.index.search_table.STORED_RANDOM_RELATIVE`
+        x the target's), when this search filters on all of the build's random conditions."""
+        if set(self.random) != set(self.table.random):
+            return None
+        return self.table.stored_keeps().get(self.target)
+
     def stored_score(self, score: RankScore) -> str | None:
         """The search table's column holding ``score`` for this search, if it stores it: the default
         log_odds_z (its smoothing as stored) of the target against the rest of its label."""
@@ -265,9 +273,9 @@ def compile_search(
     ctx = SqlContext(binder, n_bins)
     steps: list[tuple[str, str]] = list(implicit)
     owners: list[int | None] = [None] * len(steps)
-    needed: list[str] = ["t_n"]
+    needs: list[tuple[str, ...]] = []
     for i, f in enumerate(filters):
-        needed += f.needs(n_bins)
+        needs.append(f.needs(n_bins))
         own = f.predicates(ctx)
         steps += own
         owners += [i] * len(own)
@@ -277,24 +285,39 @@ def compile_search(
     bounds = getattr(score, "bounds", None)
     two_phase = bool(refine and bounds is not None and score.higher_is_better)
     slots: dict[str, str] = {}
+    cheap: tuple[str, ...] = ()
     if two_phase:
         assert bounds is not None
         lower, upper, cheap = bounds(ctx)
-        needed += cheap
         exact = list(dict.fromkeys(score.needs(n_bins)))
         slots["exact_aggregates"] = ",\n        ".join(f"{aggregate_sql(a)[0]} AS {a}" for a in exact)
         slots["lower"], slots["upper"] = lower, upper
-    stored = None
-    if wide is not None and not two_phase:
-        stored = wide.stored_score(score)
-        if stored is not None and any(wide_aggregate_sql(a, wide, ctx) is None for a in needed):
-            stored = None
-    if not two_phase and stored is None:
-        needed += score.needs(n_bins)
-    aggs = list(dict.fromkeys(needed))
-    preds = ", ".join(f"({p}) AS p{i}" for i, (_, p) in enumerate(steps)) or "TRUE AS p_none"
+    score_needs = () if two_phase else score.needs(n_bins)
+    every = list(dict.fromkeys(["t_n", *(a for n in needs for a in n), *cheap, *score_needs]))
+    wide_sql = {a: wide_aggregate_sql(a, wide, ctx) for a in every} if wide is not None else {}
+    use_wide = wide is not None and all(v is not None for v in wide_sql.values())
+    # on the search table, what it stores replaces what the search would compute: the same values
+    stored = wide.stored_score(score) if wide is not None and use_wide and not two_phase else None
+    scan_steps = list(steps)
+    replaced: set[int] = set()
+    if wide is not None and use_wide:
+        for i, f in enumerate(filters):
+            hook = getattr(f, "stored_predicates", None)
+            kept = hook(wide) if hook is not None else None  # [(description, a stored flag column)]
+            at = [k for k, o in enumerate(owners) if o == i]
+            if (kept is not None and [d for d, _ in kept] == [steps[k][0] for k in at]
+                    and all(re.fullmatch(r"k\d+", c) for _, c in kept)):
+                for k, (_, pred) in zip(at, kept, strict=True):
+                    scan_steps[k] = (steps[k][0], pred)
+                replaced.add(i)
+    aggs = list(dict.fromkeys([
+        "t_n",
+        *(a for i, n in enumerate(needs) if i not in replaced for a in n),
+        *cheap,
+        *(() if stored else score_needs),
+    ]))
     # counts: the real rows with count(*) (a NULL predicate drops the row, as FALSE would), plus the
-    # pseudo-row e of the features without rows (weight e.w) where its predicates hold
+    # pseudo-row e of the features without rows (weight e.w, every aggregate empty) where its predicates hold
     row_counts = ["count(*) AS n_universe"]
     counts = ["r.n_universe + e.w AS n_universe"]
     for i in range(len(steps)):
@@ -302,17 +325,18 @@ def compile_search(
         row_counts.append(f"count(*) FILTER (WHERE {cond}) AS n_step{i}")
         e_cond = " AND ".join(f"e.p{j}" for j in range(i + 1))
         counts.append(f"r.n_step{i} + CASE WHEN ({e_cond}) IS TRUE THEN e.w ELSE 0 END AS n_step{i}")
-    wide_sql = {a: wide_aggregate_sql(a, wide, ctx) for a in aggs} if wide is not None else {}
-    use_wide = wide is not None and all(v is not None for v in wide_sql.values())
     if wide is not None and use_wide:
         name = wide.table.name
         if not re.fullmatch(r"search_[0-9a-f]{16}_[0-9a-f]{12}", name):
             raise ValueError(f"not a search table name: {name!r}")
         slots["agg"] = load_query("select_search_agg_wide").replace("{{table}}", name)
         slots["stream"], slots["agg_rows"] = "NOT MATERIALIZED ", name
-        agg_columns = ",\n        ".join(f"{v} AS {a}" for a, v in wide_sql.items())
+        columns = [f"{wide_sql[a]} AS {a}" for a in aggs]
+        columns += [f"{c} AS {c}" for c in dict.fromkeys(
+            pred for k, (_, pred) in enumerate(scan_steps) if owners[k] in replaced)]  # stored flag columns
         if stored is not None:
-            agg_columns += f",\n        {stored} AS stored_score"
+            columns.append(f"{stored} AS stored_score")
+        agg_columns = ",\n        ".join(columns)
     else:
         slots["agg"] = load_query("select_search_agg_rows")
         slots["stream"], slots["agg_rows"] = "", "agg"
@@ -320,11 +344,11 @@ def compile_search(
     slots.update(
         {
             "aggregates": agg_columns,
-            "empty": ", ".join([*(f"{aggregate_sql(a)[1]} AS {a}" for a in aggs),
-                                *(["NULL::DOUBLE AS stored_score"] if stored is not None else [])]),
+            "empty": ", ".join(f"{aggregate_sql(a)[1]} AS {a}" for a in every),
             "helpers": "" if stored else "".join(f"{expr} AS {name}, " for name, expr in score.helpers(ctx)),
             "score": "stored_score" if stored else score.sql(ctx),
-            "predicates": preds,
+            "empty_predicates": ", ".join(f"({p}) AS p{i}" for i, (_, p) in enumerate(steps)) or "TRUE AS p_none",
+            "predicates": ", ".join(f"({p}) AS p{i}" for i, (_, p) in enumerate(scan_steps)) or "TRUE AS p_none",
             "counts": ", ".join(counts),
             "row_counts": ", ".join(row_counts),
             "keep": " AND ".join(f"p{i}" for i in range(len(steps))) or "TRUE",
