@@ -131,3 +131,31 @@ def test_search_table_follows_the_conditions(tmp_path, tiny_model, tiny_sae):
     plain.search_table = False
     b = plain.run(allow_empty=True)
     assert a.features == b.features and "FROM search_" in a.sql
+
+
+def test_top_tokens_written_after_the_table_are_read_from_feature_output(index, tmp_path):
+    """A search reads the top tokens from the search table, and from feature_output for the features the
+    table has none for (feature_output written after it, e.g. a later `index build` with the logit lens)."""
+    import shutil
+
+    path = tmp_path / "copy.duckdb"
+    shutil.copy(index, path)
+    with IndexDb(path) as con:
+        build = con.execute("SELECT build_id FROM builds").fetchall()[0][0]
+        con.execute("CREATE TABLE saved AS SELECT * FROM feature_output")
+        con.execute("DELETE FROM feature_output")
+        from saesteer.index.search_table import drop_search_tables
+
+        drop_search_tables(con, build)
+        name = refresh_search_table(con, build)
+        assert con.execute(f"SELECT count(top_tokens) FROM {name}").fetchall()[0][0] == 0
+        con.execute("INSERT INTO feature_output SELECT * FROM saved")
+        assert refresh_search_table(con, build) == name  # current: not rewritten, its tokens stay NULL
+    a = Search(path, "fr").drop_random().top(10).run()
+    plain = Search(path, "fr").drop_random().top(10)
+    plain.search_table = False
+    b = plain.run()
+    assert "FROM search_" in a.sql and a.features == b.features
+    assert list(a.df["top_tokens"]) == list(b.df["top_tokens"]) and all(len(t) == 5 for t in a.df["top_tokens"])
+    fresh = Search(index, "fr").drop_random().top(10).run()  # the table's own tokens: the same lists
+    assert list(fresh.df["top_tokens"]) == list(b.df["top_tokens"])

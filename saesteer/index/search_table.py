@@ -9,8 +9,9 @@ build / merge time, two tables make both cheap with the same results:
   feature, one group of columns per condition (``n{i}``, ``s{i}``, ``q{i}``, ``b{i}``, ``p{i}``; see
   ``features_db/queries/index_search_table.sql``) plus what every search would otherwise recompute from
   them (:data:`DERIVED`: the active-token count summed over each label's non-random conditions, over all
-  non-random ones and over every condition, the BOS count, the dense-filter inputs). A search is one scan
-  of a few of its columns (``select_search_agg_wide.sql``);
+  non-random ones and over every condition, the BOS count, the dense-filter inputs, the default score and
+  random-token verdict per condition), and the stored logit-lens tokens. A search is one scan of a few of
+  its columns (``select_search_agg_wide.sql``);
 - its *rows table* ``search_<b>_<k>_rows``: the build's ``feature_stats`` rows clustered by feature
   (``index_search_rows.sql``), so the detail of the returned features (``select_detail_rows.sql``) reads a
   few row groups instead of the whole of ``feature_stats``.
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from saesteer.index.db import IndexDb, load_query
 
 log = logging.getLogger(__name__)
-LAYOUT = 3  # bump when the tables' columns change: older tables become stale (rewritten by the next build)
+LAYOUT = 4  # bump when the tables' columns change: older tables become stale (rewritten by the next build)
 _NAME = re.compile(r"search_[0-9a-f]{16}_[0-9a-f]{12}(_rows)?")
 _ROW = "FILTER (WHERE s.condition = $c{i})"  # the condition's row (at most one per feature)
 COLUMNS = (  # name, value (0 / FALSE where the feature has no row in the condition)
