@@ -226,7 +226,8 @@ def run_quickstart(
             ecfg = LanguageEvalConfig(languages=eval_langs, recipes=recipes, strengths=cfg.eval_strengths,
                                       n_prompts=cfg.eval_prompts, calibration_prompts=cfg.eval_calibration,
                                       refine=cfg.eval_refine, max_new_tokens=cfg.eval_max_new_tokens,
-                                      batch_size=max(cfg.eval_prompts, cfg.eval_calibration),
+                                      batch_size=max(cfg.eval_prompts, cfg.eval_calibration,
+                                                     LanguageEvalConfig.batch_size),
                                       fluency_budget=cfg.fluency_budget, diffmean_texts=cfg.max_docs or 200)
             evaluation = evaluate_language_steering(model, backend, sae, db, bundled_parallel_prompts(), ecfg,
                                                     progress=st.messages(), factory=factory)

@@ -4,7 +4,9 @@ resumable language evaluation on the tiny model."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -176,10 +178,12 @@ def test_language_eval_on_the_tiny_model_resumes_from_its_samples(tiny_model, ti
 
     class Counting(TLBackend):
         calls = 0
+        rows = 0
 
-        def generate(self, *a, **k):  # type: ignore[no-untyped-def]
+        def generate(self, prompts, *a, **k):  # type: ignore[no-untyped-def]
             Counting.calls += 1
-            return super().generate(*a, **k)
+            Counting.rows += len(prompts)
+            return super().generate(prompts, *a, **k)
 
     be = Counting(tiny_model)
     cfg = LanguageEvalConfig(languages=("fr",), recipes=("sae:k=4:filter=0", "sae:k=4:op=swap:filter=0",
@@ -189,10 +193,11 @@ def test_language_eval_on_the_tiny_model_resumes_from_its_samples(tiny_model, ti
     path = tmp_path / "samples.csv"
     res = evaluate_language_steering(tiny_model, be, tiny_sae, tiny_index, bundled_parallel_prompts(), cfg,
                                      samples_path=path)
-    first = Counting.calls
-    assert first >= 1 + 3 * 2 + 1  # unsteered, at least two strengths per vector, prompting
+    first, cells = Counting.calls, Counting.rows // 3
+    assert cells >= 1 + 3 * 2 + 1  # unsteered, at least two strengths per vector, prompting
+    assert first < cells  # the searches ran in lockstep: their cells shared generate calls
     assert set(res.windows["method"]) == {parse_recipe(r).name for r in cfg.recipes}
-    assert len(res.samples) == 3 * first and res.samples["chrf"].notna().all()
+    assert len(res.samples) == Counting.rows and res.samples["chrf"].notna().all()
     assert {"window", "at_edge", "chrf", "repetitive_share", "fluent"} <= set(res.windows.columns)
     assert res.curves.groupby("method").size()["prompting"] == 1
     # a rerun reads every cell back: no generation at all, the same table
@@ -220,3 +225,23 @@ def test_eval_language_refuses_bad_recipes_before_loading(args, tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1 and err[0].startswith("error: ")
     assert not (tmp_path / "out").exists()
+
+
+def test_lockstep_searches_give_the_samples_of_a_sequential_run(tiny_model, tiny_sae, tiny_index):
+    """Running the (language, recipe) searches in lockstep batches their generations; every continuation,
+    every strength tried and the summary are those of the sequential run, in the same order."""
+    from saesteer.eval.language import LanguageEvalConfig, evaluate_language_steering
+    from saesteer.eval.parallel import bundled_parallel_prompts
+    from saesteer.steer.generate import TLBackend
+
+    cfg = LanguageEvalConfig(languages=("fr", "de"), recipes=("sae:k=4:filter=0", "diffmean", "prompting"),
+                             n_prompts=3, calibration_prompts=3, max_new_tokens=4, batch_size=12, diffmean_texts=4,
+                             refine=1)
+    runs = [evaluate_language_steering(tiny_model, TLBackend(tiny_model), tiny_sae, tiny_index,
+                                       bundled_parallel_prompts(), replace(cfg, lockstep=lock))
+            for lock in (False, True)]
+    cols = ["language", "method", "strength", "prompt_index", "text", "ids", "ppl"]
+    seq, lock = (r.samples[cols] for r in runs)
+    pd.testing.assert_frame_equal(seq.drop(columns="ppl"), lock.drop(columns="ppl"))
+    np.testing.assert_allclose(seq["ppl"], lock["ppl"], rtol=1e-5)
+    pd.testing.assert_frame_equal(runs[0].windows, runs[1].windows)

@@ -114,7 +114,8 @@ def language(
     cfg = LanguageEvalConfig(
         languages=tuple(x.strip() for x in languages.split(",") if x.strip()), recipes=specs,
         strengths=_floats(strengths) if strengths else None, n_prompts=n_prompts, max_new_tokens=max_new_tokens,
-        fluency_budget=fluency_budget, max_repetitive_share=max_repetitive, refine=refine, batch_size=n_prompts,
+        fluency_budget=fluency_budget, max_repetitive_share=max_repetitive, refine=refine,
+        batch_size=max(n_prompts, LanguageEvalConfig.batch_size),  # a cell per batch at least; lockstep cells share
         recipe_major=recipe_major, calibration_prompts=calibration_prompts, corpus=corpus,
         fluency_reference=fluency_reference,
     )

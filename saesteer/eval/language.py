@@ -79,7 +79,8 @@ class LanguageEvalConfig:
     refine_target: int = 1  # bisections below the weakest strength on target
     patience: int = 1  # broken strengths in a row the coarse search steps past before it stops
     max_down_target: int = 4  # steps down while the weakest strength tried is already on target
-    batch_size: int = 12
+    batch_size: int = 24  # rows per generate call (the searches run in lockstep: their cells batch together)
+    lockstep: bool = True  # run the (language, recipe) searches in lockstep (saesteer.steer.lockstep)
     seed: int = 0
     random_max_freq: float | None = None  # LangFIR filter threshold; None = the search default
     diffmean_texts: int = 200  # train texts per language of the corpus for the DiffMean means
@@ -213,7 +214,7 @@ def evaluate_language_steering(
     say(f"fluent (English reference) = {english.describe()}")
     natives: dict[str, FluencyCriteria | None] = {}
 
-    def criteria_for(lang: str) -> FluencyCriteria:
+    def criteria_for(lang: str, gen: Backend = backend) -> FluencyCriteria:
         """The primary criteria for target ``lang``: its native baseline (its cell is made on first use, under
         either reference: the report shows both) or English."""
         if lang not in natives:
@@ -224,7 +225,7 @@ def evaluate_language_steering(
                 natives[lang] = None
             else:
                 say(f"{lang}: unsteered native baseline ({len(native_items)} prompts)")
-                df = cell(lang, "native", 0.0, lambda: backend.generate([p.prompt for p in native_items], gcfg),
+                df = cell(lang, "native", 0.0, lambda: gen.generate([p.prompt for p in native_items], gcfg),
                           lang, native_items)
                 natives[lang] = _calibrate(df, cfg)
         return (natives[lang] if cfg.fluency_reference == "native" else None) or english
@@ -233,22 +234,23 @@ def evaluate_language_steering(
                                        random_max_freq=cfg.random_max_freq, corpus=cfg.corpus)
     order = ([(lang, r) for r in recipes for lang in cfg.languages] if cfg.recipe_major
              else [(lang, r) for lang in cfg.languages for r in recipes])
-    for lang, recipe in order:
-        criteria = criteria_for(lang)
+
+    def run_pair(lang: str, recipe: Any, gen: Backend) -> None:
+        """One (language, recipe): its strength search (or the prompting cell), generating with ``gen``."""
+        criteria = criteria_for(lang, gen)
         if recipe.kind == "prompting":
             say(f"{lang}: prompting")
             prefixed = PromptPrefix.for_target(f"language={lang}")(texts)
-            cell(lang, recipe.name, 0.0, lambda p=prefixed: backend.generate(p, gcfg), lang)  # type: ignore[misc]
-            continue
+            cell(lang, recipe.name, 0.0, lambda: gen.generate(prefixed, gcfg), lang)
+            return
         say(f"{lang}: building {recipe.name}")
         vec = factory.vector(recipe, lang)
+        assert vec is not None  # only prompting has none
         clamp_sae = sae if recipe.op == "swap" else None
 
-        def evaluate(s: float, lang: str = lang, recipe: Any = recipe, vec: Any = vec, clamp_sae: Any = clamp_sae,
-                     criteria: FluencyCriteria = criteria) -> Probe:
+        def evaluate(s: float) -> Probe:
             say(f"{lang}: {recipe.name} x {s:g}")
-            df = cell(lang, recipe.name, s, lambda: backend.generate(texts, gcfg, steer=(vec, s), sae=clamp_sae),
-                      lang)
+            df = cell(lang, recipe.name, s, lambda: gen.generate(texts, gcfg, steer=(vec, s), sae=clamp_sae), lang)
             judged = criteria.judge(df["ppl"].tolist(), [_ids(x) for x in df["ids"]])
             return Probe(s, float(df["correct"].mean()), judged.fluent)
 
@@ -260,6 +262,19 @@ def evaluate_language_steering(
             search_strength(evaluate, start=start, cap=cap, factor=cfg.search_factor, refine=cfg.refine,
                             refine_target=cfg.refine_target, target=cfg.target_accuracy, patience=cfg.patience,
                             max_down_target=cfg.max_down_target)
+
+    if cfg.lockstep:
+        # the native baselines, then every (language, recipe) search, in lockstep: their generations batched
+        from functools import partial
+
+        from saesteer.steer.lockstep import run_lockstep
+
+        langs = list(dict.fromkeys(lang for lang, _ in order))
+        run_lockstep(backend, [partial(criteria_for, lang) for lang in langs], batch_size=cfg.batch_size)
+        run_lockstep(backend, [partial(run_pair, lang, r) for lang, r in order], batch_size=cfg.batch_size)
+    else:
+        for lang, recipe in order:
+            run_pair(lang, recipe, backend)
     samples = pd.concat(list(done.values()), ignore_index=True)
     return result_from_samples(samples, cfg)
 
@@ -304,7 +319,7 @@ def result_from_samples(samples: pd.DataFrame, cfg: LanguageEvalConfig = Languag
     need = {"language", "method", "strength", "correct", "ppl", "ids"}
     if not need <= set(samples.columns) or not (samples["method"] == "unsteered").any():
         raise CorpusError(f"not an `eval language` samples table: it needs columns {sorted(need)} and unsteered rows")
-    samples = samples.copy()
+    samples = _canonical_order(samples.copy(), cfg)
     samples["ids"] = samples["ids"].fillna("").astype(str)
     base = samples[samples["method"] == "unsteered"]
     criteria = _calibrate(base, cfg)
@@ -363,6 +378,34 @@ def native_baselines(res: LanguageEvalResult) -> pd.DataFrame:
                      "distinct_min": crit.min_distinct, "repeat_max": crit.max_repeat,
                      "chrf": float(g["chrf"].mean()) if "chrf" in g and len(g) else float("nan")})
     return pd.DataFrame(rows)
+
+
+def _canonical_order(samples: pd.DataFrame, cfg: LanguageEvalConfig) -> pd.DataFrame:
+    """The rows in the order of a sequential run (unsteered; then per language its native baseline and its
+    recipes, or recipe-major), whatever order the lockstep searches finished in. Languages and methods the
+    config does not list keep the order they first appear in; the cells of one (language, method) keep
+    their order (the order the strengths were tried)."""
+    from saesteer.eval.recipes import parse_recipe
+
+    def positions(known: Sequence[str], column: str) -> dict[str, int]:
+        pos = {x: i for i, x in enumerate(known)}
+        for x in samples[column].drop_duplicates():
+            pos.setdefault(x, 1000 + len(pos))
+        return pos
+
+    lang_pos = positions(list(cfg.languages), "language")
+    method_pos = positions(list(dict.fromkeys(parse_recipe(r).name for r in cfg.recipes)), "method")
+    keys = []
+    for i, (lang, method) in enumerate(zip(samples["language"], samples["method"], strict=True)):
+        lp = lang_pos[lang]
+        if method == "unsteered":
+            keys.append((-1, -1, -1, i))
+        elif cfg.recipe_major:  # a native baseline comes with its language's first recipe
+            keys.append((0, lp, -1, i) if method == "native" else (method_pos[method], lp, 0, i))
+        else:
+            keys.append((lp, -1, 0, i) if method == "native" else (lp, method_pos[method], 0, i))
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return samples.iloc[order].reset_index(drop=True)
 
 
 def _se(x: Any) -> float:
