@@ -2,7 +2,7 @@
 
 A recipe is written ``kind[:key=value...]``:
 
-- ``sae:k=50:filter=1:w=mean_diff:op=add:pos=all`` (the keys and their defaults):
+- ``sae:k=50:filter=1:w=mean_diff:op=add:pos=all:src=1`` (the keys and their defaults):
   ``k`` top contrastive SAE features (target language vs the rest); ``filter`` the random-token (LangFIR)
   filter on (1) or off (0); ``w`` the feature weights: ``mean_diff`` (raw decoder rows weighted by the
   mean activation on the target minus on the rest), ``unit`` (unit rows, weight 1 each) or ``output``
@@ -10,7 +10,8 @@ A recipe is written ``kind[:key=value...]``:
   decoder row writes to the target language's tokens); ``op`` the operator: ``add``,
   ``norm_preserving_add`` or ``swap`` (an SAE clamp: the target's features set to their typical
   activation on target text times the strength, the source language's own top-k features set to 0,
-  the SAE error term kept); ``pos``: ``all`` or ``generated`` positions;
+  the SAE error term kept); ``pos``: ``all`` or ``generated`` positions; ``src`` (swap only): zero the
+  source language's features (1) or leave them (0: the target's features are only clamped on);
 - ``diffmean[:op=...:pos=...]``: mean residual of the target language minus the mean over the others;
 - ``prompting``: an instruction prefix ("Answer in French: "), no vector.
 
@@ -48,6 +49,7 @@ class Recipe:
     w: str = "mean_diff"
     op: str = "add"
     pos: str = "all"
+    src: bool = True  # swap: also zero the source language's (English) own top-k features
 
     @property
     def name(self) -> str:
@@ -55,7 +57,7 @@ class Recipe:
             return "prompting"
         d = Recipe(self.kind)
         keys = ("k", "filter", "w") if self.kind == "sae" else ()
-        parts = [f"{key}={_fmt(getattr(self, key))}" for key in (*keys, "op", "pos")
+        parts = [f"{key}={_fmt(getattr(self, key))}" for key in (*keys, "op", "pos", "src")
                  if getattr(self, key) != getattr(d, key)]
         return ":".join([self.kind, *parts])
 
@@ -73,7 +75,7 @@ def parse_recipe(spec: str) -> Recipe:
     if kind not in KINDS:
         raise SteeringVectorError(f"unknown recipe kind {kind!r} in {spec!r}; use {', '.join(KINDS)}")
     r = Recipe(kind)
-    allowed = {"sae": ("k", "filter", "w", "op", "pos"), "diffmean": ("op", "pos"), "prompting": ()}[kind]
+    allowed = {"sae": ("k", "filter", "w", "op", "pos", "src"), "diffmean": ("op", "pos"), "prompting": ()}[kind]
     for part in parts:
         key, _, val = part.partition("=")
         if key not in allowed or not val:
@@ -82,10 +84,10 @@ def parse_recipe(spec: str) -> Recipe:
             if not val.isdigit() or int(val) < 1:
                 raise SteeringVectorError(f"recipe {spec!r}: k must be a positive integer")
             r = replace(r, k=int(val))
-        elif key == "filter":
+        elif key in ("filter", "src"):
             if val not in ("0", "1"):
-                raise SteeringVectorError(f"recipe {spec!r}: filter must be 0 or 1")
-            r = replace(r, filter=val == "1")
+                raise SteeringVectorError(f"recipe {spec!r}: {key} must be 0 or 1")
+            r = replace(r, **{key: val == "1"})
         else:
             choices = {"w": WEIGHTS, "op": OPS, "pos": POSITIONS}[key]
             if val not in choices:
@@ -188,8 +190,10 @@ class RecipeVectors:
         from saesteer.steer.build import from_feature_set
 
         typical = active_means(self.db, fs)
-        source = self.featureset("en", k=recipe.k, filtered=recipe.filter)
-        src = [f for f in source.features if f not in set(fs.features)]
+        src: list[int] = []
+        if recipe.src:
+            source = self.featureset("en", k=recipe.k, filtered=recipe.filter)
+            src = [f for f in source.features if f not in set(fs.features)]
         both = replace_features(fs, list(fs.features) + src)
         values = typical + [0.0] * len(src)
         return from_feature_set(both, self.sae, self.model, weighting="uniform", unit_rows=True, operator="clamp",
