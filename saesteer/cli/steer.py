@@ -88,8 +88,16 @@ def build(
     diffmean: Annotated[
         bool, typer.Option("--diffmean", help="Build the DiffMean baseline on the bundled corpus instead.")
     ] = False,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            "--recipe",
+            help="Build a language vector from the index the way `saesteer eval language` does, e.g. "
+            "sae:op=swap (the default recipe: 'default'), sae, diffmean; needs --target.",
+        ),
+    ] = None,
     target: Annotated[
-        str | None, typer.Option("--target", help="DiffMean target language, e.g. fr or language=fr.")
+        str | None, typer.Option("--target", help="Target language for --recipe / --diffmean, e.g. fr or language=fr.")
     ] = None,
     others: Annotated[
         str | None,
@@ -138,8 +146,13 @@ def build(
     from saesteer.steer.export import save_vector
 
     check_output_path(out)
-    if (features is None) == (not diffmean):
-        raise SteeringVectorError("give exactly one of --features FILE or --diffmean --target LANG")
+    if (features is not None) + diffmean + (recipe is not None) != 1:
+        raise SteeringVectorError(
+            "give exactly one of --features FILE, --recipe RECIPE --target LANG or --diffmean --target LANG"
+        )
+    if recipe is not None:
+        _build_from_recipe(recipe, target, out, model=model, sae=sae, db=db, model_cache=model_cache, name=name)
+        return
     from saesteer.steer.vector import OPERATORS, POSITIONS, SCALE_MODES
 
     for opt, value, allowed in (
@@ -204,6 +217,33 @@ def build(
         )
     path = save_vector(vec, out)
     steer_files.print_summary(vec, f"wrote {path}")
+
+
+def _build_from_recipe(recipe: str, target: str | None, out: Path, *, model: str, sae: str, db: Path | None,
+                       model_cache: Path | None, name: str | None) -> None:
+    """``steer build --recipe``: the evaluated recipe's vector for one target language (saesteer.eval.recipes)."""
+    from saesteer.cli.common import resolve_db
+    from saesteer.errors import SteeringVectorError
+    from saesteer.eval.recipes import DEFAULT_RECIPE, RecipeVectors, default_strength, parse_recipe
+    from saesteer.models import load_model
+    from saesteer.saes import load_sae
+    from saesteer.steer.export import save_vector
+
+    r = parse_recipe(DEFAULT_RECIPE if recipe == "default" else recipe)
+    if r.kind == "prompting":
+        raise SteeringVectorError("--recipe prompting has no vector; use sae..., or diffmean")
+    if not target:
+        raise SteeringVectorError("--recipe needs --target (a language of the index, e.g. fr)")
+    lang = target.removeprefix("language=")
+    path = resolve_db(db)
+    m = load_model(model, cache=model_cache)
+    s = load_sae(sae, model=m)
+    with ProgressView() as view, view.stages().stage(f"{r.name} vector for {lang}"):
+        vec = RecipeVectors(m, s, path).vector(r, lang)
+    assert vec is not None
+    vec = vec.with_(default_strength=default_strength(r), name=name or vec.name)
+    written = save_vector(vec, out)
+    steer_files.print_summary(vec, f"wrote {written}")
 
 
 @app.command()

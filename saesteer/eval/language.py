@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from saesteer.eval.langid import LanguageIdentifier, Py3LangId
+from saesteer.eval.recipes import DEFAULT_RECIPE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-DEFAULT_RECIPE = "sae"
 RECIPES = (DEFAULT_RECIPE, "diffmean", "prompting")
 REFERENCES = ("native", "english")  # what a steered cell's fluency is judged against
 BASELINE_METHODS = ("unsteered", "native")  # the unsteered cells fluency is calibrated on

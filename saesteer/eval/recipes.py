@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from saesteer.steer.vector import SteeringVector
 
 KINDS = ("sae", "diffmean", "prompting")
+# The recipe `saesteer steer build --recipe`, the quickstart and the notebooks use: the one that won
+# `saesteer eval language` (docs/results/language_eval*/report.md, docs/results/README.md).
+DEFAULT_RECIPE = "sae:op=swap"
 WEIGHTS = ("mean_diff", "unit", "output")
 OPS = ("add", "norm_preserving_add", "swap")
 POSITIONS = ("all", "generated")
@@ -87,7 +90,7 @@ def parse_recipe(spec: str) -> Recipe:
         elif key in ("filter", "src"):
             if val not in ("0", "1"):
                 raise SteeringVectorError(f"recipe {spec!r}: {key} must be 0 or 1")
-            r = replace(r, **{key: val == "1"})
+            r = replace(r, filter=val == "1") if key == "filter" else replace(r, src=val == "1")
         else:
             choices = {"w": WEIGHTS, "op": OPS, "pos": POSITIONS}[key]
             if val not in choices:
@@ -96,6 +99,13 @@ def parse_recipe(spec: str) -> Recipe:
     if r.kind == "diffmean" and r.op == "swap":
         raise SteeringVectorError(f"recipe {spec!r}: swap needs SAE features (diffmean has none)")
     return r
+
+
+def default_strength(recipe: Recipe) -> float:
+    """A strength inside the windows measured for ``recipe``'s kind of operator on Gemma 3 270M + the default
+    SAE (x typical activation for ``swap``, x typical residual norm otherwise): what a built vector carries as
+    its default strength. Other models want ``saesteer steer sweep --search``."""
+    return 0.18 if recipe.op == "swap" else 0.06
 
 
 def search_range(recipe: Recipe) -> tuple[float, float]:

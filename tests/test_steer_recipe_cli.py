@@ -1,0 +1,79 @@
+"""``saesteer steer build --recipe``: the evaluated recipes' vectors from the index, on the tiny model."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from saesteer.eval.recipes import DEFAULT_RECIPE, default_strength, parse_recipe
+from saesteer.steer.export import load_vector
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_db(tiny_model, tiny_sae, tmp_path_factory):
+    from dataclasses import replace
+
+    from saesteer.corpus import RandomTokens, bundled_conditions
+    from saesteer.index.build import BuildConfig, build_index
+
+    db = tmp_path_factory.mktemp("recipe_index") / "index.duckdb"
+    conds = [replace(c, max_docs=8) for c in bundled_conditions("train", ["en", "fr", "de"])]
+    build_index(db, tiny_model, tiny_sae, [*conds, RandomTokens("uniform", n_seqs=8, seq_len=16, seed=0)], BuildConfig())
+    return db
+
+
+def _build(db, out, *extra: str):
+    from saesteer.cli.main import app
+
+    res = runner.invoke(app, ["steer", "build", "--model", "tiny-random", "--sae", "tiny", "--db", str(db),
+                              "-o", str(out), *extra])
+    assert res.exit_code == 0, (res.output, res.exception)
+    return load_vector(out)
+
+
+def test_the_default_recipe_builds_a_swap_clamp_with_its_default_strength(tiny_db, tmp_path):
+    vec = _build(tiny_db, tmp_path / "fr.safetensors", "--recipe", "default", "--target", "fr")
+    assert DEFAULT_RECIPE.startswith("sae:op=swap")
+    assert vec.operator == "clamp" and vec.clamp is not None
+    assert vec.default_strength == default_strength(parse_recipe(DEFAULT_RECIPE))
+    values = vec.clamp.values.tolist()
+    assert any(v == 0.0 for v in values)  # the source language's features, set to 0
+    assert any(v > 0.0 for v in values)  # the target's, set to their typical activation
+    # src=0: only the target's features, none zeroed
+    only = _build(tiny_db, tmp_path / "fr0.safetensors", "--recipe", "sae:op=swap:src=0", "--target", "language=fr")
+    assert only.clamp is not None
+    assert len(only.clamp.features) < len(vec.clamp.features)
+    assert set(only.clamp.features.tolist()) <= set(vec.clamp.features.tolist())
+    # an additive recipe: an add vector with the additive default strength
+    add = _build(tiny_db, tmp_path / "fr_add.safetensors", "--recipe", "sae:k=4", "--target", "fr")
+    assert add.operator == "add" and add.clamp is None and add.default_strength == default_strength(parse_recipe("sae"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--recipe", "default"], "--recipe needs --target"),
+        (["--recipe", "prompting", "--target", "fr"], "prompting has no vector"),
+        (["--recipe", "sae:op=twist", "--target", "fr"], "op must be one of"),
+        (["--recipe", "default", "--diffmean", "--target", "fr"], "exactly one of"),
+    ],
+)
+def test_recipe_errors_are_one_line(tiny_db, tmp_path, capsys, args, message):
+    from saesteer.cli.main import main
+
+    old = sys.argv
+    sys.argv = ["saesteer", "steer", "build", "--model", "tiny-random", "--sae", "tiny", "--db", str(tiny_db),
+                "-o", str(tmp_path / "v.safetensors"), *args]
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main()
+    finally:
+        sys.argv = old
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "v.safetensors").exists()
