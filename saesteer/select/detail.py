@@ -128,3 +128,21 @@ def fetch_detail(
         n_bos_active=arrays["n_bos_active"],
         hist=hist,
     )
+
+
+def stored_tokens(
+    db: IndexDb, build_id: str, feats: list[int], table: SearchTable | None = None
+) -> dict[int, list[str]]:
+    """The stored logit-lens tokens of ``feats``: from the search table when current (a few row groups),
+    from ``feature_output`` for the features it has none for."""
+    out: dict[int, list[str]] = {}
+    if table is not None and feats:
+        if not re.fullmatch(r"search_[0-9a-f]{16}_[0-9a-f]{12}", table.name):
+            raise ValueError(f"not a search table name: {table.name!r}")
+        sql = load_query("select_search_tokens").replace("{{table}}", table.name)
+        out = {int(f): list(t) for f, t in db.execute(sql, {"features": feats}).fetchall() if t is not None}
+    rest = [f for f in feats if f not in out]
+    if rest:
+        rows = db.execute(load_query("select_feature_output"), {"build": build_id, "features": rest}).fetchall()
+        out.update({int(r[0]): list(r[1]) for r in rows})
+    return out

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from saesteer.errors import CorpusError, EmptyResultError, SaesteerError
-from saesteer.index.db import IndexDb, load_query
+from saesteer.index.db import IndexDb
 from saesteer.index.search_table import SearchTable, current_search_table
 from saesteer.select.catalog import Catalog, load_catalog
-from saesteer.select.detail import DetailStats, fetch_detail
+from saesteer.select.detail import DetailStats, fetch_detail, stored_tokens
 from saesteer.select.domain import domain_warning
 from saesteer.select.filters import DropBosOnly, DropDead, DropDense, DropRandom, MinFreq, MinRatio
 from saesteer.select.ranking import DEFAULT_RANK, SCORES, Score, get_score
@@ -279,7 +278,7 @@ class Search:
             detail.contrast = tuple(conds.index(c) for c in contrast)
             detail.random = tuple(conds.index(c) for c in random)
             lap("detail")
-            tokens = _stored_tokens(db, cat.build.build_id, feats, table)
+            tokens = stored_tokens(db, cat.build.build_id, feats, table)
             lap("top tokens")
             out_cols: dict[str, Any] = {}
             if self.output is not None and feats:
@@ -398,21 +397,3 @@ def _take(d: DetailStats, idx: Any) -> DetailStats:
     ):
         setattr(new, name, getattr(d, name)[idx])
     return new
-
-
-def _stored_tokens(
-    db: IndexDb, build_id: str, feats: list[int], table: SearchTable | None = None
-) -> dict[int, list[str]]:
-    """The stored logit-lens tokens of ``feats``: from the search table when current (a few row groups),
-    from ``feature_output`` for the features it has none for."""
-    out: dict[int, list[str]] = {}
-    if table is not None and feats:
-        if not re.fullmatch(r"search_[0-9a-f]{16}_[0-9a-f]{12}", table.name):
-            raise ValueError(f"not a search table name: {table.name!r}")
-        sql = load_query("select_search_tokens").replace("{{table}}", table.name)
-        out = {int(f): list(t) for f, t in db.execute(sql, {"features": feats}).fetchall() if t is not None}
-    rest = [f for f in feats if f not in out]
-    if rest:
-        rows = db.execute(load_query("select_feature_output"), {"build": build_id, "features": rest}).fetchall()
-        out.update({int(r[0]): list(r[1]) for r in rows})
-    return out
