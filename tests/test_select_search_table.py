@@ -124,7 +124,7 @@ def test_search_table_follows_the_conditions(tmp_path, tiny_model, tiny_sae):
         second = current_search_table(con, res.build_id)
         assert second is not None and second.name != first.name and len(second.conditions) == 3
         tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, 'search_')").fetchall()
-        assert sorted(t for (t,) in tables) == [second.name, second.rows]  # the stale tables were dropped
+        assert sorted(t for (t,) in tables) == sorted([second.name, second.rows, second.cuts_table])  # stale: dropped
         assert refresh_search_table(con, res.build_id) == second.name  # current: nothing rewritten
     a = Search(db, "fr").top(10).run(allow_empty=True)
     plain = Search(db, "fr").top(10)
@@ -159,3 +159,49 @@ def test_top_tokens_written_after_the_table_are_read_from_feature_output(index, 
     assert list(a.df["top_tokens"]) == list(b.df["top_tokens"]) and all(len(t) == 5 for t in a.df["top_tokens"])
     fresh = Search(index, "fr").drop_random().top(10).run()  # the table's own tokens: the same lists
     assert list(fresh.df["top_tokens"]) == list(b.df["top_tokens"])
+
+
+@pytest.fixture(scope="module")
+def cut_index(index, tmp_path_factory):
+    """The test index with cuts at rank 25 (1000 when shipped), so that they apply to these 600 features."""
+    import shutil
+
+    import saesteer.index.search_table as st
+
+    path = tmp_path_factory.mktemp("cut") / "index.duckdb"
+    shutil.copy(index, path)
+    old, st.CUT_RANK = st.CUT_RANK, 25
+    try:
+        with IndexDb(path) as con:
+            build = con.execute("SELECT build_id FROM builds").fetchall()[0][0]
+            st.drop_search_tables(con, build)
+            refresh_search_table(con, build)
+    finally:
+        st.CUT_RANK = old
+    return path
+
+
+@pytest.mark.parametrize("target", ["fr", "de", "es"])
+def test_the_cut_gives_the_exact_top_k(cut_index, target):
+    """A top k (k <= the cut's rank) over the stored score reads only the features at or above the target's
+    cut; with at least k of them left it is the exact top k, else the search runs again without the cut.
+    Either way: the GROUP BY path's features, scores and counts."""
+    cases = {
+        "default top 20": (lambda s: s.drop_random().top(20), True),
+        "top 25 = the cut's rank": (lambda s: s.drop_random().top(25), True),
+        "top 26 > the cut's rank": (lambda s: s.drop_random().top(26), False),
+        "strict filters: fewer than k above the cut": (lambda s: s.drop_random().min_freq(2e-3).top(20), False),
+    }
+    with IndexDb(cut_index, read_only=True) as con:
+        table = current_search_table(con, con.execute("SELECT build_id FROM builds").fetchall()[0][0])
+        assert table is not None and table.cuts and all(rank == 25 for rank, _ in table.cuts.values())
+    for name, (make, cut) in cases.items():
+        a = make(Search(cut_index, target)).run(allow_empty=True)
+        plain = make(Search(cut_index, target))
+        plain.search_table = False
+        b = plain.run(allow_empty=True)
+        first = make(Search(cut_index, target)).compile().sql  # the first try: with the cut unless k > its rank
+        assert ("$zcut" in first) == ("top 26" not in name), name
+        assert ("$zcut" in a.sql) == cut, name  # what ran in the end (strict filters: again, without it)
+        assert a.features == b.features and a.dropped == b.dropped and a.n_kept == b.n_kept, name
+        np.testing.assert_array_equal(a.sql_scores, b.sql_scores)

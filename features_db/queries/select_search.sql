@@ -38,7 +38,7 @@ top AS (
     SELECT feature, score, row_number() OVER (ORDER BY score {{order}} NULLS LAST, feature) AS rank
     FROM (
         SELECT feature, score FROM scored
-        WHERE {{keep}}
+        WHERE {{keep}}{{cut}}  -- cut: AND score >= the stored cut (saesteer.index.search_table.CUT_RANK)
         ORDER BY score {{order}} NULLS LAST, feature
         LIMIT $top_k
     )

@@ -14,7 +14,9 @@ build / merge time, two tables make both cheap with the same results:
   its columns (``select_search_agg_wide.sql``);
 - its *rows table* ``search_<b>_<k>_rows``: the build's ``feature_stats`` rows clustered by feature
   (``index_search_rows.sql``), so the detail of the returned features (``select_detail_rows.sql``) reads a
-  few row groups instead of the whole of ``feature_stats``.
+  few row groups instead of the whole of ``feature_stats``;
+- its *cuts table* ``search_<b>_<k>_cuts``: per condition, the default score of its 1000th best feature
+  (:attr:`SearchTable.cuts_table`), with which a default search sorts a thousand rows instead of all.
 
 Their name carries a hash of the build id and of the build's conditions (names, source hashes, completion
 times, token counts) and of :data:`LAYOUT`: a build that gained a condition since (or tables written by
@@ -28,13 +30,13 @@ import hashlib
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from saesteer.index.db import IndexDb, load_query
 
 log = logging.getLogger(__name__)
-LAYOUT = 4  # bump when the tables' columns change: older tables become stale (rewritten by the next build)
-_NAME = re.compile(r"search_[0-9a-f]{16}_[0-9a-f]{12}(_rows)?")
+LAYOUT = 5  # bump when the tables' columns change: older tables become stale (rewritten by the next build)
+_NAME = re.compile(r"search_[0-9a-f]{16}_[0-9a-f]{12}(_rows|_cuts)?")
 _ROW = "FILTER (WHERE s.condition = $c{i})"  # the condition's row (at most one per feature)
 COLUMNS = (  # name, value (0 / FALSE where the feature has no row in the condition)
     ("n{i}", f"coalesce(sum(s.n_active) {_ROW}, 0)::BIGINT"),
@@ -46,6 +48,7 @@ COLUMNS = (  # name, value (0 / FALSE where the feature has no row in the condit
 DERIVED = ("g{j}_n", "nr_n", "a_n", "bos_n", "nr_rows", "nr_min_freq", "z{i}", "k{i}")  # see derived_columns
 STORED_ALPHA = 0.5  # the z{i} columns hold the default ranking, log_odds_z with this smoothing
 STORED_RANDOM_RELATIVE = 0.2  # the k{i} columns hold the default random-token filter, with this ratio
+CUT_RANK = 1000  # the cuts table holds, per condition, the stored score of its CUT_RANK-th best feature
 
 
 def random_relative_sql(r_max_freq: str, t_n: str, tok_t: str, ratio: str) -> str:
@@ -76,11 +79,21 @@ class SearchTable:
     n_tokens: tuple[int, ...]
     is_random: tuple[bool, ...]
     label_keys: tuple[str, ...]
+    cuts: dict[int, tuple[int, float]] = field(default_factory=dict, compare=False)  # {i: (rank, cut)}: the cuts table
 
     @property
     def rows(self) -> str:
         """The rows table (``feature_stats`` of the build clustered by feature)."""
         return self.name + "_rows"
+
+    @property
+    def cuts_table(self) -> str:
+        """The cuts table: per condition, the stored score ``z{i}`` of its ``rank``-th best feature
+        (:data:`CUT_RANK` when written) among those the default filters keep (``n{i} > 0`` and ``k{i}``). A
+        top-k search with ``k <= rank`` first reads only the features scoring at least that (a filter the
+        scan applies before sorting): when at least ``k`` of them pass the search's filters, they hold its
+        exact top k."""
+        return self.name + "_cuts"
 
     @property
     def nonrandom(self) -> tuple[int, ...]:
@@ -152,10 +165,13 @@ def drop_search_tables(db: IndexDb, build_id: str) -> list[str]:
 
 
 def current_search_table(db: IndexDb, build_id: str) -> SearchTable | None:
-    """The build's search tables when they are current, else None."""
+    """The build's search tables when they are current (with their cuts), else None."""
     table = search_table_state(db, build_id)
     have = set(_present(db, build_id))
-    return table if table.name in have and table.rows in have else None
+    if not {table.name, table.rows, table.cuts_table} <= have:
+        return None
+    sql = load_query("select_search_cuts").replace("{{table}}", table.cuts_table)
+    return replace(table, cuts={int(i): (int(k), float(c)) for i, k, c in db.execute(sql).fetchall()})
 
 
 def derived_columns(table: SearchTable) -> tuple[str, dict[str, float]]:
@@ -200,9 +216,9 @@ def refresh_search_table(db: IndexDb, build_id: str) -> str | None:
     with db.transaction():
         have = _present(db, build_id)
         for old in have:
-            if old not in (table.name, table.rows) and _NAME.fullmatch(old):
+            if old not in (table.name, table.rows, table.cuts_table) and _NAME.fullmatch(old):
                 db.execute(f"DROP TABLE {old}")
-        if table.name in have and table.rows in have:
+        if {table.name, table.rows, table.cuts_table} <= set(have):
             return table.name
         conds = {f"c{i}": c for i, c in enumerate(table.conditions)}
         cols = ",\n        ".join(
@@ -215,5 +231,14 @@ def refresh_search_table(db: IndexDb, build_id: str) -> str | None:
         db.execute(sql, {"build": build_id, **conds, **inv})
         sql = load_query("index_search_rows").replace("{{table}}", table.rows)
         db.execute(sql, {"build": build_id, "conditions": list(table.conditions)})
+        keeps = table.stored_keeps()
+        cuts = " UNION ALL\n".join(
+            f"SELECT {i}::SMALLINT AS ci, $rank::INTEGER AS rank, (SELECT {z} FROM {table.name} WHERE n{i} > 0"
+            f"{f' AND {keeps[i]}' if i in keeps else ''} ORDER BY {z} DESC NULLS LAST, feature "
+            "LIMIT 1 OFFSET $skip) AS cut"
+            for i, z in table.stored_scores().items()
+        ) or "SELECT NULL::SMALLINT AS ci, NULL::INTEGER AS rank, NULL::DOUBLE AS cut WHERE FALSE"
+        sql = load_query("index_search_cuts").replace("{{table}}", table.cuts_table).replace("{{cuts}}", cuts)
+        db.execute(sql, {"skip": CUT_RANK - 1, "rank": CUT_RANK} if table.stored_scores() else None)
     log.info("wrote the search tables %s (%d conditions)", table.name, len(table.conditions))
     return table.name

@@ -180,7 +180,7 @@ class Search:
             yield db
 
     def _plan(
-        self, cat: Catalog, db: IndexDb
+        self, cat: Catalog, db: IndexDb, cut: bool = True
     ) -> tuple[str, list[str], list[str], CompiledSearch, SearchTable | None]:
         target = cat.resolve(self.target)
         contrast = cat.contrast(target, self.against)
@@ -228,6 +228,7 @@ class Search:
             limit=limit,
             refine=self.refine and cat.build.threshold == 0.0,
             wide=wide,
+            cut=cut,
         )
         return target, contrast, random, compiled, table
 
@@ -254,6 +255,9 @@ class Search:
             lap("domain check")
             with _tuned(db, None if compiled.wide else cat.build.d_sae):
                 raw = db.fetch_df(compiled.sql, compiled.params)
+                if compiled.cut and int(raw["feature"].notna().sum()) < int(compiled.params["top_k"]):
+                    compiled = self._plan(cat, db, cut=False)[3]  # fewer than k above the cut: all of them
+                    raw = db.fetch_df(compiled.sql, compiled.params)
             dropped, per_step, n_universe, n_kept = bookkeeping(raw, compiled.steps)
             dropped_random = sum(
                 n for n, owner in zip(per_step, compiled.owners, strict=True)

@@ -240,6 +240,7 @@ class CompiledSearch:
     aggregates: list[str] = field(default_factory=list)
     owners: list[int | None] = field(default_factory=list)
     wide: bool = False  # reads the build's search table (no GROUP BY over feature_stats)
+    cut: bool = False  # the top k reads only the features scoring at least the stored cut (see Search.run)
 
 
 def compile_search(
@@ -252,6 +253,7 @@ def compile_search(
     limit: int,
     refine: bool = True,
     wide: WideLayout | None = None,
+    cut: bool = True,
 ) -> CompiledSearch:
     """Fill ``select_search.sql``: aggregates, the rank score, one predicate per filter step, the counts.
 
@@ -267,7 +269,10 @@ def compile_search(
     With ``wide`` (the build's current search table) the per-feature aggregates are read in one scan of
     that table instead of a GROUP BY over ``feature_stats`` (same values), unless the search needs the
     histograms in that phase; the default score against the rest of the target's label is read from its
-    stored column (the same expression, computed at build time: the same bits).
+    stored column (the same expression, computed at build time: the same bits). Then, with ``cut`` and
+    ``limit`` at most the cut's rank, the top k considers only the features scoring at least the table's cut for the
+    target (``CompiledSearch.cut``): exact when at least ``limit`` features come back, which the caller
+    checks (else it compiles again without the cut).
     """
     binder = Binder()
     ctx = SqlContext(binder, n_bins)
@@ -341,8 +346,11 @@ def compile_search(
         slots["agg"] = load_query("select_search_agg_rows")
         slots["stream"], slots["agg_rows"] = "", "agg"
         agg_columns = ",\n        ".join(f"{aggregate_sql(a)[0]} AS {a}" for a in aggs)
+    rank_cut = wide.table.cuts.get(wide.target) if wide is not None and stored is not None else None
+    use_cut = bool(cut and rank_cut is not None and limit <= rank_cut[0])
     slots.update(
         {
+            "cut": f" AND score >= {ctx.bind(rank_cut[1], 'zcut')}" if use_cut and rank_cut else "",
             "aggregates": agg_columns,
             "empty": ", ".join(f"{aggregate_sql(a)[1]} AS {a}" for a in every),
             "helpers": "" if stored else "".join(f"{expr} AS {name}, " for name, expr in score.helpers(ctx)),
@@ -360,7 +368,7 @@ def compile_search(
     for slot, text in slots.items():
         sql = sql.replace("{{" + slot + "}}", text)
     params = {**constants, **binder.params, "top_k": int(limit)}
-    return CompiledSearch(sql, prune_params(sql, params), [d for d, _ in steps], aggs, owners, use_wide)
+    return CompiledSearch(sql, prune_params(sql, params), [d for d, _ in steps], aggs, owners, use_wide, use_cut)
 
 
 def prune_params(sql: str, params: dict[str, Any]) -> dict[str, Any]:
