@@ -112,6 +112,7 @@ def test_quickstart_cli_on_the_tiny_model(tmp_path):
     assert (out / "vectors" / "fr.safetensors").is_file() and (out / "vectors" / "fr.npy").is_file()
     report = (out / "report.md").read_text()
     assert "Ablation matrix" in report and "steered into fr" in report
+    assert "quick smoke view" in report and "`saesteer eval language` gives the real numbers" in report
     # a second run resumes the index: every condition is skipped, the results are the same
     res2 = CliRunner().invoke(app, args)
     assert res2.exit_code == 0, res2.output

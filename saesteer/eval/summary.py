@@ -163,6 +163,11 @@ def write_quickstart_report(
     if pending:
         rep.text(f"*{pending}*")
     if evaluation is not None:
+        n_langs = len(set(evaluation.samples["language"]) - {"none"})
+        rep.text(f"The evaluation below is a quick smoke view ({n_langs} language(s), "
+                 f"{getattr(cfg, 'eval_prompts', '?')} prompts x {getattr(cfg, 'eval_max_new_tokens', '?')} tokens per "
+                 "cell, a coarse strength search): `saesteer eval language` gives the real numbers "
+                 "(docs/results/language_eval).")
         add_evaluation(rep, evaluation)
     if ablation is not None:
         add_ablation(rep, ablation)
