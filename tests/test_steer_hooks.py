@@ -246,3 +246,17 @@ def test_clamp_vector_needs_its_sae(tiny_model, tiny_sae, tl_info):
     codes = tiny_sae.encode(rec.after)
     # the clamped features move towards their values (exact only for an exact SAE)
     assert bool((codes[..., 1] > tiny_sae.encode(rec.before)[..., 1]).any())
+
+
+@pytest.mark.parametrize(("values", "bad"), [([1.0, float("nan"), 2.0], True), ([1.0, float("inf")], True),
+                                             ([float("-inf"), 3.0], False), ([0.5, 2.0], False)])
+def test_check_finite_output_refuses_nan_and_plus_inf_only(values, bad):
+    from saesteer.steer.hooks import check_finite_output
+
+    logits = torch.zeros(2, 5)
+    logits[1, : len(values)] = torch.tensor(values)
+    if bad:
+        with pytest.raises(SteeringVectorError, match="non-finite"):
+            check_finite_output(logits, None)
+    else:
+        check_finite_output(logits, None)

@@ -303,7 +303,8 @@ def check_finite_output(out: torch.Tensor, vectors: Steer | Sequence[Steer] | No
     """Raise :class:`SteeringVectorError` naming the strength if ``out`` (logits or hidden states of a
     steered forward pass) holds NaN or +inf: the steering overflowed the model's arithmetic. ``-inf`` is
     allowed (decoding masks tokens with it)."""
-    if bool(torch.isnan(out).any()) or bool(torch.isposinf(out).any()):
+    top = out.max() if out.numel() else None  # one pass: a NaN anywhere makes the max NaN
+    if top is not None and (bool(torch.isnan(top)) or bool(torch.isposinf(top))):
         what = describe_steer(vectors) if vectors is not None else "no steering"
         raise SteeringVectorError(
             f"the model's hidden states became non-finite (NaN/inf) while steering with {what}: "
