@@ -75,6 +75,7 @@ def test_default_search_reads_the_stored_score(index, target):
     scan = sql.split("empty AS")[0]
     assert "AS stored_score" in scan and " + n" not in scan  # the stored score, no per-condition sums
     assert re.search(r"\bk\d+ AS k\d+", scan) and "r_max_freq" not in scan  # the stored random-filter verdict
+    assert "$n_rows" in sql and "count(*) FILTER" not in sql  # and its step counts, taken at build time
     rows = Search(index, target).drop_random().top(30)
     rows.search_table = False
     a, b = wide.run(), rows.run()
@@ -124,7 +125,7 @@ def test_search_table_follows_the_conditions(tmp_path, tiny_model, tiny_sae):
         second = current_search_table(con, res.build_id)
         assert second is not None and second.name != first.name and len(second.conditions) == 3
         tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, 'search_')").fetchall()
-        assert sorted(t for (t,) in tables) == sorted([second.name, second.rows, second.cuts_table])  # stale: dropped
+        assert sorted(t for (t,) in tables) == sorted([second.name, second.rows, second.conds_table])  # stale: dropped
         assert refresh_search_table(con, res.build_id) == second.name  # current: nothing rewritten
     a = Search(db, "fr").top(10).run(allow_empty=True)
     plain = Search(db, "fr").top(10)
@@ -194,7 +195,7 @@ def test_the_cut_gives_the_exact_top_k(cut_index, target):
     }
     with IndexDb(cut_index, read_only=True) as con:
         table = current_search_table(con, con.execute("SELECT build_id FROM builds").fetchall()[0][0])
-        assert table is not None and table.cuts and all(rank == 25 for rank, _ in table.cuts.values())
+        assert table is not None and table.conds and all(f.rank == 25 for f in table.conds.values())
     for name, (make, cut) in cases.items():
         a = make(Search(cut_index, target)).run(allow_empty=True)
         plain = make(Search(cut_index, target))

@@ -32,7 +32,7 @@ scored AS (
 ),
 counts AS (
     SELECT {{counts}}
-    FROM (SELECT {{row_counts}} FROM scored) r, empty e
+    FROM ({{row_counts}}) r, empty e  -- the real rows' counts: over scored, or stored (default search)
 ),
 top AS (
     SELECT feature, score, row_number() OVER (ORDER BY score {{order}} NULLS LAST, feature) AS rank

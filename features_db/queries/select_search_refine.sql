@@ -31,7 +31,7 @@ scored AS (
 ),
 counts AS (
     SELECT {{counts}}
-    FROM (SELECT {{row_counts}} FROM scored) r, empty e
+    FROM ({{row_counts}}) r, empty e  -- the real rows' counts: over scored, or stored (default search)
 ),
 kept AS (
     SELECT feature, lower_bound, upper_bound FROM scored WHERE {{keep}}

@@ -15,8 +15,9 @@ build / merge time, two tables make both cheap with the same results:
 - its *rows table* ``search_<b>_<k>_rows``: the build's ``feature_stats`` rows clustered by feature
   (``index_search_rows.sql``), so the detail of the returned features (``select_detail_rows.sql``) reads a
   few row groups instead of the whole of ``feature_stats``;
-- its *cuts table* ``search_<b>_<k>_cuts``: per condition, the default score of its 1000th best feature
-  (:attr:`SearchTable.cuts_table`), with which a default search sorts a thousand rows instead of all.
+- its *conditions table* ``search_<b>_<k>_conds``: per condition, what every default search of that
+  target computes over all features (:class:`CondFacts`: its filter step counts, and the default score of
+  its 1000th best feature, with which it sorts a thousand rows instead of all).
 
 Their name carries a hash of the build id and of the build's conditions (names, source hashes, completion
 times, token counts) and of :data:`LAYOUT`: a build that gained a condition since (or tables written by
@@ -35,8 +36,8 @@ from dataclasses import dataclass, field, replace
 from saesteer.index.db import IndexDb, load_query
 
 log = logging.getLogger(__name__)
-LAYOUT = 5  # bump when the tables' columns change: older tables become stale (rewritten by the next build)
-_NAME = re.compile(r"search_[0-9a-f]{16}_[0-9a-f]{12}(_rows|_cuts)?")
+LAYOUT = 6  # bump when the tables' columns change: older tables become stale (rewritten by the next build)
+_NAME = re.compile(r"search_[0-9a-f]{16}_[0-9a-f]{12}(_rows|_conds)?")
 _ROW = "FILTER (WHERE s.condition = $c{i})"  # the condition's row (at most one per feature)
 COLUMNS = (  # name, value (0 / FALSE where the feature has no row in the condition)
     ("n{i}", f"coalesce(sum(s.n_active) {_ROW}, 0)::BIGINT"),
@@ -48,7 +49,7 @@ COLUMNS = (  # name, value (0 / FALSE where the feature has no row in the condit
 DERIVED = ("g{j}_n", "nr_n", "a_n", "bos_n", "nr_rows", "nr_min_freq", "z{i}", "k{i}")  # see derived_columns
 STORED_ALPHA = 0.5  # the z{i} columns hold the default ranking, log_odds_z with this smoothing
 STORED_RANDOM_RELATIVE = 0.2  # the k{i} columns hold the default random-token filter, with this ratio
-CUT_RANK = 1000  # the cuts table holds, per condition, the stored score of its CUT_RANK-th best feature
+CUT_RANK = 1000  # the conditions table holds, per condition, the stored score of its CUT_RANK-th best feature
 
 
 def random_relative_sql(r_max_freq: str, t_n: str, tok_t: str, ratio: str) -> str:
@@ -70,6 +71,25 @@ def log_odds_z_sql(t_n: str, c_n: str, tok_t: str, tok_c: str, alpha: str) -> st
 
 
 @dataclass(frozen=True)
+class CondFacts:
+    """What every default search of one target (log_odds_z against the rest of its label, the default
+    random-token filter) computes over all features, stored at build time (the conditions table).
+
+    ``cut``: the stored score of the target's ``rank``-th best feature among those the default filters keep
+    (None when fewer are kept). A top-k search over the stored score with ``k <= rank`` first sorts only
+    the features scoring at least ``cut`` (a filter the scan applies before sorting): when at least ``k``
+    of them pass its filters they hold its exact top k; else it runs again without the cut.
+    ``n_rows``, ``n_active``, ``n_kept``: the features with a row in the build, those active on the target,
+    those the default filters keep (None without random conditions): the default search's step counts."""
+
+    rank: int
+    cut: float | None
+    n_rows: int
+    n_active: int
+    n_kept: int | None
+
+
+@dataclass(frozen=True)
 class SearchTable:
     """A build's current search tables and the conditions of their columns (column group ``i`` is
     ``conditions[i]``, ordered by name), with what the derived columns sum over."""
@@ -79,7 +99,7 @@ class SearchTable:
     n_tokens: tuple[int, ...]
     is_random: tuple[bool, ...]
     label_keys: tuple[str, ...]
-    cuts: dict[int, tuple[int, float]] = field(default_factory=dict, compare=False)  # {i: (rank, cut)}: the cuts table
+    conds: dict[int, CondFacts] = field(default_factory=dict, compare=False)  # the conditions table, by i
 
     @property
     def rows(self) -> str:
@@ -87,13 +107,9 @@ class SearchTable:
         return self.name + "_rows"
 
     @property
-    def cuts_table(self) -> str:
-        """The cuts table: per condition, the stored score ``z{i}`` of its ``rank``-th best feature
-        (:data:`CUT_RANK` when written) among those the default filters keep (``n{i} > 0`` and ``k{i}``). A
-        top-k search with ``k <= rank`` first reads only the features scoring at least that (a filter the
-        scan applies before sorting): when at least ``k`` of them pass the search's filters, they hold its
-        exact top k."""
-        return self.name + "_cuts"
+    def conds_table(self) -> str:
+        """The conditions table: :class:`CondFacts` of every condition with a stored score."""
+        return self.name + "_conds"
 
     @property
     def nonrandom(self) -> tuple[int, ...]:
@@ -138,17 +154,24 @@ def _prefix(build_id: str) -> str:
     return f"search_{hashlib.sha256(build_id.encode()).hexdigest()[:16]}_"
 
 
-def search_table_state(db: IndexDb, build_id: str) -> SearchTable:
-    """The build's current search table (present or not) as its conditions define it."""
-    rows = db.query("index_search_table_key", {"build": build_id}).fetchall()
-    key = hashlib.sha256(json.dumps([LAYOUT, *[list(r) for r in rows]]).encode()).hexdigest()[:12]
-    return SearchTable(
+def _state(db: IndexDb, build_id: str) -> tuple[SearchTable, set[str]]:
+    """The build's current search table (present or not) as its conditions define it, and the names of
+    the build's search tables present (one query)."""
+    rows = db.query("index_search_table_key", {"build": build_id, "prefix": _prefix(build_id)}).fetchall()
+    key = hashlib.sha256(json.dumps([LAYOUT, *[list(r[:6]) for r in rows]]).encode()).hexdigest()[:12]
+    table = SearchTable(
         _prefix(build_id) + key,
         tuple(str(r[0]) for r in rows),
         tuple(int(r[3]) for r in rows),
         tuple(bool(r[4]) for r in rows),
         tuple(str(r[5]) for r in rows),
     )
+    return table, set(rows[0][6] or []) if rows else set()
+
+
+def search_table_state(db: IndexDb, build_id: str) -> SearchTable:
+    """The build's current search table (present or not) as its conditions define it."""
+    return _state(db, build_id)[0]
 
 
 def _present(db: IndexDb, build_id: str) -> list[str]:
@@ -165,13 +188,17 @@ def drop_search_tables(db: IndexDb, build_id: str) -> list[str]:
 
 
 def current_search_table(db: IndexDb, build_id: str) -> SearchTable | None:
-    """The build's search tables when they are current (with their cuts), else None."""
-    table = search_table_state(db, build_id)
-    have = set(_present(db, build_id))
-    if not {table.name, table.rows, table.cuts_table} <= have:
+    """The build's search tables when they are current (with their conditions table's facts), else None."""
+    table, have = _state(db, build_id)
+    if not {table.name, table.rows, table.conds_table} <= have:
         return None
-    sql = load_query("select_search_cuts").replace("{{table}}", table.cuts_table)
-    return replace(table, cuts={int(i): (int(k), float(c)) for i, k, c in db.execute(sql).fetchall()})
+    sql = load_query("select_search_conds").replace("{{table}}", table.conds_table)
+    facts = {
+        int(r[0]): CondFacts(int(r[1]), None if r[2] is None else float(r[2]), int(r[3]), int(r[4]),
+                             None if r[5] is None else int(r[5]))
+        for r in db.execute(sql).fetchall()
+    }
+    return replace(table, conds=facts)
 
 
 def derived_columns(table: SearchTable) -> tuple[str, dict[str, float]]:
@@ -216,9 +243,9 @@ def refresh_search_table(db: IndexDb, build_id: str) -> str | None:
     with db.transaction():
         have = _present(db, build_id)
         for old in have:
-            if old not in (table.name, table.rows, table.cuts_table) and _NAME.fullmatch(old):
+            if old not in (table.name, table.rows, table.conds_table) and _NAME.fullmatch(old):
                 db.execute(f"DROP TABLE {old}")
-        if {table.name, table.rows, table.cuts_table} <= set(have):
+        if {table.name, table.rows, table.conds_table} <= set(have):
             return table.name
         conds = {f"c{i}": c for i, c in enumerate(table.conditions)}
         cols = ",\n        ".join(
@@ -231,14 +258,17 @@ def refresh_search_table(db: IndexDb, build_id: str) -> str | None:
         db.execute(sql, {"build": build_id, **conds, **inv})
         sql = load_query("index_search_rows").replace("{{table}}", table.rows)
         db.execute(sql, {"build": build_id, "conditions": list(table.conditions)})
-        keeps = table.stored_keeps()
-        cuts = " UNION ALL\n".join(
-            f"SELECT {i}::SMALLINT AS ci, $rank::INTEGER AS rank, (SELECT {z} FROM {table.name} WHERE n{i} > 0"
-            f"{f' AND {keeps[i]}' if i in keeps else ''} ORDER BY {z} DESC NULLS LAST, feature "
-            "LIMIT 1 OFFSET $skip) AS cut"
+        keeps, t = table.stored_keeps(), table.name
+        facts = " UNION ALL\n".join(
+            f"SELECT {i}::SMALLINT AS ci, $rank::INTEGER AS rank, "
+            f"(SELECT {z} FROM {t} WHERE {kept} ORDER BY {z} DESC NULLS LAST, feature LIMIT 1 OFFSET $skip) AS cut, "
+            f"(SELECT count(*) FROM {t}) AS n_rows, (SELECT count(*) FROM {t} WHERE n{i} > 0) AS n_active, "
+            f"{f'(SELECT count(*) FROM {t} WHERE {kept})' if i in keeps else 'NULL::BIGINT'} AS n_kept"
             for i, z in table.stored_scores().items()
-        ) or "SELECT NULL::SMALLINT AS ci, NULL::INTEGER AS rank, NULL::DOUBLE AS cut WHERE FALSE"
-        sql = load_query("index_search_cuts").replace("{{table}}", table.cuts_table).replace("{{cuts}}", cuts)
+            for kept in [f"n{i} > 0" + (f" AND {keeps[i]}" if i in keeps else "")]
+        ) or ("SELECT NULL::SMALLINT AS ci, NULL::INTEGER AS rank, NULL::DOUBLE AS cut, NULL::BIGINT AS n_rows, "
+              "NULL::BIGINT AS n_active, NULL::BIGINT AS n_kept WHERE FALSE")
+        sql = load_query("index_search_conds").replace("{{table}}", table.conds_table).replace("{{conds}}", facts)
         db.execute(sql, {"skip": CUT_RANK - 1, "rank": CUT_RANK} if table.stored_scores() else None)
     log.info("wrote the search tables %s (%d conditions)", table.name, len(table.conditions))
     return table.name

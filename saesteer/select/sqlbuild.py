@@ -101,6 +101,24 @@ class WideLayout:
             return None
         return self.table.stored_keeps().get(self.target)
 
+    def stored_counts(self, predicates: Sequence[str]) -> list[int] | None:
+        """The cumulative counts of these filter steps (their SQL predicates, in order) when they are a prefix
+        of the default search's: every feature with a row (``feature IS NOT NULL``), active on the target
+        (``t_n > 0``), kept by the default random-token filter (its stored verdict). None otherwise."""
+        facts = self.table.conds.get(self.target)
+        if facts is None:
+            return None
+        known = [("feature IS NOT NULL", facts.n_rows), ("t_n > 0", facts.n_active),
+                 (self.stored_random_keep(), facts.n_kept)]
+        if len(predicates) > len(known):
+            return None
+        out: list[int] = []
+        for pred, (text, n) in zip(predicates, known, strict=False):
+            if text is None or n is None or pred != text:
+                return None
+            out.append(n)
+        return out
+
     def stored_score(self, score: RankScore) -> str | None:
         """The search table's column holding ``score`` for this search, if it stores it: the default
         log_odds_z (its smoothing as stored) of the target against the rest of its label."""
@@ -346,11 +364,18 @@ def compile_search(
         slots["agg"] = load_query("select_search_agg_rows")
         slots["stream"], slots["agg_rows"] = "", "agg"
         agg_columns = ",\n        ".join(f"{aggregate_sql(a)[0]} AS {a}" for a in aggs)
-    rank_cut = wide.table.cuts.get(wide.target) if wide is not None and stored is not None else None
-    use_cut = bool(cut and rank_cut is not None and limit <= rank_cut[0])
+    facts = wide.table.conds.get(wide.target) if wide is not None and stored is not None else None
+    use_cut = bool(cut and facts is not None and facts.cut is not None and limit <= facts.rank)
+    stored_counts = wide.stored_counts([p for _, p in scan_steps]) if wide is not None and use_wide else None
+    if stored_counts is not None:  # the default search's steps: their counts were taken at build time
+        row_counts = [f"{ctx.bind(stored_counts[0], 'n_rows')} AS n_universe"]
+        row_counts += [f"{ctx.bind(n, 'n_kept')} AS n_step{i}" for i, n in enumerate(stored_counts)]
+        row_count_sql = "SELECT " + ", ".join(row_counts)
+    else:
+        row_count_sql = "SELECT " + ", ".join(row_counts) + " FROM scored"
     slots.update(
         {
-            "cut": f" AND score >= {ctx.bind(rank_cut[1], 'zcut')}" if use_cut and rank_cut else "",
+            "cut": f" AND score >= {ctx.bind(facts.cut, 'zcut')}" if use_cut and facts else "",
             "aggregates": agg_columns,
             "empty": ", ".join(f"{aggregate_sql(a)[1]} AS {a}" for a in every),
             "helpers": "" if stored else "".join(f"{expr} AS {name}, " for name, expr in score.helpers(ctx)),
@@ -358,7 +383,7 @@ def compile_search(
             "empty_predicates": ", ".join(f"({p}) AS p{i}" for i, (_, p) in enumerate(steps)) or "TRUE AS p_none",
             "predicates": ", ".join(f"({p}) AS p{i}" for i, (_, p) in enumerate(scan_steps)) or "TRUE AS p_none",
             "counts": ", ".join(counts),
-            "row_counts": ", ".join(row_counts),
+            "row_counts": row_count_sql,
             "keep": " AND ".join(f"p{i}" for i in range(len(steps))) or "TRUE",
             "order": "DESC" if score.higher_is_better else "ASC",
         }
