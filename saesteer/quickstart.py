@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from saesteer.eval.recipes import DEFAULT_RECIPE
 from saesteer.models.loading import DEFAULT_MODEL
 from saesteer.progress import Listener, Stage, Stages
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from saesteer.featureset import FeatureSet
     from saesteer.index.build import BuildProgress
     from saesteer.steer.generate import Backend, SideBySide
+    from saesteer.steer.vector import SteeringVector
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +62,13 @@ class QuickstartConfig:
     top_k: int = 50  # features per language (the selection, and the recipe's k unless it names one)
     # The recipe the side by side, the exports and the evaluation's first row use, and its strength
     # (saesteer.eval.recipes syntax; x typical residual norm for additive operators, x typical activation
-    # for swap). Issue 15 re-decides the default: change these two lines together.
-    recipe: str = "sae"
-    strength: float = 0.06  # measured on Gemma 3 270M + default SAE (sae recipe): 0.04-0.08
+    # for swap): the recipe that won `saesteer eval language` (saesteer.eval.recipes.DEFAULT_RECIPE) and a
+    # strength inside its measured windows (saesteer.eval.recipes.default_strength).
+    recipe: str = DEFAULT_RECIPE
+    strength: float | None = None  # None: the recipe's default (saesteer.eval.recipes.default_strength)
+    # formats that cannot hold an SAE clamp (gguf, neuronpedia, npy: one additive direction) get this
+    # additive recipe's vector instead, named <lang>.add.<suffix>
+    additive_recipe: str = "sae"
     n_prompts: int = 3  # English prompts in the side by side
     max_new_tokens: int = 20  # tokens per side-by-side continuation
     # the quick evaluation: a smoke view (`saesteer eval language` for the real numbers)
@@ -81,10 +87,18 @@ class QuickstartConfig:
     def __post_init__(self) -> None:
         from saesteer.steer.vector import check_strength
 
-        check_strength(self.strength, what="--strength")
+        if self.strength is not None:
+            check_strength(self.strength, what="--strength")
         for s in self.eval_strengths or ():
             check_strength(s, what="evaluation strength")
         self.steer_recipe()  # a bad recipe fails here, before anything runs
+
+    @property
+    def steer_strength(self) -> float:
+        """:attr:`strength`, or the recipe's default strength (inside the windows measured for it)."""
+        from saesteer.eval.recipes import default_strength
+
+        return self.strength if self.strength is not None else default_strength(self.steer_recipe())
 
     def steer_recipe(self) -> Recipe:
         """:attr:`recipe` parsed; an SAE recipe that names no ``k`` takes :attr:`top_k`."""
@@ -130,7 +144,7 @@ def run_quickstart(
     from saesteer.eval.ablation import ablation_matrix, feature_ablation
     from saesteer.eval.language import LanguageEvalConfig, evaluate_language_steering
     from saesteer.eval.parallel import bundled_parallel_prompts
-    from saesteer.eval.recipes import RecipeVectors
+    from saesteer.eval.recipes import RecipeVectors, default_strength, parse_recipe
     from saesteer.eval.summary import write_quickstart_report
     from saesteer.index.build import BuildConfig, build_index
     from saesteer.index.prebuilt import shipped_exports
@@ -188,7 +202,7 @@ def run_quickstart(
         # the unsteered rows and every language's rows in one generate call (per-row steering): one decode loop
         gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, batch_size=max(n_rows, 1))
         sbs: dict[str, list[SideBySide]] = side_by_side_many(
-            backend, prompts, {lang: (vectors[lang], cfg.strength) for lang in show}, gcfg, sae=clamp_sae,
+            backend, prompts, {lang: (vectors[lang], cfg.steer_strength) for lang in show}, gcfg, sae=clamp_sae,
             progress=lambda done, total: st.update(done, total)) if show and prompts else {}
         st.done(f"{len(show)} languages x {len(prompts)} prompts x {cfg.max_new_tokens} tokens")
     if on_side_by_side is not None:
@@ -196,12 +210,20 @@ def run_quickstart(
 
     with stages.stage("exports", total=len(show) * len(cfg.export_formats)) as st:
         exports: list[Path] = []
+        additive: dict[str, SteeringVector] = {}
         for lang in show:
             for fmt in cfg.export_formats:
                 suffix = {"native": "safetensors", "gguf": "gguf", "neuronpedia": "json", "npy": "npy"}[fmt]
+                vec, strength, name = vectors[lang], cfg.steer_strength, f"{lang}.{suffix}"
+                if vec.clamp is not None and fmt != "native":  # one additive direction: the additive recipe's
+                    if lang not in additive:
+                        extra = factory.vector(parse_recipe(cfg.additive_recipe), lang)
+                        assert extra is not None
+                        additive[lang] = extra.with_(name=f"language-{lang}-add")
+                    vec, name = additive[lang], f"{lang}.add.{suffix}"
+                    strength = default_strength(parse_recipe(cfg.additive_recipe))
                 try:
-                    exports += export_vector(vectors[lang], out / "vectors" / f"{lang}.{suffix}", fmt,
-                                             strength=cfg.strength)
+                    exports += export_vector(vec, out / "vectors" / name, fmt, strength=strength)
                 except Exception as exc:  # one format that cannot express the vector must not stop the job
                     log.warning("export %s for %s skipped: %s", fmt, lang, exc)
                 st.update((st.completed or 0) + 1)

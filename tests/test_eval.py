@@ -109,7 +109,12 @@ def test_quickstart_cli_on_the_tiny_model(tmp_path):
     assert res.exit_code == 0, res.output
     assert (out / "report.md").is_file() and (out / "report.html").is_file()
     assert {p.name for p in (out / "featuresets").iterdir()} == {"en.json", "fr.json", "de.json"}
-    assert (out / "vectors" / "fr.safetensors").is_file() and (out / "vectors" / "fr.npy").is_file()
+    assert (out / "vectors" / "fr.safetensors").is_file()
+    # the default recipe is an SAE clamp (swap): native keeps it; one-direction formats get the additive recipe's
+    from saesteer.steer.export import load_vector
+
+    assert load_vector(out / "vectors" / "fr.safetensors").operator == "clamp"
+    assert (out / "vectors" / "fr.add.npy").is_file() and not (out / "vectors" / "fr.npy").exists()
     report = (out / "report.md").read_text()
     assert "Ablation matrix" in report and "steered into fr" in report
     assert "quick smoke view" in report and "`saesteer eval language` gives the real numbers" in report

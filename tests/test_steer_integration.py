@@ -54,10 +54,10 @@ def test_diffmean_french_vector_turns_english_continuations_french(gemma, gemma_
 
 def test_sae_feature_french_vector_turns_english_continuations_french(gemma, gemma_hf, gemma_index):
     """Issue 5's demo: features selected from the index (random-token filter on), decoder rows weighted by
-    mean_diff, at the strength the quickstart uses."""
+    mean_diff, at the additive recipe's default strength."""
     import py3langid
 
-    from saesteer.quickstart import QuickstartConfig
+    from saesteer.eval.recipes import default_strength, parse_recipe
     from saesteer.saes import load_sae
     from saesteer.select.search import Search
     from saesteer.steer.build import from_feature_set
@@ -72,11 +72,40 @@ def test_sae_feature_french_vector_turns_english_continuations_french(gemma, gem
     hf, tok = gemma_hf
     prompts = ["Yesterday I went to the market and", "The best meal I have ever eaten was",
                "My favourite animal is the cat because", "The doctor told me that I should"]
-    rows = side_by_side(HFBackend(hf, tok, "gemma-3-270m"), prompts, (vec, QuickstartConfig().strength),
+    rows = side_by_side(HFBackend(hf, tok, "gemma-3-270m"), prompts, (vec, default_strength(parse_recipe("sae"))),
                         GenerationConfig(max_new_tokens=16))
     assert [py3langid.classify(r.unsteered)[0] for r in rows] == ["en"] * 4, rows
     steered = [py3langid.classify(r.steered)[0] for r in rows]
     assert steered.count("fr") >= 3, rows
+
+
+@pytest.mark.parametrize("lang", ["fr", "de"])
+def test_the_default_recipe_turns_english_continuations_into_the_target_language(gemma, gemma_hf, gemma_index,
+                                                                                 lang):
+    """The default recipe (SAE swap: the target's features clamped to their typical activation x the default
+    strength, English's own top features zeroed), built as `steer build --recipe default` builds it: the
+    continuations switch language and do not collapse into repetition."""
+    import py3langid
+
+    from saesteer.eval.recipes import DEFAULT_RECIPE, RecipeVectors, default_strength, parse_recipe
+    from saesteer.saes import load_sae
+    from saesteer.steer.fluency import repeated_ngram_rate
+    from saesteer.steer.generate import GenerationConfig, HFBackend, side_by_side
+
+    db, build_id = gemma_index
+    sae = load_sae("default", model=gemma)
+    recipe = parse_recipe(DEFAULT_RECIPE)
+    vec = RecipeVectors(gemma, sae, db, build_id=build_id).vector(recipe, lang)
+    assert vec is not None and vec.operator == "clamp"
+    hf, tok = gemma_hf
+    prompts = ["Yesterday I went to the market and", "The best meal I have ever eaten was",
+               "My favourite animal is the cat because", "The doctor told me that I should"]
+    be = HFBackend(hf, tok, "gemma-3-270m")
+    rows = side_by_side(be, prompts, (vec, default_strength(recipe)), GenerationConfig(max_new_tokens=16), sae=sae)
+    assert [py3langid.classify(r.unsteered)[0] for r in rows] == ["en"] * 4, rows
+    assert [py3langid.classify(r.steered)[0] for r in rows].count(lang) >= 3, rows
+    ids = [tok(r.steered, add_special_tokens=False)["input_ids"] for r in rows]
+    assert sum(repeated_ngram_rate(i) > 0.3 for i in ids) <= 1, rows  # not "wird wird wird ..."
 
 
 def test_gguf_export_of_a_gemma_vector(gemma, tmp_path):

@@ -18,8 +18,16 @@ TINY = ["--model", "tiny-random", "--sae", "tiny"]
 
 # sha256 over (name, raw little-endian bytes) of every tensor of the vector, in name order
 PINNED_QUICKSTART = {
-    "fr": "6bd492b1b1da60942a7f6762b724bd1e4bd7694b92ceaa612628f31df244ab92",
-    "de": "bed91edda037f85ab3c6e10f6125a397667899db921b40a879c4ccf86df9b2c4",
+    # the additive SAE recipe (the quickstart's default until issue 15)
+    "sae": {
+        "fr": "6bd492b1b1da60942a7f6762b724bd1e4bd7694b92ceaa612628f31df244ab92",
+        "de": "bed91edda037f85ab3c6e10f6125a397667899db921b40a879c4ccf86df9b2c4",
+    },
+    # the default recipe since issue 15 (SAE swap: it won `saesteer eval language`)
+    "sae:op=swap": {
+        "fr": "ee058ada8cdf06720d2f4611f789017f6ea8495932e5e0ea14001c76fa68becf",
+        "de": "2af287bf40e29fc8acb2dd83bb4db189b54025c2a77d1c0d80c81c7a276edcad",
+    },
 }
 PINNED_STEP_BY_STEP = {
     "fr.safetensors": "33437ff80000fe82dff103cfc125d7c937eb466b6872b1f3ffdae7f538d82aba",
@@ -45,17 +53,20 @@ def _invoke(args: list[str]) -> None:
 
 
 @pytest.mark.slow
-def test_quickstart_vectors_are_pinned(tmp_path):
+@pytest.mark.parametrize("recipe", sorted(PINNED_QUICKSTART))
+def test_quickstart_vectors_are_pinned(tmp_path, recipe):
+    from saesteer.eval.recipes import DEFAULT_RECIPE
     from saesteer.quickstart import QuickstartConfig, run_quickstart
 
+    assert DEFAULT_RECIPE in PINNED_QUICKSTART
     cfg = QuickstartConfig(
         model="tiny-random", sae="tiny", db=tmp_path / "i.duckdb", out=tmp_path / "out",
         languages=("en", "fr", "de"), show=("fr", "de"), max_docs=8, n_random=8, n_prompts=1,
-        max_new_tokens=2, eval_prompts=0, ablation_texts=0, export_formats=("native",),
+        max_new_tokens=2, eval_prompts=0, ablation_texts=0, export_formats=("native",), recipe=recipe,
     )
     res = run_quickstart(cfg)
     got = {lang: vector_sha256(tmp_path / "out" / "vectors" / f"{lang}.safetensors") for lang in cfg.show}
-    assert got == PINNED_QUICKSTART
+    assert got == PINNED_QUICKSTART[recipe]
     assert set(res.featuresets) == {"en", "fr", "de"}
     report = (tmp_path / "out" / "report.md").read_text()
     assert str(tmp_path) not in report and "vectors/fr.safetensors" in report  # paths relative to the output

@@ -30,8 +30,9 @@ def quickstart(
     show: Annotated[str, typer.Option(help="Comma-separated languages to steer into side by side.")] = ",".join(_D.show),
     recipe: Annotated[str, typer.Option(help="The steering recipe (as in `saesteer eval language --recipes`) of the "
                                         "side by side, the exports and the evaluation.")] = _D.recipe,
-    strength: Annotated[float, typer.Option(help="Steering strength (x typical residual norm; swap: x typical "
-                                            "activation) for the side-by-side view.")] = _D.strength,
+    strength: Annotated[float | None, typer.Option(help="Steering strength (x typical residual norm; swap: x typical "
+                                                   "activation) for the side-by-side view; default: the recipe's, "
+                                                   "inside its measured windows.")] = _D.strength,
     top_k: Annotated[int, typer.Option(help="Features per language.")] = _D.top_k,
     max_docs: Annotated[int | None, typer.Option(help="Documents per language (default: the whole train split).")] = None,
     n_prompts: Annotated[int, typer.Option(help="English prompts in the side-by-side view.")] = _D.n_prompts,
@@ -68,7 +69,7 @@ def quickstart(
     with ProgressView() as view:
 
         def show_side_by_side(sbs: dict[str, list[SideBySide]]) -> None:
-            for t in _side_by_side_tables(sbs, strength):
+            for t in _side_by_side_tables(sbs, cfg.steer_strength):
                 view.print(t)
 
         res = run_quickstart(cfg, progress=view, on_side_by_side=show_side_by_side)

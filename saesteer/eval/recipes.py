@@ -39,6 +39,7 @@ KINDS = ("sae", "diffmean", "prompting")
 # The recipe `saesteer steer build --recipe`, the quickstart and the notebooks use: the one that won
 # `saesteer eval language` (docs/results/language_eval*/report.md, docs/results/README.md).
 DEFAULT_RECIPE = "sae:op=swap"
+DEFAULT_STRENGTH = 0.18  # default_strength(parse_recipe(DEFAULT_RECIPE))
 WEIGHTS = ("mean_diff", "unit", "output")
 OPS = ("add", "norm_preserving_add", "swap")
 POSITIONS = ("all", "generated")
@@ -105,7 +106,7 @@ def default_strength(recipe: Recipe) -> float:
     """A strength inside the windows measured for ``recipe``'s kind of operator on Gemma 3 270M + the default
     SAE (x typical activation for ``swap``, x typical residual norm otherwise): what a built vector carries as
     its default strength. Other models want ``saesteer steer sweep --search``."""
-    return 0.18 if recipe.op == "swap" else 0.06
+    return DEFAULT_STRENGTH if recipe.op == "swap" else 0.06
 
 
 def search_range(recipe: Recipe) -> tuple[float, float]:
