@@ -206,3 +206,32 @@ def test_the_cut_gives_the_exact_top_k(cut_index, target):
         assert ("$zcut" in a.sql) == cut, name  # what ran in the end (strict filters: again, without it)
         assert a.features == b.features and a.dropped == b.dropped and a.n_kept == b.n_kept, name
         np.testing.assert_array_equal(a.sql_scores, b.sql_scores)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"random_kinds": ()},  # no random condition: the sum over every condition is the label's
+        {"random_kinds": ("uniform", "unigram")},  # two: the random maximum is a greatest() of two
+    ],
+    ids=["no random", "two random"],
+)
+def test_other_condition_layouts_give_the_group_by_results(tmp_path, layout):
+    """Builds whose stored sums coincide (every condition = the label's), or with several random conditions."""
+    path = tmp_path / "index.duckdb"
+    build_synthetic_index(path, SyntheticSpec(n_features=300, planted=[language_feature(1, "fr", 0.3)],
+                                              freq_range=(1e-5, 3e-3), seed=5, **layout))
+    searches = {
+        "dead, dense, bos": lambda s: s.drop_dead().drop_dense().drop_bos_only(),
+        "all": lambda s: s.drop_dead().min_ratio(1.5),
+        **({"default": lambda s: s.drop_random(), "quickstart": SEARCHES["quickstart"]} if layout["random_kinds"] else {}),
+    }
+    for name, make in searches.items():
+        for against in ("rest", "all"):
+            wide = make(Search(path, "fr", against=against)).top(30)
+            rows = make(Search(path, "fr", against=against)).top(30)
+            rows.search_table = False
+            a, b = wide.run(allow_empty=True), rows.run(allow_empty=True)
+            assert "FROM search_" in a.sql, name
+            assert a.features == b.features and a.dropped == b.dropped and a.n_kept == b.n_kept, name
+            np.testing.assert_array_equal(a.sql_scores, b.sql_scores)

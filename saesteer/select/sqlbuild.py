@@ -186,7 +186,7 @@ def wide_aggregate_sql(name: str, lay: WideLayout, ctx: SqlContext) -> str | Non
         "r_n": lambda: count(r),
         "r_max_freq": lambda: biggest([f"n{i} * {inv_n(i)}" for i in r], nonneg=True),
         "r_max_mean": lambda: biggest([f"s{i} * {inv_n(i)}" for i in r]),
-        "a_n": lambda: "a_n::DOUBLE",
+        "a_n": lambda: count(range(len(lay.table.conditions))),  # a stored sum, whatever its column's name
         "bos_n": lambda: "bos_n::DOUBLE",
         "nr_min_freq": lambda: "nr_min_freq",
         "nr_rows": lambda: "nr_rows::DOUBLE",
