@@ -137,7 +137,10 @@ def test_recipes_parse_and_name():
     assert r.name == "sae:k=5:filter=0:w=unit:op=swap:pos=generated"
     assert parse_recipe(r.name) == r
     assert parse_recipe("diffmean:op=norm_preserving_add").name == "diffmean:op=norm_preserving_add"
-    for bad in ("sea", "sae:k=0", "sae:k=x", "sae:filter=2", "sae:w=max", "diffmean:k=5", "diffmean:op=swap",
+    r = parse_recipe("sae:op=swap:src=0:pos=prompt")
+    assert (r.op, r.src, r.pos, r.name) == ("swap", False, "prompt", "sae:op=swap:pos=prompt:src=0")
+    assert parse_recipe(r.name) == r and parse_recipe("sae:op=swap").src
+    for bad in ("sea", "sae:k=0", "sae:k=x", "sae:filter=2", "sae:src=2", "diffmean:src=0", "sae:w=max", "diffmean:k=5", "diffmean:op=swap",
                 "prompting:op=add", "sae:op"):
         with pytest.raises(SteeringVectorError):
             parse_recipe(bad)

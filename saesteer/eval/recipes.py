@@ -10,7 +10,7 @@ A recipe is written ``kind[:key=value...]``:
   decoder row writes to the target language's tokens); ``op`` the operator: ``add``,
   ``norm_preserving_add`` or ``swap`` (an SAE clamp: the target's features set to their typical
   activation on target text times the strength, the source language's own top-k features set to 0,
-  the SAE error term kept); ``pos``: ``all`` or ``generated`` positions; ``src`` (swap only): zero the
+  the SAE error term kept); ``pos``: ``all``, ``generated`` or ``prompt`` positions; ``src`` (swap only): zero the
   source language's features (1) or leave them (0: the target's features are only clamped on);
 - ``diffmean[:op=...:pos=...]``: mean residual of the target language minus the mean over the others;
 - ``prompting``: an instruction prefix ("Answer in French: "), no vector.
@@ -42,7 +42,7 @@ DEFAULT_RECIPE = "sae:op=swap"
 DEFAULT_STRENGTH = 0.18  # default_strength(parse_recipe(DEFAULT_RECIPE))
 WEIGHTS = ("mean_diff", "unit", "output")
 OPS = ("add", "norm_preserving_add", "swap")
-POSITIONS = ("all", "generated")
+POSITIONS = ("all", "generated", "prompt")
 
 
 @dataclass(frozen=True)
