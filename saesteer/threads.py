@@ -34,7 +34,7 @@ def _cpu_busy_seconds(stat: Path) -> float | None:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
-def others_busy(window: float = 0.25, *, stat: Path = Path("/proc/stat")) -> float | None:
+def others_busy(window: float = 0.1, *, stat: Path = Path("/proc/stat")) -> float | None:
     """Cores kept busy by other processes over the next ``window`` seconds (this process sleeps meanwhile,
     and its own CPU time is subtracted); None where ``/proc/stat`` is unavailable (not Linux)."""
     before = _cpu_busy_seconds(stat)
@@ -54,7 +54,7 @@ def choose_threads(cores: int, busy: float) -> int:
     return max(1, min(cores, math.floor(cores - busy + 0.5)))
 
 
-def adapt_threads(window: float = 0.25) -> int:
+def adapt_threads(window: float = 0.1) -> int:
     """Set torch's thread count from the current load (see the module docstring) and return it; with
     ``SAESTEER_THREADS`` or ``OMP_NUM_THREADS`` set, use that (or leave torch's) instead."""
     import torch

@@ -48,9 +48,9 @@ def test_adapt_threads_follows_the_measured_load(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
     try:
-        monkeypatch.setattr(threads, "others_busy", lambda window=0.25: 3.0)
+        monkeypatch.setattr(threads, "others_busy", lambda window=0.1: 3.0)
         assert adapt_threads() == 1 and torch.get_num_threads() == 1
-        monkeypatch.setattr(threads, "others_busy", lambda window=0.25: 0.1)
+        monkeypatch.setattr(threads, "others_busy", lambda window=0.1: 0.1)
         assert adapt_threads() == 2 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
