@@ -111,7 +111,8 @@ def test_udhr_evaluation_with_native_baselines_resumes(tiny_model, tiny_sae, ind
     for lang in CFG.languages:
         nat = s[(s["method"] == "native") & (s["language"] == lang)]
         assert nat["prompt"].tolist() == [cut_prompt(t) for t in corpus_texts("udhr", lang, "heldout")[:4]]
-        assert nat["prompt"].tolist() in calls
+        want = nat["prompt"].tolist()  # generated (the languages' native baselines share a call in lockstep)
+        assert any(c[i : i + len(want)] == want for c in calls for i in range(len(c))), lang
         assert nat["chrf"].notna().all() and res.native[lang].baseline_ppl == pytest.approx(nat["ppl"].median())
     steered = s[~s["method"].isin(["unsteered", "native"])]
     assert set(steered["prompt"]) == {p.prompt for p in ps[:3]}
