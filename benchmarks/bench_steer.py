@@ -231,7 +231,7 @@ def nll_compare(backend: HFBackend, prompts: list[str], cfg: GenerationConfig, r
     diff = max(abs(a - s) / max(abs(a), 1e-9) for a, (s, _) in zip(ref, got, strict=True))
     return {"naive_s": statistics.median(wall["naive"]), "ours_s": statistics.median(wall["saesteer"]),
             "max_rel_diff": diff, "tokens": sum(map(len, conts)),
-            "path": "unembedding at scored positions" if backend._fast_nll else "full forward"}
+            "path": "unembedding at scored positions" if backend._scorer.fast else "full forward"}
 
 
 def report(label: str, backend: HFBackend, prompts: list[str], cfg: GenerationConfig, repeats: int,

@@ -127,7 +127,7 @@ def test_continuation_nll_in_sorted_batches_equals_one_by_one(backend_name, hf_b
     assert [s for s, _ in got] == pytest.approx([s for s, _ in want], rel=1e-5)
     assert got[2] == (0.0, 0)
     if backend_name == "hf":
-        assert hf_backend._fast_nll is True  # the tiny Gemma 3 takes the unembedding-at-scored-positions path
+        assert hf_backend._scorer.fast is True  # the tiny Gemma 3 takes the unembedding-at-scored-positions path
         from saesteer.models.forward import pad_batch, token_nll
 
         seqs = [hf_backend.prompt_ids(p) + c for p, c in zip(prompts, conts, strict=True)]

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from saesteer.models.forward import pad_batch, token_nll
+from saesteer.models.forward import pad_batch
 from saesteer.steer.hooks import SaeArg, Steer, check_finite_output, steering
+from saesteer.steer.scoring import HFScorer, batched_nll, batches, length_order
 from saesteer.steer.vector import ModelInfo
 
 if TYPE_CHECKING:
@@ -118,15 +119,6 @@ def _steer_ctx(backend: Any, steer: Steer | Sequence[Steer] | None, sae: SaeArg)
     return steering(backend.model, steer, sae=sae, model_id=backend.info.id, check_model=backend.check_model)
 
 
-def _batches(n: int, size: int) -> list[range]:
-    return [range(i, min(n, i + size)) for i in range(0, n, max(1, size))]
-
-
-def length_order(lengths: Sequence[int]) -> list[int]:
-    """Indices of ``lengths`` from the shortest to the longest (stable): batches of similar lengths pad less."""
-    return sorted(range(len(lengths)), key=lambda i: lengths[i])
-
-
 class _Rows:
     """Per-row steering: the distinct steers of ``row_steer`` (attached together) and, per prompt, which one
     (-1: none). Before each batch :meth:`select` tells every hook entry which rows of the batch it steers."""
@@ -209,7 +201,7 @@ class HFBackend:
             tokenizer.pad_token = tokenizer.eos_token
         hf.saesteer_model_id = model_id
         self.info = ModelInfo.from_hf(hf, model_id)
-        self._fast_nll: bool | None = None  # continuation_nll's path, decided on its first call
+        self._scorer = HFScorer(hf)  # continuation_nll
 
     @classmethod
     def load(cls, name: str, **kwargs: Any) -> HFBackend:
@@ -249,7 +241,7 @@ class HFBackend:
         out: list[Generation | None] = [None] * len(prompts)
         done = 0
         with _steer_ctx(self, steer, sae) as handle, torch.no_grad():
-            for bi, pos in enumerate(_batches(len(order), cfg.batch_size)):
+            for bi, pos in enumerate(batches(len(order), cfg.batch_size)):
                 rows = [order[j] for j in pos]
                 tokens, mask = pad_batch([ids[i] for i in rows], int(tok.pad_token_id), side="left")
                 rows_plan.select(handle, rows)
@@ -271,63 +263,10 @@ class HFBackend:
     def continuation_nll(
         self, prompts: Sequence[str], continuations: Sequence[Sequence[int]], *, batch_size: int = 8
     ) -> list[tuple[float, int]]:
-        """Scored in length-sorted, right-padded batches; the unembedding (262k tokens on Gemma) runs only at
-        the positions that predict a continuation token, not at prompt or pad positions (:meth:`_scored_nll`,
-        checked once against the model's own logits; models where it differs use the full forward)."""
+        """Scored in length-sorted, right-padded batches, the unembedding only at the positions that predict a
+        continuation token (:class:`saesteer.steer.scoring.HFScorer`)."""
         seqs = [(self.prompt_ids(p), list(c)) for p, c in zip(prompts, continuations, strict=True)]
-        pad = int(self.tokenizer.pad_token_id)
-        if self._fast_nll is None and any(c for _, c in seqs):
-            self._fast_nll = self._check_fast_nll(seqs, pad)
-        if not self._fast_nll:
-            return _batched_nll(
-                seqs,
-                lambda ids, mask: self.model(input_ids=ids, attention_mask=mask).logits,
-                pad=pad,
-                device=self.model.device,
-                batch_size=batch_size,
-            )
-        out: list[tuple[float, int]] = [(0.0, 0)] * len(seqs)
-        order = length_order([len(p) + len(c) for p, c in seqs])
-        with torch.no_grad():
-            for pos in _batches(len(order), batch_size):
-                rows = [order[j] for j in pos if seqs[order[j]][1]]
-                if rows:
-                    for i, v in zip(rows, self._scored_nll([seqs[i] for i in rows], pad), strict=True):
-                        out[i] = (float(v.sum()), len(seqs[i][1]))
-        return out
-
-    def _scored_nll(self, chunk: Sequence[tuple[list[int], list[int]]], pad: int) -> list[torch.Tensor]:
-        """Per sequence, the float64 NLL of each continuation token: the decoder stack over the padded batch,
-        then the unembedding at the scoring positions only (``logits_to_keep`` semantics, per row)."""
-        ids, mask = pad_batch([p + c for p, c in chunk], pad)
-        dev = self.model.device
-        hidden = self.model.base_model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).last_hidden_state
-        rows = torch.cat([torch.full((len(c),), i) for i, (_, c) in enumerate(chunk)])
-        cols = torch.cat([torch.arange(len(p) - 1, len(p) + len(c) - 1) for p, c in chunk])
-        logits = self.model.get_output_embeddings()(hidden[rows.to(dev), cols.to(dev)]).float()
-        cap = getattr(self.model.config, "final_logit_softcapping", None)
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-        targets = torch.cat([torch.as_tensor(c, dtype=torch.long) for _, c in chunk]).to(dev)
-        nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none").double().cpu()
-        return list(nll.split([len(c) for _, c in chunk]))
-
-    def _check_fast_nll(self, seqs: Sequence[tuple[list[int], list[int]]], pad: int) -> bool:
-        """Whether :meth:`_scored_nll` reproduces the model's own logits (one small batch, once per backend)."""
-        chunk = [s for s in seqs if s[1]][:2]
-        try:
-            with torch.no_grad():
-                fast = self._scored_nll(chunk, pad)
-                ref = _batched_nll(chunk, lambda ids, mask: self.model(input_ids=ids, attention_mask=mask).logits,
-                                   pad=pad, device=self.model.device, batch_size=len(chunk))
-        except (AttributeError, TypeError, RuntimeError) as exc:
-            log.debug("continuation_nll: the unembedding-at-scored-positions path does not apply: %s", exc)
-            return False
-        ok = all(abs(float(f.sum()) - r) <= 1e-4 * max(1.0, abs(r)) for f, (r, _) in zip(fast, ref, strict=True))
-        if not ok:
-            log.debug("continuation_nll: %s post-processes its logits; scoring with the full forward",
-                      type(self.model).__name__)
-        return ok
+        return self._scorer(seqs, pad=int(self.tokenizer.pad_token_id), batch_size=batch_size)
 
 
 class TLBackend:
@@ -374,7 +313,7 @@ class TLBackend:
         out: list[Generation | None] = [None] * len(prompts)
         done = 0
         with _steer_ctx(self, steer, sae) as handle, torch.no_grad():
-            for bi, pos in enumerate(_batches(len(order), cfg.batch_size)):
+            for bi, pos in enumerate(batches(len(order), cfg.batch_size)):
                 rows = [order[j] for j in pos]
                 rows_plan.select(handle, rows)
                 torch.manual_seed(cfg.seed + bi)
@@ -425,7 +364,7 @@ class TLBackend:
         self, prompts: Sequence[str], continuations: Sequence[Sequence[int]], *, batch_size: int = 8
     ) -> list[tuple[float, int]]:
         seqs = [(self.prompt_ids(p), list(c)) for p, c in zip(prompts, continuations, strict=True)]
-        return _batched_nll(
+        return batched_nll(
             seqs,
             lambda ids, mask: self.model(ids, attention_mask=mask),
             pad=self.pad,
@@ -445,29 +384,6 @@ def _finite_logits_processor(steer: Steer | Sequence[Steer]) -> Any:
             return scores
 
     return LogitsProcessorList([FiniteLogits()])
-
-
-def _batched_nll(
-    seqs: Sequence[tuple[list[int], list[int]]],
-    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    *,
-    pad: int,
-    device: torch.device,
-    batch_size: int,
-) -> list[tuple[float, int]]:
-    """Length-sorted, right-padded batches; the logits at positions ``P-1 .. P+C-2`` score continuation tokens."""
-    out: list[tuple[float, int]] = [(0.0, 0)] * len(seqs)
-    order = length_order([len(p) + len(c) for p, c in seqs])
-    with torch.no_grad():
-        for pos in _batches(len(order), batch_size):
-            rows = [order[j] for j in pos]
-            chunk = [seqs[i] for i in rows]
-            ids, mask = pad_batch([p + c for p, c in chunk], pad)
-            nll = token_nll(forward(ids.to(device), mask.to(device)), ids)  # [batch, width - 1]
-            for j, (i, (p, c)) in enumerate(zip(rows, chunk, strict=True)):
-                if c:
-                    out[i] = (float(nll[j, len(p) - 1 : len(p) + len(c) - 1].double().sum()), len(c))
-    return out
 
 
 def side_by_side(
