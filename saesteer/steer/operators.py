@@ -69,14 +69,52 @@ def sae_clamp(
 
     Encode ``resid: [batch, pos, d_model]`` into codes ``f: [batch, pos, d_sae]``, set
     ``f[..., features] = values`` (``features: [k]`` int64, ``values: [k]`` or ``[batch, pos, k]``),
-    decode, and add back the error ``resid - decode(f)``. Written as
-    ``resid + (decode(f') - decode(f))``, so clamping a feature to its own code is exactly the identity.
+    decode, and add back the error ``resid - decode(f)``: ``resid + (decode(f') - decode(f))``, so
+    clamping a feature to its own code is exactly the identity.
+
+    Where the SAE's decode is affine in the codes (:func:`decoder_scale`), ``b_dec`` and the other
+    features cancel in that difference, which is then
+    ``sum_{i in features} (values_i - f_i) * scale_i * W_dec[i]``: only the ``k`` clamped decoder rows
+    are read (no full decode, two fewer ``[.., d_sae] @ [d_sae, d_model]`` products per call). The
+    encode stays the SAE's own (a TopK SAE needs every pre-activation to know ``f_i``).
     """
     codes = sae.encode(resid)
-    clamped = codes.clone()
-    clamped[..., features] = values.to(codes.dtype)
-    new = resid + (sae.decode(clamped) - sae.decode(codes)).to(resid.dtype)
+    scale = decoder_scale(sae, features)
+    if scale is not None and not codes.is_sparse:
+        rows = sae.W_dec[features]  # [k, d_model]
+        diff = values.to(codes.dtype) - codes[..., features]  # [batch, pos, k]
+        if not isinstance(scale, bool):
+            diff = diff * scale
+        delta = diff @ rows
+    else:
+        clamped = codes.clone()
+        clamped[..., features] = values.to(codes.dtype)
+        delta = sae.decode(clamped) - sae.decode(codes)
+    new = resid + delta.to(resid.dtype)
     return _select(mask, new, resid)
+
+
+def decoder_scale(sae: SAE, features: torch.Tensor) -> torch.Tensor | bool | None:
+    """How ``sae.decode`` weighs the codes of ``features`` if it is ``(f * scale) @ W_dec + b_dec``
+    exactly: ``True`` (scale 1), a ``[k]`` tensor (TopK with ``rescale_acts_by_decoder_norm``:
+    ``1 / ||W_dec[i]||``, as sae-lens computes it), or ``None`` where that is not known to hold: another
+    decode (gated, matching pursuit, unknown classes), run-time normalisation of the activations,
+    hook_z reshaping, hooks on the reconstruction, or repeated feature ids (whose clamp the general path
+    defines by index assignment)."""
+    from sae_lens import JumpReLUSAE, StandardSAE, TopKSAE
+
+    decode = type(sae).decode
+    if decode not in (StandardSAE.decode, JumpReLUSAE.decode, TopKSAE.decode):
+        return None
+    if getattr(sae.cfg, "normalize_activations", None) != "none" or getattr(sae, "hook_z_reshaping_mode", False):
+        return None
+    if sae.hook_sae_recons._forward_hooks:
+        return None
+    if features.numel() > 1 and torch.unique(features).numel() != features.numel():
+        return None
+    if decode is TopKSAE.decode and getattr(sae.cfg, "rescale_acts_by_decoder_norm", False):
+        return 1 / sae.W_dec[features].norm(dim=-1)
+    return True
 
 
 class ResidOp(Protocol):
