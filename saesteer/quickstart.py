@@ -93,12 +93,14 @@ class QuickstartConfig:
             check_strength(s, what="evaluation strength")
         self.steer_recipe()  # a bad recipe fails here, before anything runs
 
-    @property
-    def steer_strength(self) -> float:
-        """:attr:`strength`, or the recipe's default strength (inside the windows measured for it)."""
+    def strength_for(self, lang: str) -> float:
+        """:attr:`strength`, or the recipe's default strength for ``lang`` (calibrated for the default model and
+        SAE where `saesteer eval language` measured it, saesteer.eval.recipes.default_strength)."""
         from saesteer.eval.recipes import default_strength
 
-        return self.strength if self.strength is not None else default_strength(self.steer_recipe())
+        if self.strength is not None:
+            return self.strength
+        return default_strength(self.steer_recipe(), lang, model_id=self.model, sae_id=self.sae)
 
     def steer_recipe(self) -> Recipe:
         """:attr:`recipe` parsed; an SAE recipe that names no ``k`` takes :attr:`top_k`."""
@@ -202,7 +204,7 @@ def run_quickstart(
         # the unsteered rows and every language's rows in one generate call (per-row steering): one decode loop
         gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, batch_size=max(n_rows, 1))
         sbs: dict[str, list[SideBySide]] = side_by_side_many(
-            backend, prompts, {lang: (vectors[lang], cfg.steer_strength) for lang in show}, gcfg, sae=clamp_sae,
+            backend, prompts, {lang: (vectors[lang], cfg.strength_for(lang)) for lang in show}, gcfg, sae=clamp_sae,
             progress=lambda done, total: st.update(done, total)) if show and prompts else {}
         st.done(f"{len(show)} languages x {len(prompts)} prompts x {cfg.max_new_tokens} tokens")
     if on_side_by_side is not None:
@@ -214,7 +216,7 @@ def run_quickstart(
         for lang in show:
             for fmt in cfg.export_formats:
                 suffix = {"native": "safetensors", "gguf": "gguf", "neuronpedia": "json", "npy": "npy"}[fmt]
-                vec, strength, name = vectors[lang], cfg.steer_strength, f"{lang}.{suffix}"
+                vec, strength, name = vectors[lang], cfg.strength_for(lang), f"{lang}.{suffix}"
                 if vec.clamp is not None and fmt != "native":  # one additive direction: the additive recipe's
                     if lang not in additive:
                         extra = factory.vector(parse_recipe(cfg.additive_recipe), lang)

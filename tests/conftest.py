@@ -59,6 +59,25 @@ def gemma_index(gemma, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def gemma_default_index(tmp_path_factory):
+    """The default build of the bundled corpus for the real model + default SAE (12 languages + random
+    tokens), merged from the export that ships in the package: what `saesteer quickstart` and
+    `saesteer index build --bundled --random uniform` give, without computing it. ``(db, build_id)``."""
+    from saesteer.index.db import IndexDb
+    from saesteer.index.prebuilt import shipped_exports
+    from saesteer.index.shards import merge_shards
+
+    exports = shipped_exports()
+    if not exports:
+        pytest.skip("no shipped index in this installation")
+    db = tmp_path_factory.mktemp("gemma_default_index") / "index.duckdb"
+    merge_shards(exports, db)
+    with IndexDb(db, read_only=True) as con:
+        (build_id,) = con.execute("SELECT build_id FROM builds").fetchone()
+    return db, str(build_id)
+
+
+@pytest.fixture(scope="session")
 def local_ray(tmp_path_factory):
     """One real local Ray cluster (2 CPUs) for every Ray test of the session; yields the path of a file
     that makes one worker process die when it exists (tests of Ray's retry)."""

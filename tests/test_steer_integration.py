@@ -80,32 +80,35 @@ def test_sae_feature_french_vector_turns_english_continuations_french(gemma, gem
 
 
 @pytest.mark.parametrize("lang", ["fr", "de"])
-def test_the_default_recipe_turns_english_continuations_into_the_target_language(gemma, gemma_hf, gemma_index,
-                                                                                 lang):
-    """The default recipe (SAE swap: the target's features clamped to their typical activation x the default
-    strength, English's own top features zeroed), built as `steer build --recipe default` builds it: the
-    continuations switch language and do not collapse into repetition."""
-    import py3langid
-
-    from saesteer.eval.recipes import DEFAULT_RECIPE, RecipeVectors, default_strength, parse_recipe
+def test_the_default_recipe_turns_english_continuations_into_the_target_language(gemma, gemma_hf,
+                                                                                 gemma_default_index, lang):
+    """The default recipe (SAE swap: the target's features clamped to their typical activation x the strength,
+    English's own top features zeroed), built from the default index as `steer build --recipe default` builds
+    it, at its calibrated default strength: on the evaluation's 12 held-out prompts x 20 tokens the
+    continuations are in the target language (accuracy >= 0.8) and fluent (perplexity within 3x and
+    repetition within the range of the model's own unsteered text in that language), as
+    docs/results/language_eval reports."""
+    from saesteer.eval.language import LanguageEvalConfig, evaluate_language_steering
+    from saesteer.eval.parallel import bundled_parallel_prompts
+    from saesteer.eval.recipes import CALIBRATED, DEFAULT_RECIPE, RecipeVectors, parse_recipe
     from saesteer.saes import load_sae
-    from saesteer.steer.fluency import repeated_ngram_rate
-    from saesteer.steer.generate import GenerationConfig, HFBackend, side_by_side
+    from saesteer.steer.generate import HFBackend
 
-    db, build_id = gemma_index
+    db, build_id = gemma_default_index
     sae = load_sae("default", model=gemma)
     recipe = parse_recipe(DEFAULT_RECIPE)
-    vec = RecipeVectors(gemma, sae, db, build_id=build_id).vector(recipe, lang)
+    factory = RecipeVectors(gemma, sae, db, build_id=build_id)
+    vec = factory.vector(recipe, lang)
     assert vec is not None and vec.operator == "clamp"
+    strength = CALIBRATED[("gemma-3-270m", "default", recipe.name)][lang]
+    assert vec.default_strength == strength
     hf, tok = gemma_hf
-    prompts = ["Yesterday I went to the market and", "The best meal I have ever eaten was",
-               "My favourite animal is the cat because", "The doctor told me that I should"]
-    be = HFBackend(hf, tok, "gemma-3-270m")
-    rows = side_by_side(be, prompts, (vec, default_strength(recipe)), GenerationConfig(max_new_tokens=16), sae=sae)
-    assert [py3langid.classify(r.unsteered)[0] for r in rows] == ["en"] * 4, rows
-    assert [py3langid.classify(r.steered)[0] for r in rows].count(lang) >= 3, rows
-    ids = [tok(r.steered, add_special_tokens=False)["input_ids"] for r in rows]
-    assert sum(repeated_ngram_rate(i) > 0.3 for i in ids) <= 1, rows  # not "wird wird wird ..."
+    cfg = LanguageEvalConfig(languages=(lang,), recipes=(recipe.name,), strengths=(strength,), n_prompts=12,
+                             calibration_prompts=12, max_new_tokens=20)
+    res = evaluate_language_steering(gemma, HFBackend(hf, tok, "gemma-3-270m"), sae, db, bundled_parallel_prompts(),
+                                     cfg, factory=factory)
+    (row,) = res.curves.to_dict("records")
+    assert row["accuracy"] >= 0.8 and row["fluent"], row
 
 
 def test_gguf_export_of_a_gemma_vector(gemma, tmp_path):

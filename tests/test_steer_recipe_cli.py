@@ -77,3 +77,16 @@ def test_recipe_errors_are_one_line(tiny_db, tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "v.safetensors").exists()
+
+
+def test_default_strengths_are_calibrated_for_the_default_model_and_sae_only():
+    from saesteer.eval.recipes import CALIBRATED, DEFAULT_STRENGTH
+
+    swap = parse_recipe(DEFAULT_RECIPE)
+    table = CALIBRATED[("gemma-3-270m", "default", swap.name)]
+    assert default_strength(swap, "fr", model_id="gemma-3-270m", sae_id="default") == table["fr"] != DEFAULT_STRENGTH
+    assert default_strength(swap, "language=fr", model_id="gemma-3-270m", sae_id="default") == table["fr"]
+    assert default_strength(swap, "it", model_id="gemma-3-270m", sae_id="default") == DEFAULT_STRENGTH  # not reached
+    assert default_strength(swap, "fr", model_id="tiny-random", sae_id="tiny") == DEFAULT_STRENGTH
+    assert default_strength(swap, "fr") == DEFAULT_STRENGTH
+    assert default_strength(parse_recipe("sae"), "fr", model_id="gemma-3-270m", sae_id="default") == 0.06

@@ -69,7 +69,7 @@ def quickstart(
     with ProgressView() as view:
 
         def show_side_by_side(sbs: dict[str, list[SideBySide]]) -> None:
-            for t in _side_by_side_tables(sbs, cfg.steer_strength):
+            for t in _side_by_side_tables(sbs, cfg):
                 view.print(t)
 
         res = run_quickstart(cfg, progress=view, on_side_by_side=show_side_by_side)
@@ -86,10 +86,11 @@ def quickstart(
     console.print(f"report: {res.report[0]} and {res.report[1]}")
 
 
-def _side_by_side_tables(sbs: dict[str, list[SideBySide]], strength: float) -> list[Table]:
+def _side_by_side_tables(sbs: dict[str, list[SideBySide]], cfg: QuickstartConfig) -> list[Table]:
     tables = []
     for lang, items in sbs.items():
-        t = Table(title=f"English prompts steered into {lang} (strength {strength:g})", show_lines=True)
+        t = Table(title=f"English prompts steered into {lang} ({cfg.steer_recipe().name}, strength "
+                        f"{cfg.strength_for(lang):g})", show_lines=True)
         t.add_column("prompt", style="bold")
         t.add_column("unsteered")
         t.add_column(f"steered → {lang}", style="green")

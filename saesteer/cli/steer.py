@@ -224,7 +224,7 @@ def _build_from_recipe(recipe: str, target: str | None, out: Path, *, model: str
     """``steer build --recipe``: the evaluated recipe's vector for one target language (saesteer.eval.recipes)."""
     from saesteer.cli.common import resolve_db
     from saesteer.errors import SteeringVectorError
-    from saesteer.eval.recipes import DEFAULT_RECIPE, RecipeVectors, default_strength, parse_recipe
+    from saesteer.eval.recipes import DEFAULT_RECIPE, RecipeVectors, parse_recipe
     from saesteer.models import load_model
     from saesteer.saes import load_sae
     from saesteer.steer.export import save_vector
@@ -241,7 +241,7 @@ def _build_from_recipe(recipe: str, target: str | None, out: Path, *, model: str
     with ProgressView() as view, view.stages().stage(f"{r.name} vector for {lang}"):
         vec = RecipeVectors(m, s, path).vector(r, lang)
     assert vec is not None
-    vec = vec.with_(default_strength=default_strength(r), name=name or vec.name)
+    vec = vec.with_(name=name or vec.name)  # it carries the recipe's default strength (calibrated where measured)
     written = save_vector(vec, out)
     steer_files.print_summary(vec, f"wrote {written}")
 

@@ -39,7 +39,15 @@ KINDS = ("sae", "diffmean", "prompting")
 # The recipe `saesteer steer build --recipe`, the quickstart and the notebooks use: the one that won
 # `saesteer eval language` (docs/results/language_eval*/report.md, docs/results/README.md).
 DEFAULT_RECIPE = "sae:op=swap"
-DEFAULT_STRENGTH = 0.18  # default_strength(parse_recipe(DEFAULT_RECIPE))
+DEFAULT_STRENGTH = 0.125  # the swap's strength where no calibrated one is known (x typical activation)
+# Strengths measured for the default model + SAE: the chosen points (window centres) of the default recipe in
+# `saesteer eval language` on the bundled corpus (docs/results/language_eval/windows.csv); languages whose
+# target was not reached fluently there are absent (they get DEFAULT_STRENGTH).
+CALIBRATED: dict[tuple[str, str, str], dict[str, float]] = {
+    ("gemma-3-270m", "default", "sae:op=swap"): {
+        "de": 0.125, "es": 0.125, "fr": 0.0625, "id": 0.5, "pl": 0.25, "ru": 0.125, "tr": 0.25,
+    },
+}
 WEIGHTS = ("mean_diff", "unit", "output")
 OPS = ("add", "norm_preserving_add", "swap")
 POSITIONS = ("all", "generated", "prompt")
@@ -102,10 +110,15 @@ def parse_recipe(spec: str) -> Recipe:
     return r
 
 
-def default_strength(recipe: Recipe) -> float:
-    """A strength inside the windows measured for ``recipe``'s kind of operator on Gemma 3 270M + the default
-    SAE (x typical activation for ``swap``, x typical residual norm otherwise): what a built vector carries as
-    its default strength. Other models want ``saesteer steer sweep --search``."""
+def default_strength(recipe: Recipe, lang: str | None = None, *, model_id: str | None = None,
+                     sae_id: str | None = None) -> float:
+    """The strength a built vector carries as its default: the calibrated one for (model, SAE, recipe, language)
+    where `saesteer eval language` measured it (:data:`CALIBRATED`), else a strength inside the windows
+    measured for ``recipe``'s kind of operator on Gemma 3 270M + the default SAE (x typical activation for
+    ``swap``, x typical residual norm otherwise). Other models want ``saesteer steer sweep --search``."""
+    table = CALIBRATED.get((model_id or "", sae_id or "", recipe.name), {})
+    if lang is not None and lang.removeprefix("language=") in table:
+        return table[lang.removeprefix("language=")]
     return DEFAULT_STRENGTH if recipe.op == "swap" else 0.06
 
 
@@ -174,7 +187,15 @@ class RecipeVectors:
         return fs
 
     def vector(self, recipe: Recipe, lang: str) -> SteeringVector | None:
-        """The recipe's vector for target ``lang`` (None for prompting)."""
+        """The recipe's vector for target ``lang`` (None for prompting), carrying its default strength
+        (:func:`default_strength`)."""
+        vec = self._vector(recipe, lang)
+        if vec is None:
+            return None
+        sae_id = vec.clamp.sae_id if vec.clamp is not None else None
+        return vec.with_(default_strength=default_strength(recipe, lang, model_id=vec.model.id, sae_id=sae_id))
+
+    def _vector(self, recipe: Recipe, lang: str) -> SteeringVector | None:
         if recipe.kind == "prompting":
             return None
         if recipe.kind == "diffmean":

@@ -150,7 +150,8 @@ def write_quickstart_report(
 
     rep = Report("saesteer quickstart: language steering with SAE features")
     rep.text(f"Model {cfg.model}, SAE {cfg.sae}, index {portable_path(cfg.db, out)} (build {build_id}), "
-             f"recipe {cfg.steer_recipe().name} at strength {cfg.steer_strength:g}.")
+             f"recipe {cfg.steer_recipe().name}, strength "
+             + ", ".join(f"{lang} {cfg.strength_for(lang):g}" for lang in cfg.show) + ".")
     rep.heading("Selected features")
     rows = [{"language": lang, "n_features": len(fs), "dropped_by_random_filter": dropped_random.get(lang, 0),
              "features": ", ".join(str(f) for f in fs.features[:10]) + (" ..." if len(fs) > 10 else "")}
