@@ -147,3 +147,16 @@ def test_sweep_counts_repetition_against_the_unsteered_range():
     assert [r.repetitive_share for r in res.rows] == [0.0, 1.0]
     assert [r.within_budget for r in res.rows] == [True, False]
     assert res.chosen is not None and res.chosen.strength == 1.0
+
+
+def test_without_a_window_the_chosen_point_is_the_strongest_fluent_on_a_tie():
+    """A method that never reaches the target is read at the most it does while fluent (the strongest fluent
+    strength among equal accuracies), bracketed by a broken stronger strength: not at the edge of what was
+    tried. A better accuracy still wins over strength."""
+    from saesteer.steer.calibrate import Probe, StrengthSearch
+
+    flat = StrengthSearch(tuple(Probe(s, 0.0, s <= 0.12) for s in (0.03, 0.06, 0.12, 0.24, 0.48)), 0.8, False)
+    assert flat.chosen == Probe(0.12, 0.0, True) and not flat.chosen_at_edge
+    better = StrengthSearch((Probe(0.03, 0.0, True), Probe(0.06, 0.5, True), Probe(0.12, 0.25, True),
+                             Probe(0.24, 0.9, False)), 0.8, False)
+    assert better.chosen == Probe(0.06, 0.5, True)

@@ -216,15 +216,16 @@ class StrengthSearch:
         """The point to use. With a window (the target reached fluently): its geometric centre, i.e. the
         fluent on-target strength closest in log-space to ``sqrt(weakest_on_target * strongest_fluent)``
         (on a tie the better accuracy, then the weaker strength), so a strength a little off either way
-        still works. Without one: the best accuracy among the fluent strengths (the weaker one on a tie).
-        None if none is fluent."""
+        still works. Without one: the best accuracy among the fluent strengths, the STRONGER one on a tie
+        (where nothing reaches the target, the method is read at the most it does while still fluent, not at
+        the weakest strength tried). None if none is fluent."""
         lo, hi = self.weakest_on_target, self.strongest_fluent
         if lo is not None and hi is not None:
             centre = (math.log(lo.strength) + math.log(hi.strength)) / 2
             on = [p for p in self.probes if p.fluent and p.accuracy >= self.target]
             return min(on, key=lambda p: (round(abs(math.log(p.strength) - centre), 9), -p.accuracy, p.strength))
         ok = [p for p in self.probes if p.fluent]
-        return min(ok, key=lambda p: (-p.accuracy, p.strength)) if ok else None
+        return min(ok, key=lambda p: (-p.accuracy, -p.strength)) if ok else None
 
     @property
     def chosen_at_edge(self) -> bool:
