@@ -198,3 +198,17 @@ def test_cross_entropy_of_all_languages_in_sorted_batches_equals_one_text_at_a_t
                 total += float(token_nll(tiny_model(ids), ids).double().sum())
             count += ids.shape[1] - 1
         assert got[lang] == pytest.approx(total / count, rel=1e-5)
+
+
+def test_targets_table_counts_a_2x_window_that_reads_1_99999():
+    """Strengths are kept to 6 significant digits, so a window of sqrt(2)^2 reads 1.99999: it is a 2x window."""
+    import pandas as pd
+
+    from saesteer.eval.language import targets_table
+
+    win = pd.DataFrame({"method": ["m"] * 4, "language": ["a", "b", "c", "d"],
+                        "window": [0.353553 / 0.176777, 2.0, 1.9, float("nan")],
+                        "accuracy": [1.0, 1.0, 0.9, 0.0], "fluent": [True, True, True, False],
+                        "chrf": [10.0, 10.0, 10.0, 5.0], "at_edge": [False] * 4})
+    (row,) = targets_table(win).to_dict("records")
+    assert row["window>=2x"] == 2 and row["accuracy>=target_fluent"] == 3
