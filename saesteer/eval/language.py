@@ -452,7 +452,7 @@ def summarize(samples: pd.DataFrame, criteria: FluencyCriteria, native: dict[str
 def windows(curves: pd.DataFrame, target: float = 0.8, *, fluent: str = "fluent") -> pd.DataFrame:
     """Per (language, method): the strengths tried, the window (weakest fluent strength reaching ``target``,
     strongest fluent strength, ratio) and the chosen point (:attr:`~saesteer.steer.calibrate.StrengthSearch.chosen`:
-    the window's geometric centre; without a window the best accuracy among the fluent strengths, the weaker
+    the window's geometric centre; without a window the best accuracy among the fluent strengths, the stronger
     on a tie), with ``at_edge``: the chosen point is the weakest or strongest strength tried, or none
     is fluent (prompting has a single point and no edge), and ``edge``: why (a key of :data:`EDGE_REASONS`).
     ``fluent``: the column of ``curves`` that says which strengths are fluent (``fluent_en``, ``fluent_native``:
@@ -492,8 +492,8 @@ def windows(curves: pd.DataFrame, target: float = 0.8, *, fluent: str = "fluent"
 
 EDGE_REASONS = {
     "none fluent": "not fluent at any strength tried",
-    "no window": "the target is never reached fluently and every fluent strength has the same (best) accuracy, "
-                 "so the tie goes to the weakest strength tried; the stronger ones were tried (see the curves)",
+    "no window": "the target is never reached fluently, and the only fluent strengths with the best accuracy are "
+                 "at the weakest strength tried: every stronger strength tried broke fluency (see the curves)",
     "weakest": "on target already at the weakest strength tried (the search stepped down its maximum number of "
                "times), so the window's lower edge is not bracketed",
     "strongest": "fluent at the strongest strength tried (the search's cap), so the window's upper edge is not "
