@@ -37,14 +37,15 @@ def _build(db, out, *extra: str):
 
 def test_the_default_recipe_builds_a_swap_clamp_with_its_default_strength(tiny_db, tmp_path):
     vec = _build(tiny_db, tmp_path / "fr.safetensors", "--recipe", "default", "--target", "fr")
-    assert DEFAULT_RECIPE.startswith("sae:op=swap")
+    assert parse_recipe(DEFAULT_RECIPE).op == "swap"
     assert vec.operator == "clamp" and vec.clamp is not None
     assert vec.default_strength == default_strength(parse_recipe(DEFAULT_RECIPE))
     values = vec.clamp.values.tolist()
     assert any(v == 0.0 for v in values)  # the source language's features, set to 0
     assert any(v > 0.0 for v in values)  # the target's, set to their typical activation
     # src=0: only the target's features, none zeroed
-    only = _build(tiny_db, tmp_path / "fr0.safetensors", "--recipe", "sae:op=swap:src=0", "--target", "language=fr")
+    only = _build(tiny_db, tmp_path / "fr0.safetensors", "--recipe", f"{DEFAULT_RECIPE}:src=0", "--target",
+                  "language=fr")
     assert only.clamp is not None
     assert len(only.clamp.features) < len(vec.clamp.features)
     assert set(only.clamp.features.tolist()) <= set(vec.clamp.features.tolist())

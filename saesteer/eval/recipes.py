@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from saesteer.errors import SteeringVectorError
+from saesteer.models.loading import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from sae_lens import SAE
@@ -38,16 +39,21 @@ if TYPE_CHECKING:
 KINDS = ("sae", "diffmean", "prompting")
 # The recipe `saesteer steer build --recipe`, the quickstart and the notebooks use: the one that won
 # `saesteer eval language` (docs/results/language_eval*/report.md, docs/results/README.md).
-DEFAULT_RECIPE = "sae:op=swap"
-DEFAULT_STRENGTH = 0.125  # the swap's strength where no calibrated one is known (x typical activation)
-# Strengths measured for the default model + SAE: the chosen points (window centres) of the default recipe in
+DEFAULT_RECIPE = "sae:k=10:op=swap"
+DEFAULT_STRENGTH = 0.35  # the default recipe's strength where no calibrated one is known (x typical activation)
+# Strengths measured for the default model + SAE: the chosen points (window centres) of each swap recipe in
 # `saesteer eval language` on the bundled corpus (docs/results/language_eval/windows.csv); languages whose
-# target was not reached fluently there are absent (they get DEFAULT_STRENGTH).
+# target was not reached fluently there are absent (they get the recipe's fallback, :data:`FALLBACK`).
 CALIBRATED: dict[tuple[str, str, str], dict[str, float]] = {
-    ("gemma-3-270m", "default", "sae:op=swap"): {
+    (DEFAULT_MODEL, "default", "sae:k=10:op=swap"): {
+        "de": 0.5, "es": 0.5, "fr": 0.25, "id": 0.5, "nl": 0.25, "pl": 1.0, "pt": 0.5, "ru": 0.5, "tr": 0.707107,
+        "zh": 0.5,
+    },
+    (DEFAULT_MODEL, "default", "sae:op=swap"): {
         "de": 0.125, "es": 0.125, "fr": 0.0625, "id": 0.5, "pl": 0.25, "ru": 0.125, "tr": 0.25,
     },
 }
+FALLBACK = {"sae:k=10:op=swap": DEFAULT_STRENGTH, "sae:op=swap": 0.125}  # inside most measured windows
 WEIGHTS = ("mean_diff", "unit", "output")
 OPS = ("add", "norm_preserving_add", "swap")
 POSITIONS = ("all", "generated", "prompt")
@@ -119,7 +125,9 @@ def default_strength(recipe: Recipe, lang: str | None = None, *, model_id: str |
     table = CALIBRATED.get((model_id or "", sae_id or "", recipe.name), {})
     if lang is not None and lang.removeprefix("language=") in table:
         return table[lang.removeprefix("language=")]
-    return DEFAULT_STRENGTH if recipe.op == "swap" else 0.06
+    if recipe.op != "swap":
+        return 0.06
+    return FALLBACK.get(recipe.name, 0.25)
 
 
 def search_range(recipe: Recipe) -> tuple[float, float]:
