@@ -59,6 +59,21 @@ def gemma_index(gemma, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_language_index(tiny_model, tiny_sae, tmp_path_factory):
+    """A tiny-model index of three bundled languages (8 sentences each) + random tokens, for the language
+    evaluation and the recipe builds."""
+    from dataclasses import replace
+
+    from saesteer.corpus import RandomTokens, bundled_conditions
+    from saesteer.index.build import BuildConfig, build_index
+
+    db = tmp_path_factory.mktemp("tiny_language_index") / "index.duckdb"
+    conds = [replace(c, max_docs=8) for c in bundled_conditions("train", ["en", "fr", "de"])]
+    build_index(db, tiny_model, tiny_sae, [*conds, RandomTokens("uniform", n_seqs=8, seq_len=16, seed=0)], BuildConfig())
+    return db
+
+
+@pytest.fixture(scope="session")
 def gemma_default_index(tmp_path_factory):
     """The default build of the bundled corpus for the real model + default SAE (12 languages + random
     tokens), merged from the export that ships in the package: what `saesteer quickstart` and

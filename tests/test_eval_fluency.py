@@ -161,17 +161,9 @@ def test_parallel_prompts_and_chrf():
         parallel_prompts({"en": ["a b c"], "fr": []})
 
 
-@pytest.fixture(scope="module")
-def tiny_index(tiny_model, tiny_sae, tmp_path_factory):
-    from dataclasses import replace
-
-    from saesteer.corpus import RandomTokens, bundled_conditions
-    from saesteer.index.build import BuildConfig, build_index
-
-    db = tmp_path_factory.mktemp("fluency_index") / "index.duckdb"
-    conds = [replace(c, max_docs=8) for c in bundled_conditions("train", ["en", "fr", "de"])]
-    build_index(db, tiny_model, tiny_sae, [*conds, RandomTokens("uniform", n_seqs=8, seq_len=16, seed=0)], BuildConfig())
-    return db
+@pytest.fixture
+def tiny_index(tiny_language_index):
+    return tiny_language_index
 
 
 def test_language_eval_on_the_tiny_model_resumes_from_its_samples(tiny_model, tiny_sae, tiny_index, tmp_path):

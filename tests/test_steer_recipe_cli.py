@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from typer.testing import CliRunner
 
@@ -13,17 +11,9 @@ from saesteer.steer.export import load_vector
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def tiny_db(tiny_model, tiny_sae, tmp_path_factory):
-    from dataclasses import replace
-
-    from saesteer.corpus import RandomTokens, bundled_conditions
-    from saesteer.index.build import BuildConfig, build_index
-
-    db = tmp_path_factory.mktemp("recipe_index") / "index.duckdb"
-    conds = [replace(c, max_docs=8) for c in bundled_conditions("train", ["en", "fr", "de"])]
-    build_index(db, tiny_model, tiny_sae, [*conds, RandomTokens("uniform", n_seqs=8, seq_len=16, seed=0)], BuildConfig())
-    return db
+@pytest.fixture
+def tiny_db(tiny_language_index):
+    return tiny_language_index
 
 
 def _build(db, out, *extra: str):
@@ -64,30 +54,23 @@ def test_the_default_recipe_builds_a_swap_clamp_with_its_default_strength(tiny_d
     ],
 )
 def test_recipe_errors_are_one_line(tiny_db, tmp_path, capsys, args, message):
-    from saesteer.cli.main import main
+    from test_steer_cli import _fail
 
-    old = sys.argv
-    sys.argv = ["saesteer", "steer", "build", "--model", "tiny-random", "--sae", "tiny", "--db", str(tiny_db),
-                "-o", str(tmp_path / "v.safetensors"), *args]
-    try:
-        with pytest.raises(SystemExit) as exc:
-            main()
-    finally:
-        sys.argv = old
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
+    err = _fail(["steer", "build", "--model", "tiny-random", "--sae", "tiny", "--db", str(tiny_db),
+                 "-o", str(tmp_path / "v.safetensors"), *args], capsys)
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "v.safetensors").exists()
 
 
 def test_default_strengths_are_calibrated_for_the_default_model_and_sae_only():
     from saesteer.eval.recipes import CALIBRATED, DEFAULT_STRENGTH
+    from saesteer.models.loading import DEFAULT_MODEL
 
     swap = parse_recipe(DEFAULT_RECIPE)
-    table = CALIBRATED[("gemma-3-270m", "default", swap.name)]
-    assert default_strength(swap, "fr", model_id="gemma-3-270m", sae_id="default") == table["fr"] != DEFAULT_STRENGTH
-    assert default_strength(swap, "language=fr", model_id="gemma-3-270m", sae_id="default") == table["fr"]
-    assert default_strength(swap, "it", model_id="gemma-3-270m", sae_id="default") == DEFAULT_STRENGTH  # not reached
+    table = CALIBRATED[(DEFAULT_MODEL, "default", swap.name)]
+    assert default_strength(swap, "fr", model_id=DEFAULT_MODEL, sae_id="default") == table["fr"] != DEFAULT_STRENGTH
+    assert default_strength(swap, "language=fr", model_id=DEFAULT_MODEL, sae_id="default") == table["fr"]
+    assert default_strength(swap, "it", model_id=DEFAULT_MODEL, sae_id="default") == DEFAULT_STRENGTH  # not reached
     assert default_strength(swap, "fr", model_id="tiny-random", sae_id="tiny") == DEFAULT_STRENGTH
     assert default_strength(swap, "fr") == DEFAULT_STRENGTH
-    assert default_strength(parse_recipe("sae"), "fr", model_id="gemma-3-270m", sae_id="default") == 0.06
+    assert default_strength(parse_recipe("sae"), "fr", model_id=DEFAULT_MODEL, sae_id="default") == 0.06
