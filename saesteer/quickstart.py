@@ -140,7 +140,6 @@ def run_quickstart(
         RandomTokens,
         bundled_conditions,
         bundled_languages,
-        bundled_prompts,
         bundled_texts,
     )
     from saesteer.eval.ablation import ablation_matrix, feature_ablation
@@ -198,7 +197,9 @@ def run_quickstart(
             st.update(i + 1, info=lang)
         st.done(f"{len(vectors)} vectors ({recipe.name}), typical norm {factory.norm:.1f}")
 
-    prompts = bundled_prompts()[: cfg.n_prompts]
+    # the evaluation's own prompts (first halves of held-out English sentences): the strengths were calibrated
+    # on them; other prompt styles can loop at the same strength (docs/results/language_eval)
+    prompts = [p.prompt for p in bundled_parallel_prompts()[: cfg.n_prompts]]
     n_rows = len(prompts) * (len(show) + 1)
     with stages.stage("side by side", total=n_rows, info=f"{', '.join(show)}: {n_rows} rows in one batch") as st:
         # the unsteered rows and every language's rows in one generate call (per-row steering): one decode loop
