@@ -145,7 +145,7 @@ def run_quickstart(
     from saesteer.eval.ablation import ablation_matrix, feature_ablation
     from saesteer.eval.language import LanguageEvalConfig, evaluate_language_steering
     from saesteer.eval.parallel import bundled_parallel_prompts
-    from saesteer.eval.recipes import RecipeVectors, default_strength, parse_recipe
+    from saesteer.eval.recipes import RecipeVectors, parse_recipe
     from saesteer.eval.summary import write_quickstart_report
     from saesteer.index.build import BuildConfig, build_index
     from saesteer.index.prebuilt import shipped_exports
@@ -224,7 +224,7 @@ def run_quickstart(
                         assert extra is not None
                         additive[lang] = extra.with_(name=f"language-{lang}-add")
                     vec, name = additive[lang], f"{lang}.add.{suffix}"
-                    strength = default_strength(parse_recipe(cfg.additive_recipe))
+                    strength = vec.default_strength  # carried by the recipe's vector (one source)
                 try:
                     exports += export_vector(vec, out / "vectors" / name, fmt, strength=strength)
                 except Exception as exc:  # one format that cannot express the vector must not stop the job
