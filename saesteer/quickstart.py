@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from saesteer.eval.recipes import DEFAULT_RECIPE
+from saesteer.eval.recipes import DECODING_PENALTY, DEFAULT_RECIPE
 from saesteer.models.loading import DEFAULT_MODEL
 from saesteer.progress import Listener, Stage, Stages
 
@@ -71,6 +71,9 @@ class QuickstartConfig:
     additive_recipe: str = "sae"
     n_prompts: int = 3  # English prompts in the side by side
     max_new_tokens: int = 20  # tokens per side-by-side continuation
+    # greedy decoding's repetition penalty (side by side and evaluation): the one the recipe's strengths were
+    # calibrated with (saesteer.eval.recipes.DECODING_PENALTY; 1: off)
+    repetition_penalty: float = DECODING_PENALTY
     # the quick evaluation: a smoke view (`saesteer eval language` for the real numbers)
     eval_languages: int = 2  # the first N shown languages
     eval_prompts: int = 4  # prompts per cell (0: no evaluation)
@@ -203,7 +206,8 @@ def run_quickstart(
     n_rows = len(prompts) * (len(show) + 1)
     with stages.stage("side by side", total=n_rows, info=f"{', '.join(show)}: {n_rows} rows in one batch") as st:
         # the unsteered rows and every language's rows in one generate call (per-row steering): one decode loop
-        gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, batch_size=max(n_rows, 1))
+        gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, batch_size=max(n_rows, 1),
+                                repetition_penalty=cfg.repetition_penalty)
         sbs: dict[str, list[SideBySide]] = side_by_side_many(
             backend, prompts, {lang: (vectors[lang], cfg.strength_for(lang)) for lang in show}, gcfg, sae=clamp_sae,
             progress=lambda done, total: st.update(done, total)) if show and prompts else {}
@@ -253,7 +257,8 @@ def run_quickstart(
                                       refine=cfg.eval_refine, max_new_tokens=cfg.eval_max_new_tokens,
                                       batch_size=max(cfg.eval_prompts, cfg.eval_calibration,
                                                      LanguageEvalConfig.batch_size),
-                                      fluency_budget=cfg.fluency_budget, diffmean_texts=cfg.max_docs or 200)
+                                      fluency_budget=cfg.fluency_budget, diffmean_texts=cfg.max_docs or 200,
+                                      repetition_penalty=cfg.repetition_penalty)
             evaluation = evaluate_language_steering(model, backend, sae, db, bundled_parallel_prompts(), ecfg,
                                                     progress=st.messages(), factory=factory)
             st.done(f"{len(evaluation.samples):,} continuations")

@@ -212,3 +212,44 @@ def test_targets_table_counts_a_2x_window_that_reads_1_99999():
                         "chrf": [10.0, 10.0, 10.0, 5.0], "at_edge": [False] * 4})
     (row,) = targets_table(win).to_dict("records")
     assert row["window>=2x"] == 2 and row["accuracy>=target_fluent"] == 3
+
+
+def test_targets_table_counts_languages_meeting_all_three_targets_at_once():
+    """all_targets: accuracy >= 0.8 while fluent AND a 2x window AND chrF not below DiffMean's, per language."""
+    import pandas as pd
+
+    from saesteer.eval.language import targets_table
+
+    langs = ["a", "b", "c", "d", "e"]
+    win = pd.DataFrame({
+        "method": ["m"] * 5 + ["diffmean"] * 5, "language": langs * 2,
+        # a: all three; b: chrF below DiffMean's; c: window 1.41; d: not fluent; e: accuracy 0.75
+        "window": [2.83, 4.0, 1.41, 4.0, 4.0] + [float("nan")] * 5,
+        "accuracy": [1.0, 1.0, 1.0, 1.0, 0.75] + [0.0] * 5,
+        "fluent": [True, True, True, False, True] + [True] * 5,
+        "chrf": [12.0, 9.0, 12.0, 12.0, 12.0] + [10.0] * 5, "at_edge": [False] * 10})
+    rows = {r["method"]: r for r in targets_table(win).to_dict("records")}
+    assert rows["m"]["all_targets"] == 1 and rows["m"]["accuracy>=target_fluent"] == 3
+    assert rows["diffmean"]["all_targets"] == 0
+    assert "all_targets" not in targets_table(win[win["method"] == "m"]).columns  # no DiffMean: no comparison
+
+
+def test_samples_with_carriage_returns_stay_one_row_each(tmp_path):
+    """A continuation holding a bare carriage return (or U+2028) is one row after writing and reading back,
+    for tables written now (every text quoted) and for older ones (quoted only around newlines)."""
+    import pandas as pd
+
+    from saesteer.eval.language import read_samples, write_samples
+
+    df = pd.DataFrame({"language": ["pl", "pl", "fr"], "method": ["diffmean"] * 3, "strength": [0.48] * 3,
+                       "text": ["a\rb", "x\u2028y\nz", ""], "ids": ["1 2", "7", ""], "ppl": [3.5, 4.0, float("nan")]})
+    path = tmp_path / "samples.csv"
+    write_samples(df.iloc[:2], path, append=True)
+    write_samples(df.iloc[2:], path, append=True)  # appended cells: one header
+    back = read_samples(path)
+    assert len(back) == 3 and back["text"].fillna("").tolist() == ["a\rb", "x\u2028y\nz", ""]
+    assert back["ids"].fillna("").tolist() == ["1 2", "7", ""] and back["ppl"].iloc[0] == 3.5
+    old = tmp_path / "old.csv"
+    df.to_csv(old, index=False)  # the earlier writer: the bare \r left unquoted
+    assert len(pd.read_csv(old)) == 4  # what a default reader made of it
+    assert read_samples(old)["text"].fillna("").tolist() == ["a\rb", "x\u2028y\nz", ""]

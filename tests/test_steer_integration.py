@@ -84,13 +84,20 @@ def test_the_default_recipe_turns_english_continuations_into_the_target_language
                                                                                  gemma_default_index, lang):
     """The default recipe (SAE swap: the target's features clamped to their typical activation x the strength,
     English's own top features zeroed), built from the default index as `steer build --recipe default` builds
-    it, at its calibrated default strength: on the evaluation's 12 held-out prompts x 20 tokens the
+    it, at its calibrated default strength and decoding (greedy, repetition penalty): on the evaluation's 12
+    held-out prompts x 20 tokens the
     continuations are in the target language (accuracy >= 0.8) and fluent (perplexity within 3x and
     repetition within the range of the model's own unsteered text in that language), as
     docs/results/language_eval reports."""
     from saesteer.eval.language import LanguageEvalConfig, evaluate_language_steering
     from saesteer.eval.parallel import bundled_parallel_prompts
-    from saesteer.eval.recipes import CALIBRATED, DEFAULT_RECIPE, RecipeVectors, parse_recipe
+    from saesteer.eval.recipes import (
+        CALIBRATED,
+        DECODING_PENALTY,
+        DEFAULT_RECIPE,
+        RecipeVectors,
+        parse_recipe,
+    )
     from saesteer.saes import load_sae
     from saesteer.steer.generate import HFBackend
 
@@ -103,8 +110,9 @@ def test_the_default_recipe_turns_english_continuations_into_the_target_language
     strength = CALIBRATED[("gemma-3-270m", "default", recipe.name)][lang]
     assert vec.default_strength == strength
     hf, tok = gemma_hf
+    assert vec.provenance["repetition_penalty"] == DECODING_PENALTY  # the decoding it was calibrated with
     cfg = LanguageEvalConfig(languages=(lang,), recipes=(recipe.name,), strengths=(strength,), n_prompts=12,
-                             calibration_prompts=12, max_new_tokens=20)
+                             calibration_prompts=20, max_new_tokens=20, repetition_penalty=DECODING_PENALTY)
     res = evaluate_language_steering(gemma, HFBackend(hf, tok, "gemma-3-270m"), sae, db, bundled_parallel_prompts(),
                                      cfg, factory=factory)
     (row,) = res.curves.to_dict("records")

@@ -70,7 +70,32 @@ def test_default_strengths_are_calibrated_for_the_default_model_and_sae_only():
     table = CALIBRATED[(DEFAULT_MODEL, "default", swap.name)]
     assert default_strength(swap, "fr", model_id=DEFAULT_MODEL, sae_id="default") == table["fr"] != DEFAULT_STRENGTH
     assert default_strength(swap, "language=fr", model_id=DEFAULT_MODEL, sae_id="default") == table["fr"]
-    assert default_strength(swap, "it", model_id=DEFAULT_MODEL, sae_id="default") == DEFAULT_STRENGTH  # not reached
+    assert set(table) == {"fr", "de", "es", "it", "pt", "nl", "pl", "ru", "tr", "id", "zh"}  # all reached
+    assert default_strength(swap, "sw", model_id=DEFAULT_MODEL, sae_id="default") == DEFAULT_STRENGTH  # not measured
     assert default_strength(swap, "fr", model_id="tiny-random", sae_id="tiny") == DEFAULT_STRENGTH
     assert default_strength(swap, "fr") == DEFAULT_STRENGTH
     assert default_strength(parse_recipe("sae"), "fr", model_id=DEFAULT_MODEL, sae_id="default") == 0.06
+
+
+def test_recipe_vectors_carry_the_decoding_their_strengths_were_calibrated_with(tiny_db, tmp_path):
+    import json
+
+    from saesteer.cli.main import app
+    from saesteer.errors import SaesteerError
+    from saesteer.eval.recipes import DECODING_PENALTY
+
+    path = tmp_path / "fr.safetensors"
+    vec = _build(tiny_db, path, "--recipe", "default", "--target", "fr")
+    assert vec.provenance["repetition_penalty"] == DECODING_PENALTY != 1.0
+    assert vec.provenance["recipe"] == DEFAULT_RECIPE
+
+    def generate(*extra: str) -> dict:
+        res = runner.invoke(app, ["steer", "generate", "--vector", str(path), "hello", "-n", "3", "--json", *extra])
+        assert res.exit_code == 0, (res.output, res.exception)
+        return json.loads(res.stdout)
+
+    assert generate()["repetition_penalty"] == DECODING_PENALTY  # the vector's, by default
+    assert generate("--repetition-penalty", "1")["repetition_penalty"] == 1.0
+    bad = runner.invoke(app, ["steer", "generate", "--vector", str(path), "hello", "--repetition-penalty", "0.5"])
+    assert isinstance(bad.exception, SaesteerError)  # main() prints it as one `error:` line, exit 2
+    assert "repetition-penalty=0.5" in str(bad.exception) and "\n" not in str(bad.exception)

@@ -55,6 +55,10 @@ def language(
         int, typer.Option(help="Unsteered continuations the fluency ranges are calibrated on (at least --n-prompts).")
     ] = _D.calibration_prompts,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per continuation.")] = _D.max_new_tokens,
+    repetition_penalty: Annotated[
+        float, typer.Option(help="Greedy decoding's repetition penalty for every cell, baselines included "
+                            "(CTRL; on the generated tokens; 1: off).")
+    ] = _D.repetition_penalty,
     fluency_budget: Annotated[float, typer.Option(help="Max median perplexity, as a multiple of the unsteered one.")] = _D.fluency_budget,
     fluency_reference: Annotated[
         str,
@@ -82,8 +86,7 @@ def language(
     DiffMean, prompting). Resumable: continuations are appended to OUT/samples.csv as they are made."""
     import shlex
     import sys
-
-    import pandas as pd
+    from dataclasses import replace
 
     from saesteer.corpus.parallel import corpus_languages, corpus_texts, get_corpus
     from saesteer.errors import CorpusError, SteeringVectorError
@@ -91,8 +94,11 @@ def language(
     from saesteer.eval.language import (
         accuracy_table,
         check_samples_corpus,
+        decoding_penalty,
         evaluate_language_steering,
+        read_samples,
         result_from_samples,
+        write_samples,
     )
     from saesteer.eval.parallel import corpus_parallel_prompts
     from saesteer.eval.recipes import RecipeVectors, check_index_corpus, parse_recipe
@@ -114,6 +120,7 @@ def language(
     cfg = LanguageEvalConfig(
         languages=tuple(x.strip() for x in languages.split(",") if x.strip()), recipes=specs,
         strengths=_floats(strengths) if strengths else None, n_prompts=n_prompts, max_new_tokens=max_new_tokens,
+        repetition_penalty=repetition_penalty,
         fluency_budget=fluency_budget, max_repetitive_share=max_repetitive, refine=refine,
         batch_size=max(n_prompts, LanguageEvalConfig.batch_size),  # a cell per batch at least; lockstep cells share
         recipe_major=recipe_major, calibration_prompts=calibration_prompts, corpus=corpus,
@@ -125,8 +132,9 @@ def language(
         check_index_corpus(db_path, corpus, sorted({*cfg.languages, "en", *corpus_languages(corpus)}))
     old = None
     if samples is not None:
-        old = pd.read_csv(samples, keep_default_na=False, na_values=[""])
+        old = read_samples(samples)
         check_samples_corpus(old, prompts, corpus)
+        cfg = replace(cfg, repetition_penalty=decoding_penalty(old))  # the report says how they were made
     on_ray = check_engine(engine) == "ray" and samples is None
     if on_ray:
         require_ray()
@@ -172,7 +180,7 @@ def language(
                                            sae=s)
                 st.done(f"{len(langs)} x {len(langs)} matrix")
     if samples is None:
-        res.samples.to_csv(out / "samples.csv", index=False)
+        write_samples(res.samples, out / "samples.csv")
     res.curves.to_csv(out / "curves.csv", index=False)
     res.windows.to_csv(out / "windows.csv", index=False)
     rep = Report("saesteer: language steering evaluation")

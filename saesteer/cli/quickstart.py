@@ -37,6 +37,8 @@ def quickstart(
     max_docs: Annotated[int | None, typer.Option(help="Documents per language (default: the whole train split).")] = None,
     n_prompts: Annotated[int, typer.Option(help="English prompts in the side-by-side view.")] = _D.n_prompts,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per continuation.")] = _D.max_new_tokens,
+    repetition_penalty: Annotated[float, typer.Option(help="Greedy decoding's repetition penalty on the generated tokens "
+                                                      "(1: off; default: the one the recipe's strengths were calibrated with).")] = _D.repetition_penalty,
     eval_prompts: Annotated[int, typer.Option(help="Prompts per cell in the quick evaluation (0: skip).")] = _D.eval_prompts,
     eval_languages: Annotated[int, typer.Option(help="Shown languages the quick evaluation covers (the first N).")] = _D.eval_languages,
     eval_calibration: Annotated[int, typer.Option(help="Unsteered continuations the quick evaluation calibrates fluency on.")] = _D.eval_calibration,
@@ -63,6 +65,7 @@ def quickstart(
         languages=tuple(x.strip() for x in languages.split(",")) if languages else None,
         show=tuple(x.strip() for x in show.split(",") if x.strip()), recipe=recipe, strength=strength, top_k=top_k,
         max_docs=max_docs, n_prompts=n_prompts, max_new_tokens=max_new_tokens, eval_prompts=eval_prompts,
+        repetition_penalty=repetition_penalty,
         eval_languages=eval_languages, eval_calibration=eval_calibration, eval_max_new_tokens=eval_max_new_tokens,
         eval_refine=eval_refine, ablation_texts=ablation_texts, n_random=n_random, rebuild=rebuild,
     )

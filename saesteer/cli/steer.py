@@ -261,6 +261,11 @@ def generate(
     sample: Annotated[bool, typer.Option("--sample", help="Sample instead of greedy decoding.")] = False,
     temperature: Annotated[float, typer.Option("--temperature")] = 1.0,
     top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
+    repetition_penalty: Annotated[
+        float | None,
+        typer.Option("--repetition-penalty", help="Repetition penalty on the generated tokens (CTRL; 1: off; default: "
+                     "the decoding the vector's default strength was calibrated with, else 1)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
     model: Annotated[
@@ -276,7 +281,7 @@ def generate(
 ) -> None:
     """Show steered and unsteered continuations side by side (same prompts, same seeds)."""
     from saesteer.steer.export import load_vector
-    from saesteer.steer.generate import GenerationConfig, side_by_side
+    from saesteer.steer.generate import GenerationConfig, calibrated_penalty, side_by_side
     from saesteer.steer.vector import check_strength
 
     vec = load_vector(vector)
@@ -287,6 +292,7 @@ def generate(
         do_sample=sample,
         temperature=temperature,
         top_p=top_p,
+        repetition_penalty=calibrated_penalty(vec) if repetition_penalty is None else repetition_penalty,
         seed=seed,
         batch_size=batch_size,
     )
@@ -308,12 +314,15 @@ def generate(
                 "strength": s,
                 "model": b.info.id,
                 "backend": b.name,
+                "repetition_penalty": cfg.repetition_penalty,
                 "rows": [r.__dict__ for r in rows],
             }
         )
         return
     table = Table(
-        title=f"{vec.name} at strength {s:g} on {b.info.id} ({b.name}, seed {seed})", show_lines=True
+        title=f"{vec.name} at strength {s:g} on {b.info.id} ({b.name}, seed {seed}"
+              + (f", repetition penalty {cfg.repetition_penalty:g})" if cfg.repetition_penalty != 1 else ")"),
+        show_lines=True
     )
     table.add_column("prompt", style="bold", overflow="fold")
     table.add_column("unsteered", overflow="fold")
@@ -357,6 +366,11 @@ def sweep(
     prompts_file: Annotated[Path | None, typer.Option("--prompts-file", help="One prompt per line.")] = None,
     n_prompts: Annotated[int, typer.Option("--n-prompts")] = 8,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n")] = 30,
+    repetition_penalty: Annotated[
+        float | None,
+        typer.Option("--repetition-penalty", help="Repetition penalty on the generated tokens (CTRL; 1: off; default: "
+                     "the decoding the vector's default strength was calibrated with, else 1)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model (default: the vector's).")] = None,
     sae: Annotated[str | None, typer.Option("--sae", "-s", help="SAE for clamp vectors.")] = None,
@@ -370,7 +384,7 @@ def sweep(
     from saesteer.steer.calibrate import language_accuracy
     from saesteer.steer.calibrate import sweep as run_sweep
     from saesteer.steer.export import load_vector
-    from saesteer.steer.generate import GenerationConfig
+    from saesteer.steer.generate import GenerationConfig, calibrated_penalty
 
     vec = load_vector(vector)
     spec = metric or (
@@ -385,7 +399,8 @@ def sweep(
     from saesteer.steer.vector import check_strength
 
     texts = _prompts(None, prompts_file, n_prompts)
-    cfg = GenerationConfig(max_new_tokens=max_new_tokens, seed=seed)
+    cfg = GenerationConfig(max_new_tokens=max_new_tokens, seed=seed,
+                           repetition_penalty=calibrated_penalty(vec) if repetition_penalty is None else repetition_penalty)
     bounds = None
     if search is not None:
         parts = [check_strength(x, vec, what="--search value") for x in _strength_list(search)]

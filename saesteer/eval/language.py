@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from saesteer.eval.langid import LanguageIdentifier, Py3LangId
-from saesteer.eval.recipes import DEFAULT_RECIPE
+from saesteer.eval.recipes import DECODING_PENALTY, DEFAULT_RECIPE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,6 +70,9 @@ class LanguageEvalConfig:
     n_prompts: int = 12
     calibration_prompts: int = 24  # unsteered continuations the fluency ranges are calibrated on (>= n_prompts used)
     max_new_tokens: int = 20
+    # greedy decoding's repetition penalty for every cell, baselines included (1.0: plain greedy); the default
+    # is the decoding the recipes' calibrated strengths were measured with
+    repetition_penalty: float = DECODING_PENALTY
     fluency_budget: float = 3.0  # median perplexity <= budget x the unsteered median
     max_repetitive_share: float = 0.25  # share of continuations allowed outside the unsteered repetition range
     repetition_quantile: float = 0.0  # the unsteered range: [q, 1-q] quantiles (0: min/max)
@@ -174,8 +177,9 @@ def evaluate_language_steering(
     texts = [p.prompt for p in items]
     calib = every[: max(cfg.calibration_prompts, cfg.n_prompts)]
     recipes = [parse_recipe(r) for r in cfg.recipes]
-    gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=cfg.batch_size)
-    done = _read_samples(samples_path, len(items), len(calib))
+    gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=cfg.batch_size,
+                            repetition_penalty=cfg.repetition_penalty)
+    done = _read_samples(samples_path, len(items), len(calib), cfg.repetition_penalty)
 
     def say(msg: str) -> None:
         if progress is not None:
@@ -198,11 +202,11 @@ def evaluate_language_steering(
                          "correct": float(pred == lang), "ppl": p, "ppl_prompted": pp, "n_tokens": len(g.token_ids),
                          "distinct": rep.distinct, "repeat": rep.repeat,
                          "chrf": chrf(g.text, ref) if ref is not None else float("nan"),
-                         "ids": " ".join(map(str, g.token_ids))})
+                         "ids": " ".join(map(str, g.token_ids)), "repetition_penalty": cfg.repetition_penalty})
         df = pd.DataFrame(rows)
         if samples_path is not None:
             samples_path.parent.mkdir(parents=True, exist_ok=True)
-            df.to_csv(samples_path, mode="a", header=not samples_path.exists(), index=False)
+            write_samples(df, samples_path, append=True)
         done[key] = df
         return df
 
@@ -293,13 +297,38 @@ def _ids(x: Any) -> list[int]:
     return [int(t) for t in x.split()] if isinstance(x, str) else []
 
 
-def _read_samples(path: Path | None, n: int, n_unsteered: int) -> dict[tuple[str, str, float], pd.DataFrame]:
-    """The cells an earlier run of the same settings already wrote to ``path`` (complete cells only)."""
-    if path is None or not path.exists():
-        return {}
+def write_samples(df: pd.DataFrame, path: Path, *, append: bool = False) -> None:
+    """Write (or append) continuations to a ``samples.csv``: every text field quoted, so a continuation holding
+    a carriage return or another line break stays one row for any CSV reader."""
+    import csv
+
+    df.to_csv(path, mode="a" if append else "w", header=not (append and path.exists()), index=False,
+              quoting=csv.QUOTE_NONNUMERIC)
+
+
+def read_samples(path: str | Path) -> pd.DataFrame:
+    """A ``samples.csv`` as written by :func:`write_samples` (also an older one, whose fields were quoted only
+    where they held a newline: records end at a newline, a bare carriage return is text)."""
     import pandas as pd
 
-    df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"ids": str, "text": str})
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"ids": str, "text": str},
+                       lineterminator="\n")
+
+
+def _read_samples(path: Path | None, n: int, n_unsteered: int,
+                  repetition_penalty: float = 1.0) -> dict[tuple[str, str, float], pd.DataFrame]:
+    """The cells an earlier run of the same settings already wrote to ``path`` (complete cells only; a
+    samples table made with another repetition penalty is refused: its cells would mix two decodings)."""
+    if path is None or not path.exists():
+        return {}
+
+    df = read_samples(path)
+    made_with = decoding_penalty(df)
+    if made_with != repetition_penalty:
+        from saesteer.errors import CorpusError
+
+        raise CorpusError(f"{path} was made with --repetition-penalty {made_with:g}, not {repetition_penalty:g}: "
+                          "use another --out (or the same penalty)")
     df["ids"] = df["ids"].fillna("")
     df["text"] = df["text"].fillna("")
     out = {}
@@ -308,6 +337,19 @@ def _read_samples(path: Path | None, n: int, n_unsteered: int) -> dict[tuple[str
             out[(str(lang), str(method), _key(float(s)))] = grp.reset_index(drop=True)
     log.info("resuming: %d cells read from %s", len(out), path)
     return out
+
+
+def decoding_penalty(samples: pd.DataFrame) -> float:
+    """The repetition penalty a samples table was generated with (1.0 for tables older than the option);
+    one-line error when its cells mix several."""
+    if "repetition_penalty" not in samples.columns:
+        return 1.0
+    vals = {1.0 if v != v else float(v) for v in samples["repetition_penalty"]}  # NaN: rows of an older run
+    if len(vals) > 1:
+        from saesteer.errors import CorpusError
+
+        raise CorpusError(f"the samples mix repetition penalties {sorted(vals)}: one table per decoding")
+    return vals.pop() if vals else 1.0
 
 
 def result_from_samples(samples: pd.DataFrame, cfg: LanguageEvalConfig = LanguageEvalConfig()) -> LanguageEvalResult:
@@ -528,16 +570,22 @@ def accuracy_table(win: pd.DataFrame) -> pd.DataFrame:
 
 def targets_table(win: pd.DataFrame, target: float = 0.8) -> pd.DataFrame:
     """Per method: languages reaching ``target`` accuracy at fluency, windows of at least 2x, mean chrF,
-    chosen points at the edge of the strengths tried."""
+    chosen points at the edge of the strengths tried, and (where DiffMean was measured) ``all_targets``: the
+    languages meeting all three per-language targets at once (accuracy >= ``target`` while fluent, a window
+    of at least 2x, chrF at the chosen point not below calibrated DiffMean's)."""
     import pandas as pd
 
+    dm = win[win["method"] == "diffmean"].set_index("language")["chrf"] if (win["method"] == "diffmean").any() else None
     rows = []
     for method, g in win.groupby("method", sort=False):
+        ok = (g["accuracy"] >= target) & g["fluent"] & (g["window"] >= 2 * (1 - 1e-4))
+        extra = ({} if dm is None else
+                 {"all_targets": int((ok & (g["chrf"].to_numpy() >= g["language"].map(dm).to_numpy())).sum())})
         rows.append({"method": method, "languages": len(g),
                      "accuracy>=target_fluent": int(((g["accuracy"] >= target) & g["fluent"]).sum()),
                      "mean_accuracy": float(g["accuracy"].mean()),
                      # strengths are kept to 6 significant digits (_key): a 2x window can read 1.99999
                      "window>=2x": int((g["window"] >= 2 * (1 - 1e-4)).sum()),
                      "median_window": float(g["window"].median()) if g["window"].notna().any() else float("nan"),
-                     "mean_chrf": float(g["chrf"].mean()), "chosen_at_edge": int(g["at_edge"].sum())})
+                     "mean_chrf": float(g["chrf"].mean()), "chosen_at_edge": int(g["at_edge"].sum()), **extra})
     return pd.DataFrame(rows)

@@ -32,9 +32,14 @@ def add_evaluation(rep: Report, ev: LanguageEvalResult, *, command: str | None =
     w = every[every["method"].isin(main)]
     n = int(w["n"].max()) if len(w) else 0
     primary = "native (per target language)" if ev.reference == "native" else "English"
+    from saesteer.eval.language import decoding_penalty
+
+    penalty = decoding_penalty(ev.samples)
+    decoding = ("greedy decoding" if penalty == 1.0 else
+                f"greedy decoding with repetition penalty {penalty:g} on the generated tokens (every cell, baselines included)")
     rep.heading("Language steering at fluency")
     rep.text(
-        f"{n} prompts per cell, greedy decoding: the first half of held-out English sentence i of the {corpus} "
+        f"{n} prompts per cell, {decoding}: the first half of held-out English sentence i of the {corpus} "
         "parallel corpus (a plain prompt list has no chrF). Fluent = median perplexity within the budget and "
         "few continuations outside the unsteered repetition range; perplexity is that of the continuation on "
         "its own (after BOS) under the unsteered model, repetition is measured on its tokens (distinct-token "
@@ -68,7 +73,9 @@ def add_evaluation(rep: Report, ev: LanguageEvalResult, *, command: str | None =
         rep.table(targets_table(by_ref[by_ref["method"].isin(main)]),
                   caption=f"per method, fluent by the {name} reference{' (primary)' if ref == ev.reference else ''}: "
                   "languages at accuracy >= 0.8 while fluent, windows >= 2x, mean chrF, chosen points at the edge "
-                  "of the strengths tried", floatfmt=".3g")
+                  "of the strengths tried; all_targets: languages meeting the three per-language targets at once "
+                  "(accuracy >= 0.8 while fluent, window >= 2x, chrF not below calibrated DiffMean's)",
+                  floatfmt=".3g")
     if ev.native:
         rep.table(native_baselines(ev), caption="the unsteered baselines fluency is calibrated on (en: the English "
                   "prompts; native: each language's own prompts): median perplexity, its limit, the repetition "

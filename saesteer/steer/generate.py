@@ -36,13 +36,16 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """Decoding settings. ``min_new_tokens`` suppresses EOS until reached (used by the benchmark)."""
+    """Decoding settings. ``min_new_tokens`` suppresses EOS until reached (used by the benchmark);
+    ``repetition_penalty`` (CTRL, Keskar et al. 2019; 1.0: off) divides the positive logits (multiplies the
+    negative ones) of every token the continuation already produced (the prompt's tokens are not penalised)."""
 
     max_new_tokens: int = 40
     min_new_tokens: int = 0
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
+    repetition_penalty: float = 1.0
     seed: int = 0
     batch_size: int = 8
 
@@ -57,11 +60,12 @@ class GenerationConfig:
             "min_new_tokens": 0 <= self.min_new_tokens,
             "temperature": math.isfinite(self.temperature) and self.temperature > 0,
             "top_p": 0 < self.top_p <= 1,
+            "repetition_penalty": math.isfinite(self.repetition_penalty) and self.repetition_penalty >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             want = {"batch_size": ">= 1", "max_new_tokens": ">= 1", "min_new_tokens": ">= 0",
-                    "temperature": "> 0", "top_p": "in (0, 1]"}
+                    "temperature": "> 0", "top_p": "in (0, 1]", "repetition_penalty": ">= 1 (1: off)"}
             raise SaesteerError(
                 "invalid generation setting(s): "
                 + ", ".join(f"{k.replace('_', '-')}={getattr(self, k)!r} (must be {want[k]})" for k in bad)
@@ -163,6 +167,26 @@ def _same_steer(a: Steer, b: Steer) -> bool:
     return va is vb and sa == sb
 
 
+def calibrated_penalty(vec: Any) -> float:
+    """The repetition penalty ``vec``'s default strength was calibrated with (its provenance
+    ``repetition_penalty``, written by the recipes of :mod:`saesteer.eval.recipes`); 1.0 (off) otherwise."""
+    try:
+        return float(vec.provenance.get("repetition_penalty", 1.0))
+    except (TypeError, ValueError, AttributeError):
+        return 1.0
+
+
+def penalize_repeats(logits: torch.Tensor, generated: torch.Tensor | None, penalty: float) -> torch.Tensor:
+    """``logits: [batch, vocab]`` with the CTRL repetition penalty applied to the tokens of ``generated:
+    [batch, steps]`` (the continuation so far): positive logits divided by ``penalty``, negative ones
+    multiplied (what transformers' ``RepetitionPenaltyLogitsProcessor`` does past ``prompt_ignore_length``)."""
+    if penalty == 1.0 or generated is None or generated.shape[1] == 0:
+        return logits
+    seen = torch.gather(logits, 1, generated)
+    seen = torch.where(seen < 0, seen * penalty, seen / penalty)
+    return logits.scatter(1, generated, seen)
+
+
 def sample_next(logits: torch.Tensor, cfg: GenerationConfig) -> torch.Tensor:
     """Pick the next token from ``logits: [batch, vocab]`` (greedy, or temperature + top-p sampling)."""
     if not cfg.do_sample:
@@ -234,8 +258,6 @@ class HFBackend:
             kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
-        if steer is not None:
-            kwargs["logits_processor"] = _finite_logits_processor(steer)
         ids = [self.prompt_ids(p) for p in prompts]
         order = length_order([len(x) for x in ids])
         out: list[Generation | None] = [None] * len(prompts)
@@ -246,6 +268,7 @@ class HFBackend:
                 tokens, mask = pad_batch([ids[i] for i in rows], int(tok.pad_token_id), side="left")
                 rows_plan.select(handle, rows)
                 torch.manual_seed(cfg.seed + bi)
+                kwargs["logits_processor"] = _logits_processors(steer, cfg.repetition_penalty, tokens.shape[1])
                 seq = self.model.generate(
                     input_ids=tokens.to(self.model.device), attention_mask=mask.to(self.model.device), **kwargs
                 )
@@ -348,6 +371,8 @@ class TLBackend:
                 check_finite_output(nxt_logits, steer)
             if self.eos is not None and step < cfg.min_new_tokens:
                 nxt_logits[:, self.eos] = float("-inf")
+            if cfg.repetition_penalty != 1.0 and steps:
+                nxt_logits = penalize_repeats(nxt_logits, torch.stack(steps, dim=1), cfg.repetition_penalty)
             nxt = sample_next(nxt_logits, cfg)
             nxt = torch.where(finished, torch.full_like(nxt, self.pad), nxt)
             steps.append(nxt)
@@ -373,17 +398,21 @@ class TLBackend:
         )
 
 
-def _finite_logits_processor(steer: Steer | Sequence[Steer]) -> Any:
-    """A transformers ``LogitsProcessorList`` that stops generation with a clear error when steering
-    turned the logits non-finite (instead of decoding NaNs into empty continuations)."""
-    from transformers import LogitsProcessor, LogitsProcessorList
+def _logits_processors(steer: Steer | Sequence[Steer] | None, penalty: float, prompt_width: int) -> Any:
+    """A transformers ``LogitsProcessorList``: one that stops generation with a clear error when steering
+    turned the logits non-finite (instead of decoding NaNs into empty continuations), and the repetition
+    penalty on the generated tokens only (the left-padded prompts all end at ``prompt_width``)."""
+    from transformers import LogitsProcessor, LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
     class FiniteLogits(LogitsProcessor):  # type: ignore[misc]
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
             check_finite_output(scores, steer)
             return scores
 
-    return LogitsProcessorList([FiniteLogits()])
+    procs: list[Any] = [FiniteLogits()] if steer is not None else []
+    if penalty != 1.0:
+        procs.append(RepetitionPenaltyLogitsProcessor(float(penalty), prompt_ignore_length=prompt_width))
+    return LogitsProcessorList(procs)
 
 
 def side_by_side(
