@@ -80,8 +80,9 @@ def test_search_refines_until_fluency_breaks_and_reports_the_window():
     assert noisy.strengths == pytest.approx([0.02, 0.04, 0.08, 0.16, 0.32, 0.64])
     assert noisy.weakest_on_target is not None and noisy.weakest_on_target.strength == pytest.approx(0.16)
     assert noisy.strongest_fluent is not None and noisy.strongest_fluent.strength == pytest.approx(0.16)
+    # patience 0: the first broken strength ends the coarse search (then one step below the chosen start)
     assert search_strength(lambda s: Probe(s, 0.0, s < 0.03), start=0.02, cap=2.0, refine=0, refine_target=0,
-                           patience=0).strengths == pytest.approx([0.02, 0.04])
+                           patience=0).strengths == pytest.approx([0.01, 0.02, 0.04])
     # never broken: stops at the cap, and the chosen point is at the edge of what was tried
     capped = search_strength(lambda s: Probe(s, 1.0 if s >= 1 else 0.0, True), start=0.25, cap=2.0, refine=2)
     assert capped.capped and capped.strengths == pytest.approx([0.25, 0.5, math.sqrt(0.5), 1.0, 2.0], rel=1e-5)
@@ -90,8 +91,14 @@ def test_search_refines_until_fluency_breaks_and_reports_the_window():
     assert at_top.chosen is not None and at_top.chosen.strength == 1.0 and at_top.chosen_at_edge
     # broken from the start: the search goes down
     down = search_strength(lambda s: Probe(s, 0.0, s < 0.01), start=0.02, cap=2.0, refine=0, refine_target=0)
-    assert down.strengths == pytest.approx([0.005, 0.01, 0.02])
-    assert math.isnan(down.window)
+    # ... and below its chosen point (0.005, the only fluent strength), which is bracketed from below too
+    assert down.strengths == pytest.approx([0.0025, 0.005, 0.01, 0.02])
+    assert math.isnan(down.window) and down.chosen == Probe(0.005, 0.0, True) and not down.chosen_at_edge
+    # fluent at the start, never on target, broken above: stepped below the start (was: chosen at the edge)
+    flat = search_strength(lambda s: Probe(s, 0.25 if s >= 0.03 else 0.0, s < 0.05), start=0.03, cap=2.0,
+                           refine=0, refine_target=0)
+    assert flat.strengths == pytest.approx([0.015, 0.03, 0.06, 0.12])
+    assert flat.chosen == Probe(0.03, 0.25, True) and not flat.chosen_at_edge
     with pytest.raises(SteeringVectorError):
         search_strength(evaluate, start=0.0, cap=1.0)
 

@@ -261,7 +261,10 @@ def search_strength(
        the weakest strength on target is measured, not assumed to be where the search happened to start;
     3. ``refine`` bisections (geometric midpoints) between the strongest fluent and the first broken strength;
     4. ``refine_target`` bisections between the weakest fluent strength reaching ``target`` and the strongest
-       strength below it.
+       strength below it;
+    5. while the chosen point (:attr:`StrengthSearch.chosen`) is the weakest strength tried (a method that
+       never reaches the target and breaks above its start), down by ``factor`` (up to ``max_down`` times), so
+       it is bracketed on both sides.
 
     ``evaluate(strength)`` runs the vector at that strength; each strength is evaluated once.
     """
@@ -325,4 +328,9 @@ def search_strength(
         if float(f"{mid:.6g}") in seen:
             break
         probe(mid)
+    for _ in range(max_down):
+        res = StrengthSearch(tuple(ordered()), target, capped)
+        if res.chosen is None or res.chosen.strength != res.probes[0].strength:
+            break
+        probe(res.chosen.strength / factor)  # the chosen point is the weakest tried: bracket it from below too
     return StrengthSearch(tuple(ordered()), target, capped)
