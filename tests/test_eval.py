@@ -239,7 +239,7 @@ def test_samples_with_carriage_returns_stay_one_row_each(tmp_path):
     for tables written now (every text quoted) and for older ones (quoted only around newlines)."""
     import pandas as pd
 
-    from saesteer.eval.language import read_samples, write_samples
+    from saesteer.eval.samples import read_samples, write_samples
 
     df = pd.DataFrame({"language": ["pl", "pl", "fr"], "method": ["diffmean"] * 3, "strength": [0.48] * 3,
                        "text": ["a\rb", "x\u2028y\nz", ""], "ids": ["1 2", "7", ""], "ppl": [3.5, 4.0, float("nan")]})

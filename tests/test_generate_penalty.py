@@ -89,14 +89,14 @@ def test_a_bad_penalty_is_one_line(bad):
 
 
 def test_samples_made_with_another_penalty_are_not_mixed(tmp_path):
-    from saesteer.eval.language import _read_samples, decoding_penalty
+    from saesteer.eval.samples import decoding_penalty, read_cells
 
     row = {"language": "none", "method": "unsteered", "strength": 0.0, "ids": "1 2", "text": "x"}
     path = tmp_path / "samples.csv"
     pd.DataFrame([{**row, "repetition_penalty": 1.3}]).to_csv(path, index=False)
-    assert len(_read_samples(path, 1, 1, 1.3)) == 1
+    assert len(read_cells(path, 1, 1, 1.3)) == 1
     with pytest.raises(CorpusError, match=r"repetition-penalty 1\.3, not 1"):
-        _read_samples(path, 1, 1, 1.0)
+        read_cells(path, 1, 1, 1.0)
     old = pd.DataFrame([row])  # a table from before the option: plain greedy
     assert decoding_penalty(old) == 1.0
     with pytest.raises(CorpusError, match="mix repetition penalties"):

@@ -91,18 +91,11 @@ def language(
     from saesteer.corpus.parallel import corpus_languages, corpus_texts, get_corpus
     from saesteer.errors import CorpusError, SteeringVectorError
     from saesteer.eval.ablation import ablation_matrix, feature_ablation
-    from saesteer.eval.language import (
-        accuracy_table,
-        check_samples_corpus,
-        decoding_penalty,
-        evaluate_language_steering,
-        read_samples,
-        result_from_samples,
-        write_samples,
-    )
+    from saesteer.eval.language import accuracy_table, evaluate_language_steering, result_from_samples
     from saesteer.eval.parallel import corpus_parallel_prompts
     from saesteer.eval.recipes import RecipeVectors, check_index_corpus, parse_recipe
     from saesteer.eval.report import Report
+    from saesteer.eval.samples import check_samples_corpus, decoding_penalty, read_samples, write_samples
     from saesteer.eval.summary import add_ablation, add_evaluation
     from saesteer.models import load_model
     from saesteer.saes import load_sae

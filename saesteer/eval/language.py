@@ -41,6 +41,8 @@ import numpy as np
 
 from saesteer.eval.langid import LanguageIdentifier, Py3LangId
 from saesteer.eval.recipes import DECODING_PENALTY, DEFAULT_RECIPE
+from saesteer.eval.samples import BASELINE_METHODS, read_cells, write_samples
+from saesteer.eval.samples import cell_key as _key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,7 +58,6 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 RECIPES = (DEFAULT_RECIPE, "diffmean", "prompting")
 REFERENCES = ("native", "english")  # what a steered cell's fluency is judged against
-BASELINE_METHODS = ("unsteered", "native")  # the unsteered cells fluency is calibrated on
 
 
 @dataclass(frozen=True)
@@ -142,10 +143,6 @@ def _as_parallel(prompts: Sequence[str | ParallelPrompt]) -> list[ParallelPrompt
     return [p if isinstance(p, ParallelPrompt) else ParallelPrompt(i, p, {}) for i, p in enumerate(prompts)]
 
 
-def _key(s: float) -> float:
-    return float(f"{s:.6g}")
-
-
 def evaluate_language_steering(
     model: HookedTransformer,
     backend: Backend,
@@ -179,7 +176,7 @@ def evaluate_language_steering(
     recipes = [parse_recipe(r) for r in cfg.recipes]
     gcfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=cfg.batch_size,
                             repetition_penalty=cfg.repetition_penalty)
-    done = _read_samples(samples_path, len(items), len(calib), cfg.repetition_penalty)
+    done = read_cells(samples_path, len(items), len(calib), cfg.repetition_penalty)
 
     def say(msg: str) -> None:
         if progress is not None:
@@ -297,61 +294,6 @@ def _ids(x: Any) -> list[int]:
     return [int(t) for t in x.split()] if isinstance(x, str) else []
 
 
-def write_samples(df: pd.DataFrame, path: Path, *, append: bool = False) -> None:
-    """Write (or append) continuations to a ``samples.csv``: every text field quoted, so a continuation holding
-    a carriage return or another line break stays one row for any CSV reader."""
-    import csv
-
-    df.to_csv(path, mode="a" if append else "w", header=not (append and path.exists()), index=False,
-              quoting=csv.QUOTE_NONNUMERIC)
-
-
-def read_samples(path: str | Path) -> pd.DataFrame:
-    """A ``samples.csv`` as written by :func:`write_samples` (also an older one, whose fields were quoted only
-    where they held a newline: records end at a newline, a bare carriage return is text)."""
-    import pandas as pd
-
-    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"ids": str, "text": str},
-                       lineterminator="\n")
-
-
-def _read_samples(path: Path | None, n: int, n_unsteered: int,
-                  repetition_penalty: float = 1.0) -> dict[tuple[str, str, float], pd.DataFrame]:
-    """The cells an earlier run of the same settings already wrote to ``path`` (complete cells only; a
-    samples table made with another repetition penalty is refused: its cells would mix two decodings)."""
-    if path is None or not path.exists():
-        return {}
-
-    df = read_samples(path)
-    made_with = decoding_penalty(df)
-    if made_with != repetition_penalty:
-        from saesteer.errors import CorpusError
-
-        raise CorpusError(f"{path} was made with --repetition-penalty {made_with:g}, not {repetition_penalty:g}: "
-                          "use another --out (or the same penalty)")
-    df["ids"] = df["ids"].fillna("")
-    df["text"] = df["text"].fillna("")
-    out = {}
-    for (lang, method, s), grp in df.groupby(["language", "method", "strength"], sort=False):
-        if len(grp) == (n_unsteered if method in BASELINE_METHODS else n):
-            out[(str(lang), str(method), _key(float(s)))] = grp.reset_index(drop=True)
-    log.info("resuming: %d cells read from %s", len(out), path)
-    return out
-
-
-def decoding_penalty(samples: pd.DataFrame) -> float:
-    """The repetition penalty a samples table was generated with (1.0 for tables older than the option);
-    one-line error when its cells mix several."""
-    if "repetition_penalty" not in samples.columns:
-        return 1.0
-    vals = {1.0 if v != v else float(v) for v in samples["repetition_penalty"]}  # NaN: rows of an older run
-    if len(vals) > 1:
-        from saesteer.errors import CorpusError
-
-        raise CorpusError(f"the samples mix repetition penalties {sorted(vals)}: one table per decoding")
-    return vals.pop() if vals else 1.0
-
-
 def result_from_samples(samples: pd.DataFrame, cfg: LanguageEvalConfig = LanguageEvalConfig()) -> LanguageEvalResult:
     """Summarise the continuations of a run (also an earlier run's ``samples.csv``: other fluency settings,
     no generation). English fluency is calibrated on the ``unsteered`` cell, each target language's native
@@ -386,20 +328,6 @@ def result_from_samples(samples: pd.DataFrame, cfg: LanguageEvalConfig = Languag
                     "english": windows(curves, target, fluent="fluent_en")}
     return LanguageEvalResult(curves, windows(curves, target), samples, criteria, baseline, natives, reference,
                               by_reference)
-
-
-def check_samples_corpus(samples: pd.DataFrame, prompts: Sequence[ParallelPrompt], corpus: str) -> None:
-    """Refuse a samples table whose unsteered prompts are not ``prompts`` (the corpus's held-out prompts):
-    re-summarising it under another corpus's name would mislabel the report."""
-    from saesteer.errors import CorpusError
-
-    if "prompt" not in samples.columns:
-        return
-    got = samples.loc[samples["method"] == "unsteered", "prompt"].fillna("").astype(str).tolist()
-    want = [p.prompt for p in prompts[: len(got)]]
-    if got != want:
-        raise CorpusError(f"the samples' prompts are not the held-out prompts of the {corpus} corpus; "
-                          "pass the --corpus they were made with")
 
 
 def native_baselines(res: LanguageEvalResult) -> pd.DataFrame:

@@ -32,7 +32,7 @@ def add_evaluation(rep: Report, ev: LanguageEvalResult, *, command: str | None =
     w = every[every["method"].isin(main)]
     n = int(w["n"].max()) if len(w) else 0
     primary = "native (per target language)" if ev.reference == "native" else "English"
-    from saesteer.eval.language import decoding_penalty
+    from saesteer.eval.samples import decoding_penalty
 
     penalty = decoding_penalty(ev.samples)
     decoding = ("greedy decoding" if penalty == 1.0 else
