@@ -201,7 +201,7 @@ def run_quickstart(
         st.done(f"{len(vectors)} vectors ({recipe.name}), typical norm {factory.norm:.1f}")
 
     # the evaluation's own prompts (first halves of held-out English sentences): the strengths were calibrated
-    # on them; other prompt styles can loop at the same strength (docs/results/language_eval)
+    # on them (docs/results/language_eval)
     prompts = [p.prompt for p in bundled_parallel_prompts()[: cfg.n_prompts]]
     n_rows = len(prompts) * (len(show) + 1)
     with stages.stage("side by side", total=n_rows, info=f"{', '.join(show)}: {n_rows} rows in one batch") as st:

@@ -86,7 +86,6 @@ def language(
     DiffMean, prompting). Resumable: continuations are appended to OUT/samples.csv as they are made."""
     import shlex
     import sys
-    from dataclasses import replace
 
     from saesteer.corpus.parallel import corpus_languages, corpus_texts, get_corpus
     from saesteer.errors import CorpusError, SteeringVectorError
@@ -127,7 +126,7 @@ def language(
     if samples is not None:
         old = read_samples(samples)
         check_samples_corpus(old, prompts, corpus)
-        cfg = replace(cfg, repetition_penalty=decoding_penalty(old))  # the report says how they were made
+        decoding_penalty(old)  # a table mixing two decodings is refused before anything is written
     on_ray = check_engine(engine) == "ray" and samples is None
     if on_ray:
         require_ray()

@@ -45,6 +45,12 @@ SkipCheckOpt = Annotated[
     ),
 ]
 
+PenaltyOpt = Annotated[
+    float | None,
+    typer.Option("--repetition-penalty", help="Repetition penalty on the generated tokens (CTRL; 1: off; default: "
+                 "the decoding the vector's default strength was calibrated with, else 1)."),
+]
+
 
 def _strength_list(text: str) -> list[float]:
     from saesteer.errors import SteeringVectorError
@@ -261,11 +267,7 @@ def generate(
     sample: Annotated[bool, typer.Option("--sample", help="Sample instead of greedy decoding.")] = False,
     temperature: Annotated[float, typer.Option("--temperature")] = 1.0,
     top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
-    repetition_penalty: Annotated[
-        float | None,
-        typer.Option("--repetition-penalty", help="Repetition penalty on the generated tokens (CTRL; 1: off; default: "
-                     "the decoding the vector's default strength was calibrated with, else 1)."),
-    ] = None,
+    repetition_penalty: PenaltyOpt = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
     model: Annotated[
@@ -292,7 +294,7 @@ def generate(
         do_sample=sample,
         temperature=temperature,
         top_p=top_p,
-        repetition_penalty=calibrated_penalty(vec) if repetition_penalty is None else repetition_penalty,
+        repetition_penalty=calibrated_penalty(vec, repetition_penalty),
         seed=seed,
         batch_size=batch_size,
     )
@@ -366,11 +368,7 @@ def sweep(
     prompts_file: Annotated[Path | None, typer.Option("--prompts-file", help="One prompt per line.")] = None,
     n_prompts: Annotated[int, typer.Option("--n-prompts")] = 8,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n")] = 30,
-    repetition_penalty: Annotated[
-        float | None,
-        typer.Option("--repetition-penalty", help="Repetition penalty on the generated tokens (CTRL; 1: off; default: "
-                     "the decoding the vector's default strength was calibrated with, else 1)."),
-    ] = None,
+    repetition_penalty: PenaltyOpt = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model (default: the vector's).")] = None,
     sae: Annotated[str | None, typer.Option("--sae", "-s", help="SAE for clamp vectors.")] = None,
@@ -400,7 +398,7 @@ def sweep(
 
     texts = _prompts(None, prompts_file, n_prompts)
     cfg = GenerationConfig(max_new_tokens=max_new_tokens, seed=seed,
-                           repetition_penalty=calibrated_penalty(vec) if repetition_penalty is None else repetition_penalty)
+                           repetition_penalty=calibrated_penalty(vec, repetition_penalty))
     bounds = None
     if search is not None:
         parts = [check_strength(x, vec, what="--search value") for x in _strength_list(search)]

@@ -506,14 +506,14 @@ def targets_table(win: pd.DataFrame, target: float = 0.8) -> pd.DataFrame:
     dm = win[win["method"] == "diffmean"].set_index("language")["chrf"] if (win["method"] == "diffmean").any() else None
     rows = []
     for method, g in win.groupby("method", sort=False):
-        ok = (g["accuracy"] >= target) & g["fluent"] & (g["window"] >= 2 * (1 - 1e-4))
+        on = (g["accuracy"] >= target) & g["fluent"]
+        wide = g["window"] >= 2 * (1 - 1e-4)  # strengths keep 6 significant digits (_key): 2x can read 1.99999
         extra = ({} if dm is None else
-                 {"all_targets": int((ok & (g["chrf"].to_numpy() >= g["language"].map(dm).to_numpy())).sum())})
+                 {"all_targets": int((on & wide & (g["chrf"] >= g["language"].map(dm))).sum())})
         rows.append({"method": method, "languages": len(g),
-                     "accuracy>=target_fluent": int(((g["accuracy"] >= target) & g["fluent"]).sum()),
+                     "accuracy>=target_fluent": int(on.sum()),
                      "mean_accuracy": float(g["accuracy"].mean()),
-                     # strengths are kept to 6 significant digits (_key): a 2x window can read 1.99999
-                     "window>=2x": int((g["window"] >= 2 * (1 - 1e-4)).sum()),
+                     "window>=2x": int(wide.sum()),
                      "median_window": float(g["window"].median()) if g["window"].notna().any() else float("nan"),
                      "mean_chrf": float(g["chrf"].mean()), "chosen_at_edge": int(g["at_edge"].sum()), **extra})
     return pd.DataFrame(rows)

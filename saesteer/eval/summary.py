@@ -26,14 +26,13 @@ def add_evaluation(rep: Report, ev: LanguageEvalResult, *, command: str | None =
     languages every method was measured on. ``corpus``: the shipped parallel corpus the prompts came from."""
     from saesteer.eval.language import method_table, native_baselines, targets_table
     from saesteer.eval.plots import accuracy_vs_strength, fluency_vs_accuracy
+    from saesteer.eval.samples import decoding_penalty
 
     crit, every = ev.criteria, ev.windows
     main = [m for m in (main or list(dict.fromkeys(every["method"]))) if m in set(every["method"])]
     w = every[every["method"].isin(main)]
     n = int(w["n"].max()) if len(w) else 0
     primary = "native (per target language)" if ev.reference == "native" else "English"
-    from saesteer.eval.samples import decoding_penalty
-
     penalty = decoding_penalty(ev.samples)
     decoding = ("greedy decoding" if penalty == 1.0 else
                 f"greedy decoding with repetition penalty {penalty:g} on the generated tokens (every cell, baselines included)")

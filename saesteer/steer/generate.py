@@ -167,9 +167,12 @@ def _same_steer(a: Steer, b: Steer) -> bool:
     return va is vb and sa == sb
 
 
-def calibrated_penalty(vec: Any) -> float:
-    """The repetition penalty ``vec``'s default strength was calibrated with (its provenance
-    ``repetition_penalty``, written by the recipes of :mod:`saesteer.eval.recipes`); 1.0 (off) otherwise."""
+def calibrated_penalty(vec: Any, given: float | None = None) -> float:
+    """``given`` if set, else the repetition penalty ``vec``'s default strength was calibrated with (its
+    provenance ``repetition_penalty``, written by the recipes of :mod:`saesteer.eval.recipes`); 1.0 (off)
+    otherwise."""
+    if given is not None:
+        return given
     try:
         return float(vec.provenance.get("repetition_penalty", 1.0))
     except (TypeError, ValueError, AttributeError):
@@ -179,12 +182,12 @@ def calibrated_penalty(vec: Any) -> float:
 def penalize_repeats(logits: torch.Tensor, generated: torch.Tensor | None, penalty: float) -> torch.Tensor:
     """``logits: [batch, vocab]`` with the CTRL repetition penalty applied to the tokens of ``generated:
     [batch, steps]`` (the continuation so far): positive logits divided by ``penalty``, negative ones
-    multiplied (what transformers' ``RepetitionPenaltyLogitsProcessor`` does past ``prompt_ignore_length``)."""
+    multiplied, by transformers' ``RepetitionPenaltyLogitsProcessor`` (the one the HF backend uses)."""
     if penalty == 1.0 or generated is None or generated.shape[1] == 0:
         return logits
-    seen = torch.gather(logits, 1, generated)
-    seen = torch.where(seen < 0, seen * penalty, seen / penalty)
-    return logits.scatter(1, generated, seen)
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    return RepetitionPenaltyLogitsProcessor(float(penalty))(generated, logits)  # type: ignore[no-any-return]
 
 
 def sample_next(logits: torch.Tensor, cfg: GenerationConfig) -> torch.Tensor:
